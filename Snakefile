@@ -1,0 +1,28 @@
+# cueprobe: eGeMAPS concept tokens -> token interventions -> ALM predictions -> statistics.
+# The stages, in pipeline order, are the included rule files.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    corpus=corpus_constraint(),
+    model=model_constraint(),
+
+
+include: "workflow/rules/corpus.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

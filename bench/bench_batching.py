@@ -1,0 +1,132 @@
+"""Throughput of the ``transformers`` backend at batch size 1 versus batch size 16.
+
+Builds tiny random-weight models of the real architectures (``tests/tiny_models.py``),
+answers the same requests one at a time and 16 at a time, and prints requests per second
+and their ratio (goal: >= 4x on CPU). Runs unchanged on a GPU: the device is ``cuda`` when
+``torch.cuda.is_available()``, else ``cpu``.
+
+Usage::
+
+    python bench/bench_batching.py [--arch qwen2_audio] [--n-requests 48] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
+
+import tiny_models  # noqa: E402
+
+from cueprobe.backends.base import Request  # noqa: E402
+from cueprobe.backends.hf import TransformersBackend  # noqa: E402
+
+BUILDERS = {
+    "qwen2_audio": tiny_models.build_tiny_qwen2_audio,
+    "qwen2_5_omni": tiny_models.build_tiny_qwen2_5_omni_thinker,
+    "audio_flamingo_3": tiny_models.build_tiny_audio_flamingo_3,
+}
+PROMPT = "What is the emotion of the speaker? Answer with one word."
+TOKEN_BLOCK = " Acoustic cues: pitch high, loudness low, speech rate fast."
+
+
+def make_requests(folder: Path, n: int, seed: int = 0) -> list[Request]:
+    """``n`` requests on 16 kHz WAVs of 1-3 s, half of them with a token block."""
+    rng = np.random.default_rng(seed)
+    requests = []
+    for i in range(n):
+        seconds = rng.uniform(1.0, 3.0)
+        t = np.arange(int(seconds * 16000)) / 16000
+        signal = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t)
+        signal += rng.normal(0.0, 0.02, t.size)
+        path = folder / f"utt{i:03d}.wav"
+        soundfile.write(path, (signal * 32767).astype(np.int16), 16000, subtype="PCM_16")
+        prompt = PROMPT + (TOKEN_BLOCK * int(rng.integers(1, 4)) if i % 2 else "")
+        requests.append(Request(f"utt{i:03d}", str(path), prompt, f"utt{i:03d}"))
+    return requests
+
+
+def throughput(backend: TransformersBackend, requests: list[Request], repeats: int) -> float:
+    """Best-of-``repeats`` requests per second (after one warm-up batch)."""
+    backend.generate(requests[: backend.batch_size])
+    rates = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        backend.generate(requests)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        rates.append(len(requests) / (time.perf_counter() - start))
+    return max(rates)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=sorted(BUILDERS), default="qwen2_audio")
+    parser.add_argument("--n-requests", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--chunk-length",
+        type=int,
+        default=5,
+        help="audio window of the tiny models in seconds (real checkpoints: 30)",
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--model-dir", type=Path, default=None, help="cache for tiny models")
+    args = parser.parse_args(argv)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        model_dir = args.model_dir or tmp_path / "models"
+        path = BUILDERS[args.arch](
+            model_dir / f"{args.arch}-{args.chunk_length}s", chunk_length=args.chunk_length
+        )
+        requests = make_requests(tmp_path, args.n_requests)
+
+        results = {}
+        answers = {}
+        for batch_size in (1, args.batch_size):
+            backend = TransformersBackend(
+                path,
+                architecture=args.arch,
+                dtype=args.dtype,
+                batch_size=batch_size,
+                max_new_tokens=args.max_new_tokens,
+                device=device,
+            )
+            results[batch_size] = throughput(backend, requests, args.repeats)
+            answers[batch_size] = backend.generate(requests)
+            del backend
+
+    same = answers[1] == answers[args.batch_size]
+    agree = statistics.mean(a == b for a, b in zip(answers[1], answers[args.batch_size]))
+    ratio = results[args.batch_size] / results[1]
+    print(f"device={device} threads={torch.get_num_threads()} arch={args.arch}")
+    print(
+        f"n_requests={args.n_requests} max_new_tokens={args.max_new_tokens} "
+        f"dtype={args.dtype} chunk_length={args.chunk_length}s"
+    )
+    print(f"batch 1: {results[1]:.1f} req/s")
+    print(f"batch {args.batch_size}: {results[args.batch_size]:.1f} req/s")
+    print(f"answers identical across batch sizes: {same} ({agree:.0%} agree)")
+    print(f"ratio: {ratio:.2f}x (goal >= 4x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

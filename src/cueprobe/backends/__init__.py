@@ -1,0 +1,1 @@
+"""Inference backends: each turns (audio, prompt) requests into raw text answers."""

@@ -1,0 +1,340 @@
+"""The ``transformers`` backend: audio language models run in-process, greedy and batched.
+
+Supported architectures (the ``architecture`` key of a model in the config):
+
+``qwen2_audio``
+    ``Qwen2AudioForConditionalGeneration`` + ``AutoProcessor``
+    (``Qwen/Qwen2-Audio-7B-Instruct``).
+``qwen2_5_omni``
+    ``Qwen2_5OmniThinkerForConditionalGeneration`` + ``Qwen2_5OmniProcessor``
+    (``Qwen/Qwen2.5-Omni-7B``). Only the thinker (text output) is loaded: the full
+    ``Qwen2_5OmniForConditionalGeneration`` also loads the talker and fails text-only
+    ``generate`` in transformers 5.23.
+``audio_flamingo_3``
+    ``AudioFlamingo3ForConditionalGeneration`` + ``AutoProcessor``
+    (``nvidia/audio-flamingo-3-hf``); optional PEFT adapter (e.g. the "think" LoRA).
+``midashenglm``
+    ``AutoModelForCausalLM`` + ``AutoProcessor`` from the checkpoint's own remote code
+    (``mispeech/midashenglm-7b``). Runs only with ``trust_remote_code: true`` in the model's
+    config entry. Remote code cannot be exercised offline, so beyond the refusal without
+    ``trust_remote_code`` this path is untested here.
+
+How every request is run
+------------------------
+The conversation is ``[system?, user: [audio part, text part]]`` rendered with the
+processor's own chat template, the audio is read with ``soundfile`` (mono, float32,
+resampled to the feature extractor's rate) and passed with the ``audio=`` keyword
+(the older ``audios=`` was silently ignored by some transformers versions: the model then
+never hears the audio). The tokenizer pads on the left so that batched greedy decoding
+gives the same answers as one request at a time. Decoding is greedy (``do_sample=False``,
+whatever the checkpoint's generation config says) and only the new tokens are decoded.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+from scipy.signal import resample_poly
+
+from cueprobe.backends.base import BackendInfo
+from cueprobe.backends.base import Request
+
+__all__ = ["ARCHITECTURES", "TransformersBackend", "load_audio", "new_tokens"]
+
+_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float32": torch.float32,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Architecture:
+    """How to load one architecture: class names looked up in ``transformers``."""
+
+    model_class: str
+    processor_class: str
+    remote_code: bool = False
+    processor_pads: bool = True  # False: the processor pads itself and breaks on padding=True
+
+
+ARCHITECTURES: dict[str, _Architecture] = {
+    "qwen2_audio": _Architecture("Qwen2AudioForConditionalGeneration", "AutoProcessor"),
+    "qwen2_5_omni": _Architecture(
+        "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniProcessor"
+    ),
+    "audio_flamingo_3": _Architecture(
+        "AudioFlamingo3ForConditionalGeneration", "AutoProcessor", processor_pads=False
+    ),
+    "midashenglm": _Architecture("AutoModelForCausalLM", "AutoProcessor", remote_code=True),
+}
+
+
+def load_audio(path: str, sampling_rate: int) -> np.ndarray:
+    """Read an audio file as mono float32 at ``sampling_rate``.
+
+    Parameters
+    ----------
+    path : str
+        Audio file readable by ``soundfile``.
+    sampling_rate : int
+        Target rate in Hz; the signal is resampled (polyphase) when the file differs.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D float32 signal.
+    """
+    signal, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    signal = signal.mean(axis=1)
+    if rate != sampling_rate:
+        g = math.gcd(int(rate), int(sampling_rate))
+        signal = resample_poly(signal, sampling_rate // g, rate // g)
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def new_tokens(sequences: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Keep only the generated part of ``generate``'s output.
+
+    Most models return prompt + continuation; some remote-code models return the
+    continuation only. The prompt is cut when the output starts with it.
+
+    Parameters
+    ----------
+    sequences : torch.Tensor
+        ``(batch, length)`` output of ``generate``.
+    input_ids : torch.Tensor
+        ``(batch, prompt_length)`` (left-padded) prompt ids.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, new_length)`` generated ids.
+    """
+    n = input_ids.shape[1]
+    if sequences.shape[1] >= n and torch.equal(sequences[:, :n].to(input_ids.device), input_ids):
+        return sequences[:, n:]
+    return sequences
+
+
+class TransformersBackend:
+    """Greedy, batched inference with a Hugging Face audio language model.
+
+    Parameters
+    ----------
+    model_id : str
+        Hub id or local folder of the checkpoint.
+    architecture : str
+        One of :data:`ARCHITECTURES`.
+    revision : str
+        Pinned hub revision (commit hash or tag).
+    dtype : str
+        ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``"auto"`` (the checkpoint's dtype).
+    batch_size : int
+        Requests per forward pass.
+    max_new_tokens : int
+        Generation length cap.
+    trust_remote_code : bool
+        Allow the checkpoint's own Python code; required by ``midashenglm``.
+    adapter : str or None
+        PEFT adapter (hub id or folder) applied on top of the model.
+    system_prompt : str or None
+        System turn; ``None`` leaves the chat template's default.
+    device : str or None
+        Torch device; ``None`` picks ``"cuda"`` when available, else ``"cpu"``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown architecture, dtype, or a batch size or token cap below 1, and for
+        ``midashenglm`` without ``trust_remote_code``.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        architecture: str,
+        revision: str = "main",
+        dtype: str = "bfloat16",
+        batch_size: int = 8,
+        max_new_tokens: int = 16,
+        trust_remote_code: bool = False,
+        adapter: str | None = None,
+        system_prompt: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}"
+            )
+        if dtype != "auto" and dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected 'auto' or one of {sorted(_DTYPES)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        arch = ARCHITECTURES[architecture]
+        if arch.remote_code and not trust_remote_code:
+            raise ValueError(
+                f"{model_id} ({architecture}) runs the checkpoint's own Python code; set "
+                "`trust_remote_code: true` in its model config entry to allow it"
+            )
+        self.architecture = architecture
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.system_prompt = system_prompt
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._pads = arch.processor_pads
+        self.info = BackendInfo(
+            model_id=model_id,
+            revision=revision,
+            decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={dtype}"
+            + (f"; adapter={adapter}" if adapter else ""),
+        )
+        self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
+        self.model = self._load_model(
+            arch, model_id, revision, dtype, trust_remote_code, adapter
+        )
+        self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
+        self.generation_config = self._greedy_config()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load_processor(
+        self, arch: _Architecture, model_id: str, revision: str, trust_remote_code: bool
+    ) -> Any:
+        import transformers
+
+        cls = getattr(transformers, arch.processor_class)
+        processor = cls.from_pretrained(
+            model_id, revision=revision, trust_remote_code=trust_remote_code
+        )
+        processor.tokenizer.padding_side = "left"
+        if processor.tokenizer.pad_token is None:
+            processor.tokenizer.pad_token = processor.tokenizer.eos_token
+        return processor
+
+    def _load_model(
+        self,
+        arch: _Architecture,
+        model_id: str,
+        revision: str,
+        dtype: str,
+        trust_remote_code: bool,
+        adapter: str | None,
+    ) -> Any:
+        import transformers
+
+        cls = getattr(transformers, arch.model_class)
+        model = cls.from_pretrained(
+            model_id,
+            revision=revision,
+            dtype=_DTYPES.get(dtype, "auto"),
+            trust_remote_code=trust_remote_code,
+        )
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+        return model.to(self.device).eval()
+
+    def _greedy_config(self) -> Any:
+        """The checkpoint's generation config, forced to greedy decoding."""
+        config = copy.deepcopy(self.model.generation_config)
+        config.do_sample = False
+        config.num_beams = 1
+        # neutral values rather than None: None would be refilled from the checkpoint
+        # (AF3 ships temperature/top_p/top_k for sampling) and warn under greedy decoding
+        config.temperature = 1.0
+        config.top_p = 1.0
+        config.top_k = 50
+        config.max_new_tokens = self.max_new_tokens
+        if config.pad_token_id is None:
+            config.pad_token_id = self.processor.tokenizer.pad_token_id
+        return config
+
+    # -- inference -------------------------------------------------------------------------
+
+    def conversation(self, prompt: str, audio_path: str) -> list[dict[str, Any]]:
+        """The chat for one request: optional system turn, then audio + text from the user."""
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt is not None:
+            messages.append(
+                {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]}
+            )
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "audio", "audio": audio_path},
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        )
+        return messages
+
+    def prepare(self, requests: Sequence[Request]) -> Any:
+        """Processor outputs (on the model's device) for one batch of requests."""
+        texts = [
+            self.processor.apply_chat_template(
+                self.conversation(r.prompt, r.audio_path),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for r in requests
+        ]
+        audio = [load_audio(r.audio_path, self.sampling_rate) for r in requests]
+        kwargs: dict[str, Any] = {"return_tensors": "pt", "sampling_rate": self.sampling_rate}
+        if self._pads:
+            kwargs["padding"] = True
+        inputs = self.processor(text=texts, audio=audio, **kwargs)
+        inputs.pop("num_audio_tokens", None)
+        dtype = self.model.dtype
+        return {
+            k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
+            if isinstance(v, torch.Tensor)
+            else v
+            for k, v in inputs.items()
+        }
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[str]:
+        inputs = self.prepare(requests)
+        with torch.inference_mode():
+            sequences = self.model.generate(**inputs, generation_config=self.generation_config)
+        if not isinstance(sequences, torch.Tensor):  # a ModelOutput
+            sequences = sequences.sequences
+        out = new_tokens(sequences, inputs["input_ids"])
+        texts = self.processor.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        """Answer each request; results come back in the order given.
+
+        Requests are sorted by prompt length (less padding per batch) and run
+        ``batch_size`` at a time.
+
+        Parameters
+        ----------
+        requests : Sequence[Request]
+            The calls to make.
+
+        Returns
+        -------
+        list of str
+            One stripped raw answer per request.
+        """
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
+        answers: list[str] = [""] * len(requests)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, text in zip(idx, self._generate_batch([requests[i] for i in idx]), strict=True):
+                answers[i] = text
+        return answers

@@ -1,0 +1,61 @@
+"""``cueprobe <stage>``: one subcommand per pipeline stage.
+
+Each stage lives in its own module under ``cueprobe.cli`` with ``register(sub)``
+adding its parser and setting ``func``; a subcommand parses flags, reads inputs
+through :mod:`cueprobe.io`, calls one library function and writes the outputs.
+Exit codes: 0 ok, 1 validation error (one message, no traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+#: stage modules, in pipeline order; each must define ``register(subparsers)``
+STAGES = (
+    "corpus",
+    "features",
+    "tokens",
+    "interventions",
+    "inference",
+    "evaluation",
+)
+
+log = logging.getLogger("cueprobe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cueprobe`` argument parser with every stage's subcommands."""
+    parser = argparse.ArgumentParser(prog="cueprobe", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for stage in STAGES:
+        try:
+            module = importlib.import_module(f"cueprobe.cli.{stage}")
+        except ModuleNotFoundError as err:
+            if err.name == f"cueprobe.cli.{stage}":
+                continue  # stage not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cueprobe`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        # validation errors: one clear line, no traceback
+        print(f"cueprobe {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,82 @@
+"""Corpus adapters: a corpus on disk -> (manifest, excluded) tables.
+
+Adapters: ``iemocap``, ``aibo``, ``csv``, and ``demo-iemocap`` / ``demo-aibo``,
+which first generate a tree in the official layout and then read it with the
+real adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cueprobe.corpora import aibo
+from cueprobe.corpora import iemocap
+from cueprobe.corpora.common import CorpusError
+from cueprobe.corpora.csvsheet import read_csv_corpus
+
+ADAPTERS = ("iemocap", "aibo", "csv", "demo-iemocap", "demo-aibo")
+
+#: default label sets (with the synonyms the answer parser accepts) per adapter
+DEFAULT_LABELS: dict[str, dict[str, list[str]]] = {
+    "iemocap": iemocap.LABELS,
+    "demo-iemocap": iemocap.LABELS,
+    "aibo": aibo.LABELS,
+    "demo-aibo": aibo.LABELS,
+}
+
+#: splits each kind of model is scored on, per adapter (the paper's protocol)
+DEFAULT_EVAL_SPLITS: dict[str, dict[str, list[str]]] = {
+    "iemocap": {"zero_shot": ["all"], "trained": ["test"]},
+    "aibo": {"zero_shot": ["dev", "test"], "trained": ["dev", "test"]},
+    "csv": {"zero_shot": ["all"], "trained": ["test"]},
+}
+DEFAULT_EVAL_SPLITS["demo-iemocap"] = DEFAULT_EVAL_SPLITS["iemocap"]
+DEFAULT_EVAL_SPLITS["demo-aibo"] = DEFAULT_EVAL_SPLITS["aibo"]
+
+__all__ = ["ADAPTERS", "CorpusError", "build_manifest", "corpus_labels", "eval_splits"]
+
+
+def corpus_labels(cfg: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Label set (keys, in order) and answer synonyms of a configured corpus."""
+    if cfg.get("labels"):
+        return {k: list(v) for k, v in cfg["labels"].items()}
+    if cfg["adapter"] == "csv":
+        raise CorpusError("a csv corpus needs `labels:` in its config (the class set and synonyms)")
+    return {k: list(v) for k, v in DEFAULT_LABELS[cfg["adapter"]].items()}
+
+
+def eval_splits(cfg: Mapping[str, Any], *, zero_shot: bool) -> list[str]:
+    """Splits a model is scored on: zero-shot models vs models trained on ``train``."""
+    table = cfg.get("eval_splits") or DEFAULT_EVAL_SPLITS[cfg["adapter"]]
+    return list(table["zero_shot" if zero_shot else "trained"])
+
+
+def build_manifest(
+    adapter: str,
+    root: Path,
+    *,
+    labels: Mapping[str, Any] | None = None,
+    dev_speakers: list[str] | None = None,
+    n_dev_speakers: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a corpus with the named adapter; return ``(manifest, excluded)``."""
+    adapter = adapter.removeprefix("demo-")
+    if adapter == "iemocap":
+        manifest, excluded = iemocap.read_iemocap(Path(root))
+    elif adapter == "aibo":
+        manifest, excluded = aibo.read_aibo(
+            Path(root), dev_speakers=dev_speakers, n_dev_speakers=n_dev_speakers
+        )
+    elif adapter == "csv":
+        manifest, excluded = read_csv_corpus(Path(root), labels=labels)
+    else:
+        raise CorpusError(f"unknown adapter {adapter!r}; one of {ADAPTERS}")
+    if labels is not None and adapter != "csv":
+        bad = sorted(set(manifest["label"]) - set(labels))
+        if bad:
+            raise CorpusError(f"labels {bad} of the {adapter} adapter are not in the configured set")
+    return manifest, excluded

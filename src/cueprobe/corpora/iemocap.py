@@ -1,0 +1,93 @@
+"""IEMOCAP 4-way adapter (official release tree).
+
+Reads ``Session{1..5}/dialog/EmoEvaluation/*.txt`` turn lines
+``[start - end]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[v, a, d]`` and the wavs under
+``Session{n}/sentences/wav/<dialog>/<utt>.wav``. Keeps ang, hap, exc, neu, sad with
+exc merged into happy (the 4-way protocol, Antoniou et al. 2023: 5,531 turns).
+
+The speaker is the session plus the gender letter of the utterance id's LAST
+field: in ``Ses01F_impro01_M003`` the dialogue is led by the female actor but the
+turn is spoken by the male one, speaker ``Ses01M``. Sessions 1-4 train, 5 test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from cueprobe.corpora.common import CorpusError
+from cueprobe.corpora.common import split_kept
+
+LABEL_MAP = {"ang": "angry", "hap": "happy", "exc": "happy", "neu": "neutral", "sad": "sad"}
+LABELS = {
+    "angry": ["anger", "angry", "mad"],
+    "happy": ["happiness", "happy", "joy", "joyful", "excited", "excitement"],
+    "neutral": ["neutral", "neutrality"],
+    "sad": ["sadness", "sad"],
+}
+_TURN = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>\S+)\t(?P<emo>\S+)\t\[.*\]\s*$")
+_UTT = re.compile(r"^(?P<session>Ses\d\d)[FM]_.+_(?P<gender>[FM])\d+$")
+
+
+def parse_emo_evaluation(path: Path) -> list[tuple[str, str]]:
+    """Return ``(utt_id, category)`` for every turn line of one EmoEvaluation file.
+
+    Header (``%``), evaluator (``C-E2:``, ``A-E3:`` ...) and blank lines are skipped;
+    a line that starts like a turn but does not parse is an error naming file and line.
+    """
+    turns = []
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.startswith("["):
+            continue
+        m = _TURN.match(line)
+        if m is None:
+            raise CorpusError(f"{path}:{lineno}: cannot parse turn line {line!r}")
+        turns.append((m["utt"], m["emo"]))
+    return turns
+
+
+def speaker_of(utt_id: str) -> tuple[str, str, str]:
+    """``(speaker, gender, session)`` of an IEMOCAP utterance id.
+
+    Examples
+    --------
+    >>> speaker_of("Ses01F_impro01_M003")
+    ('Ses01M', 'M', 'Ses01')
+    """
+    m = _UTT.match(utt_id)
+    if m is None:
+        raise CorpusError(f"not an IEMOCAP utterance id: {utt_id!r}")
+    return f"{m['session']}{m['gender']}", m["gender"], m["session"]
+
+
+def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build the manifest and the excluded table of an IEMOCAP tree."""
+    root = Path(root)
+    files = sorted(root.glob("Session[1-5]/dialog/EmoEvaluation/*.txt"))
+    if not files:
+        raise CorpusError(
+            f"no EmoEvaluation files under {root}/Session*/dialog/EmoEvaluation/: "
+            "is `root` the folder that holds Session1..Session5?"
+        )
+    candidates = []
+    for path in files:
+        for utt_id, emo in parse_emo_evaluation(path):
+            speaker, gender, session = speaker_of(utt_id)
+            dialog = utt_id.rsplit("_", 1)[0]
+            wav = root / f"Session{int(session[3:])}/sentences/wav/{dialog}/{utt_id}.wav"
+            row = {
+                "utt_id": utt_id,
+                "path": str(wav.resolve()),
+                "speaker": speaker,
+                "gender": gender,
+                "session": session,
+                "split": "test" if session == "Ses05" else "train",
+                "label": LABEL_MAP.get(emo, ""),
+                "label_raw": emo,
+            }
+            if emo not in LABEL_MAP:
+                row["reason"] = f"category_not_in_4way: {emo}"
+            candidates.append(row)
+    return split_kept(candidates)

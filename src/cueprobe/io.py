@@ -1,0 +1,133 @@
+"""All file I/O of cueprobe, and the table contracts checked on every read and write.
+
+Library functions never touch the file system; the CLI reads and writes through
+here, so that every table on disk has passed :func:`validate_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cueprobe.typing import PathLike
+
+#: column -> kind ("str", "float", "int", "bool"); the columns each table must have
+TABLES: dict[str, dict[str, str]] = {
+    "manifest": {
+        "utt_id": "str",
+        "path": "str",
+        "speaker": "str",
+        "gender": "str",
+        "session": "str",
+        "split": "str",
+        "label": "str",
+        "label_raw": "str",
+        "duration_s": "float",
+    },
+    "excluded": {"utt_id": "str", "path": "str", "reason": "str"},
+    "features": {"utt_id": "str", "n_frames": "int", "voiced_ratio": "float", "status": "str"},
+    "tokens": {"utt_id": "str", "token_string": "str"},
+    "conditions": {"utt_id": "str"},
+    "predictions": {
+        "utt_id": "str",
+        "raw_output": "str",
+        "pred": "str",
+        "parse_status": "str",
+        "model_id": "str",
+        "revision": "str",
+        "prompt_sha": "str",
+    },
+}
+
+#: tables whose utt_id must be unique
+_KEYED = {"manifest", "excluded", "features", "tokens", "conditions", "predictions"}
+
+_KIND_CHECK = {
+    "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
+    "float": pd.api.types.is_float_dtype,
+    "int": pd.api.types.is_integer_dtype,
+    "bool": pd.api.types.is_bool_dtype,
+}
+
+
+class TableError(ValueError):
+    """A table on disk or in memory breaks its contract."""
+
+
+def validate_table(df: pd.DataFrame, kind: str, *, source: PathLike | None = None) -> pd.DataFrame:
+    """Check ``df`` against the contract of table ``kind``; return it unchanged.
+
+    Raises
+    ------
+    TableError
+        Naming the table, the file, the column and the first offending values.
+    """
+    where = f" ({source})" if source is not None else ""
+    spec = TABLES[kind]
+    missing = [c for c in spec if c not in df.columns]
+    if missing:
+        raise TableError(f"{kind} table{where} lacks column(s) {missing}; it has {list(df.columns)}.")
+    for col, want in spec.items():
+        if len(df) and not _KIND_CHECK[want](df[col]):
+            raise TableError(f"{kind} table{where}: column {col!r} must be {want}, got {df[col].dtype}.")
+    if kind in _KEYED:
+        dup = df["utt_id"][df["utt_id"].duplicated()]
+        if len(dup):
+            first = ", ".join(map(repr, dup.unique()[:10]))
+            raise TableError(f"{kind} table{where} has {len(dup)} duplicate utt_id(s): {first}.")
+        if df["utt_id"].isna().any():
+            raise TableError(f"{kind} table{where} has missing utt_id values.")
+    return df
+
+
+def read_table(path: PathLike, kind: str) -> pd.DataFrame:
+    """Read a Parquet table and validate it against its contract."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{kind} table not found: {path}")
+    return validate_table(pd.read_parquet(path), kind, source=path)
+
+
+def write_table(df: pd.DataFrame, path: PathLike, kind: str | None = None) -> None:
+    """Validate (when ``kind`` is given) and write a Parquet table atomically."""
+    if kind is not None:
+        validate_table(df, kind, source=path)
+    _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_json(obj: Any, path: PathLike) -> None:
+    """Write JSON with sorted keys (byte-stable) atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def read_json(path: PathLike) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write to a temporary file beside ``path`` and rename: no half-written outputs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

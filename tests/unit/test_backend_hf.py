@@ -1,0 +1,286 @@
+"""Tests of the ``transformers`` backend on tiny random-weight models of the real architectures.
+
+The models are built offline (see ``tests/tiny_models.py``) and loaded through
+``from_pretrained`` exactly as the published checkpoints load. Everything runs on CPU in
+float32.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from cueprobe.backends.base import Backend  # noqa: E402
+from cueprobe.backends.base import Request  # noqa: E402
+from cueprobe.backends.hf import ARCHITECTURES  # noqa: E402
+from cueprobe.backends.hf import TransformersBackend  # noqa: E402
+from cueprobe.backends.hf import load_audio  # noqa: E402
+from cueprobe.backends.hf import new_tokens  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tiny_models  # noqa: E402
+
+BUILDERS = {
+    "qwen2_audio": tiny_models.build_tiny_qwen2_audio,
+    "qwen2_5_omni": tiny_models.build_tiny_qwen2_5_omni_thinker,
+    "audio_flamingo_3": tiny_models.build_tiny_audio_flamingo_3,
+}
+MODEL_CLASSES = {
+    "qwen2_audio": "Qwen2AudioForConditionalGeneration",
+    "qwen2_5_omni": "Qwen2_5OmniThinkerForConditionalGeneration",
+    "audio_flamingo_3": "AudioFlamingo3ForConditionalGeneration",
+}
+AUDIO_TOKENS = {
+    "qwen2_audio": "<|AUDIO|>",
+    "qwen2_5_omni": "<|AUDIO|>",
+    "audio_flamingo_3": "<sound>",
+}
+PROMPTS = [
+    "What is the emotion of the speaker?",
+    "Classify the emotion in this clip. Answer with one word: neutral, happy, sad or angry.",
+    "Emotion?",
+    "Acoustic cues: pitch high, loudness low, speech rate fast. What is the emotion?",
+]
+MAX_NEW_TOKENS = 6
+
+
+def _write_wav(path: Path, seconds: float, *, freq: float | None, rate: int = 16000) -> str:
+    n = int(round(seconds * rate))
+    if freq is None:
+        signal = np.random.default_rng(int(seconds * 1000)).normal(0.0, 0.2, n)
+    else:
+        signal = 0.3 * np.sin(2 * np.pi * freq * np.arange(n) / rate)
+    soundfile.write(path, (signal * 32767).astype(np.int16), rate, subtype="PCM_16")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def wavs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Four 16 kHz mono int16 files of different durations (sine and noise)."""
+    d = tmp_path_factory.mktemp("wavs")
+    specs = [(0.5, 220.0), (1.0, 440.0), (1.5, None), (0.8, 330.0)]
+    return [_write_wav(d / f"utt{i}.wav", s, freq=f) for i, (s, f) in enumerate(specs)]
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {arch: build(root / arch) for arch, build in BUILDERS.items()}
+
+
+@pytest.fixture(scope="session", params=sorted(BUILDERS))
+def backend(request: pytest.FixtureRequest, model_dirs: dict[str, str]) -> TransformersBackend:
+    arch = request.param
+    return TransformersBackend(
+        model_dirs[arch],
+        architecture=arch,
+        revision="main",
+        dtype="float32",
+        batch_size=4,
+        max_new_tokens=MAX_NEW_TOKENS,
+        device="cpu",
+    )
+
+
+def _requests(wavs: list[str]) -> list[Request]:
+    return [
+        Request(utt_id=f"u{i}", audio_path=w, prompt=p, audio_key=f"u{i}")
+        for i, (w, p) in enumerate(zip(wavs, PROMPTS, strict=True))
+    ]
+
+
+def _last_logits(backend: TransformersBackend, requests: list[Request]) -> torch.Tensor:
+    inputs = backend.prepare(requests)
+    with torch.inference_mode():
+        return backend.model(**inputs).logits[:, -1].float()
+
+
+# -- per architecture ------------------------------------------------------------------------
+
+
+def test_loads_real_class_via_from_pretrained(backend: TransformersBackend) -> None:
+    assert isinstance(backend, Backend)
+    assert type(backend.model).__name__ == MODEL_CLASSES[backend.architecture]
+    assert backend.processor.tokenizer.padding_side == "left"
+    assert backend.info.revision == "main"
+    assert backend.info.decoding == f"greedy; max_new_tokens={MAX_NEW_TOKENS}; dtype=float32"
+    assert backend.model.dtype == torch.float32
+    assert backend.sampling_rate == 16000
+
+
+def test_batch_is_left_padded(backend: TransformersBackend, wavs: list[str]) -> None:
+    mask = backend.prepare(_requests(wavs))["attention_mask"]
+    assert bool((mask[:, -1] == 1).all())  # every row ends with real tokens
+    assert bool((mask[:, 0] == 0).any())  # shorter rows are padded at the start
+
+
+def test_batched_equals_one_at_a_time(backend: TransformersBackend, wavs: list[str]) -> None:
+    requests = _requests(wavs)
+    batched = backend.generate(requests)
+    single = [backend.generate([r])[0] for r in requests]
+    assert batched == single
+    assert len(batched) == len(requests)
+    assert all(isinstance(t, str) for t in batched)
+
+
+def test_results_in_request_order(backend: TransformersBackend, wavs: list[str]) -> None:
+    requests = _requests(wavs)
+    forward = backend.generate(requests)
+    backward = backend.generate(requests[::-1])
+    assert backward[::-1] == forward
+
+
+def test_deterministic_and_greedy(backend: TransformersBackend, wavs: list[str]) -> None:
+    # the tiny AF3 checkpoint samples by default (like the published one)
+    assert backend.generation_config.do_sample is False
+    requests = _requests(wavs)
+    assert backend.generate(requests) == backend.generate(requests)
+
+
+def test_audio_reaches_model(backend: TransformersBackend, wavs: list[str]) -> None:
+    """The ``audio=`` trap: the placeholder expands with the duration and the audio matters."""
+    token_id = backend.processor.tokenizer.convert_tokens_to_ids(
+        AUDIO_TOKENS[backend.architecture]
+    )
+    same_prompt = [
+        Request("a", wavs[0], PROMPTS[0], "a"),  # 0.5 s
+        Request("b", wavs[2], PROMPTS[0], "b"),  # 1.5 s
+    ]
+    counts = [
+        int((backend.prepare([r])["input_ids"] == token_id).sum()) for r in same_prompt
+    ]
+    # 100 frames/s, two 2x reductions: 0.5 s -> 12 placeholders, 1.5 s -> 37
+    assert counts == [12, 37]
+    logits = _last_logits(backend, same_prompt[:1]), _last_logits(backend, same_prompt[1:])
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_peft_adapter_loads_and_changes_logits(
+    backend: TransformersBackend, model_dirs: dict[str, str], wavs: list[str], tmp_path: Path
+) -> None:
+    from peft import PeftModel
+
+    arch = backend.architecture
+    adapter = tiny_models.build_tiny_peft_adapter(model_dirs[arch], tmp_path / "lora")
+    adapted = TransformersBackend(
+        model_dirs[arch],
+        architecture=arch,
+        dtype="float32",
+        batch_size=4,
+        max_new_tokens=MAX_NEW_TOKENS,
+        adapter=adapter,
+        device="cpu",
+    )
+    assert isinstance(adapted.model, PeftModel)
+    assert adapted.info.decoding.endswith(f"; adapter={adapter}")
+    requests = _requests(wavs)
+    answers = adapted.generate(requests)
+    assert len(answers) == len(requests)
+    assert answers == [adapted.generate([r])[0] for r in requests]
+    assert not torch.allclose(_last_logits(adapted, requests), _last_logits(backend, requests))
+
+
+# -- architecture independent -----------------------------------------------------------------
+
+
+def test_generate_restores_order_across_sorted_batches(
+    backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def echo(batch: list[Request]) -> list[str]:
+        seen.append([r.utt_id for r in batch])
+        return [r.prompt for r in batch]
+
+    monkeypatch.setattr(backend, "_generate_batch", echo)
+    monkeypatch.setattr(backend, "batch_size", 3)
+    prompts = ["ccc", "a", "bbbbb", "dd", "eeee"]
+    requests = [Request(f"u{i}", wavs[0], p, "k") for i, p in enumerate(prompts)]
+    assert backend.generate(requests) == prompts
+    assert seen == [["u1", "u3", "u0"], ["u4", "u2"]]  # sorted by prompt length
+    assert backend.generate([]) == []
+
+
+def test_midashenglm_requires_trust_remote_code() -> None:
+    with pytest.raises(ValueError, match=r"mispeech/midashenglm-7b.*`trust_remote_code: true`"):
+        TransformersBackend("mispeech/midashenglm-7b", architecture="midashenglm")
+
+
+def test_architectures_are_the_documented_ones() -> None:
+    assert sorted(ARCHITECTURES) == [
+        "audio_flamingo_3",
+        "midashenglm",
+        "qwen2_5_omni",
+        "qwen2_audio",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"architecture": "whisper"}, r"unknown architecture 'whisper'"),
+        ({"architecture": "qwen2_audio", "dtype": "int8"}, r"unknown dtype 'int8'"),
+        ({"architecture": "qwen2_audio", "batch_size": 0}, r"batch_size must be >= 1, got 0"),
+        (
+            {"architecture": "qwen2_audio", "max_new_tokens": 0},
+            r"max_new_tokens must be >= 1, got 0",
+        ),
+    ],
+)
+def test_invalid_options_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TransformersBackend("/nonexistent", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        ("qwen2_audio", r"no audio inputs were passed"),
+        ("audio_flamingo_3", r"`audios` which is deprecated"),
+    ],
+)
+def test_processor_rejects_old_audios_keyword(
+    model_dirs: dict[str, str], arch: str, message: str
+) -> None:
+    """transformers 5.23 refuses ``audios=``; older versions silently dropped it."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_dirs[arch])
+    text = [f"{AUDIO_TOKENS[arch]}hi"]
+    with pytest.raises(ValueError, match=message):
+        processor(text=text, audios=[np.zeros(16000, dtype=np.float32)])
+
+
+def test_load_audio_downmixes_and_resamples(tmp_path: Path) -> None:
+    rate = 44100
+    t = np.arange(rate) / rate
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, rate, subtype="PCM_16")
+    signal = load_audio(str(path), 16000)
+    assert signal.dtype == np.float32
+    assert signal.ndim == 1
+    assert signal.shape == (16000,)
+    assert np.max(np.abs(signal)) == pytest.approx(0.25, abs=0.02)
+
+
+def test_load_audio_keeps_matching_rate(wavs: list[str]) -> None:
+    signal = load_audio(wavs[1], 16000)
+    assert signal.shape == (16000,)
+    assert signal.dtype == np.float32
+
+
+def test_new_tokens_cuts_the_prompt_only_when_echoed() -> None:
+    prompt = torch.tensor([[0, 5, 6], [7, 8, 9]])
+    echoed = torch.tensor([[0, 5, 6, 1, 2], [7, 8, 9, 3, 4]])
+    assert new_tokens(echoed, prompt).tolist() == [[1, 2], [3, 4]]
+    continuation = torch.tensor([[1, 2], [3, 4]])
+    assert new_tokens(continuation, prompt).tolist() == [[1, 2], [3, 4]]

@@ -1,0 +1,258 @@
+"""Corpus adapters: exact manifests from small official-layout trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cueprobe.corpora import CorpusError
+from cueprobe.corpora import build_manifest
+from cueprobe.corpora import corpus_labels
+from cueprobe.corpora import eval_splits
+from cueprobe.corpora.iemocap import speaker_of
+
+EMO_EVAL = """% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
+
+[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]
+C-E2:\tNeutral state; ()
+C-E3:\tNeutral state; ()
+A-E3:\tval 3; act 2; dom  2; ()
+A-E4:\tval 2; act 3; dom  3; (mildly aggravated)
+
+[10.0100 - 11.3925]\tSes01F_impro01_M003\texc\t[3.5000, 3.5000, 3.0000]
+C-E2:\tExcited; ()
+C-F1:\tHappiness; Excited; ()
+
+[14.8872 - 18.0175]\tSes01F_impro01_F001\tfru\t[2.0000, 3.5000, 3.5000]
+C-E2:\tFrustration; ()
+
+[19.2900 - 20.7875]\tSes01F_impro01_M004\txxx\t[2.5000, 3.0000, 3.0000]
+
+[21.0000 - 22.0000]\tSes01F_impro01_M005\tang\t[1.5000, 4.0000, 4.0000]
+"""
+
+
+def _iemocap_tree(root: Path, write_wav) -> None:
+    evaluation = root / "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
+    evaluation.parent.mkdir(parents=True)
+    evaluation.write_text(EMO_EVAL)
+    wav_dir = root / "Session1/sentences/wav/Ses01F_impro01"
+    for utt in ["Ses01F_impro01_F000", "Ses01F_impro01_M003", "Ses01F_impro01_F001"]:
+        write_wav(wav_dir / f"{utt}.wav", duration_s=0.5)
+    # M004 (xxx) has a wav, M005 (ang) has none
+    write_wav(wav_dir / "Ses01F_impro01_M004.wav")
+    s5 = root / "Session5/dialog/EmoEvaluation/Ses05M_script01_1.txt"
+    s5.parent.mkdir(parents=True)
+    s5.write_text("[1.0000 - 2.0000]\tSes05M_script01_1_F002\tsad\t[2.0, 2.0, 2.0]\n")
+    write_wav(root / "Session5/sentences/wav/Ses05M_script01_1/Ses05M_script01_1_F002.wav", 0.25)
+
+
+def test_iemocap_exact_manifest(tmp_path, write_wav):
+    _iemocap_tree(tmp_path, write_wav)
+    manifest, excluded = build_manifest("iemocap", tmp_path)
+    wav = tmp_path.resolve() / "Session1/sentences/wav/Ses01F_impro01"
+    expected = pd.DataFrame(
+        {
+            "utt_id": ["Ses01F_impro01_F000", "Ses01F_impro01_M003", "Ses05M_script01_1_F002"],
+            "path": [
+                str(wav / "Ses01F_impro01_F000.wav"),
+                str(wav / "Ses01F_impro01_M003.wav"),
+                str(
+                    tmp_path.resolve()
+                    / "Session5/sentences/wav/Ses05M_script01_1/Ses05M_script01_1_F002.wav"
+                ),
+            ],
+            # the LAST field names the speaker: M003 in a dialogue led by F is Ses01M
+            "speaker": ["Ses01F", "Ses01M", "Ses05F"],
+            "gender": ["F", "M", "F"],
+            "session": ["Ses01", "Ses01", "Ses05"],
+            "split": ["train", "train", "test"],
+            "label": ["neutral", "happy", "sad"],
+            "label_raw": ["neu", "exc", "sad"],
+            "duration_s": [0.5, 0.5, 0.25],
+        }
+    )
+    pd.testing.assert_frame_equal(manifest, expected, check_dtype=False)
+    assert excluded.to_dict("records") == [
+        {
+            "utt_id": "Ses01F_impro01_F001",
+            "path": str(wav / "Ses01F_impro01_F001.wav"),
+            "reason": "category_not_in_4way: fru",
+        },
+        {
+            "utt_id": "Ses01F_impro01_M004",
+            "path": str(wav / "Ses01F_impro01_M004.wav"),
+            "reason": "category_not_in_4way: xxx",
+        },
+        {
+            "utt_id": "Ses01F_impro01_M005",
+            "path": str(wav / "Ses01F_impro01_M005.wav"),
+            "reason": "missing_audio",
+        },
+    ]
+
+
+def test_speaker_of_uses_last_field():
+    assert speaker_of("Ses01F_impro01_M003") == ("Ses01M", "M", "Ses01")
+    assert speaker_of("Ses03M_script02_2_F010") == ("Ses03F", "F", "Ses03")
+    with pytest.raises(CorpusError, match="not an IEMOCAP utterance id: 'foo'"):
+        speaker_of("foo")
+
+
+def test_iemocap_bad_turn_line_names_file_and_line(tmp_path):
+    f = tmp_path / "Session2/dialog/EmoEvaluation/Ses02F_impro01.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text("% header\n\n[1.0 - oops]\tSes02F_impro01_F000\tneu\t[1,1,1]\n")
+    with pytest.raises(CorpusError, match=r"Ses02F_impro01.txt:3: cannot parse turn line"):
+        build_manifest("iemocap", tmp_path)
+
+
+def test_iemocap_empty_root(tmp_path):
+    with pytest.raises(CorpusError, match="no EmoEvaluation files"):
+        build_manifest("iemocap", tmp_path)
+
+
+def test_unreadable_wav_is_excluded_with_reason(tmp_path, write_wav):
+    _iemocap_tree(tmp_path, write_wav)
+    bad = tmp_path / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav"
+    bad.write_bytes(b"RIFF\x00\x00not a wav at all")
+    manifest, excluded = build_manifest("iemocap", tmp_path)
+    assert "Ses01F_impro01_F000" not in set(manifest["utt_id"])
+    reason = excluded.set_index("utt_id").loc["Ses01F_impro01_F000", "reason"]
+    assert reason.startswith("unreadable_audio:")
+
+
+AIBO = """Ohm_01_001_00 N 0.900000
+Ohm_01_001_01 A 1.000000
+Ohm_02_003_00 E 0.650000
+Ohm_03_001_00 P 0.700000
+Ohm_04_002_00 R 0.800000
+Mont_01_001_00 N 1.000000
+Mont_02_004_02 A 0.600000
+"""
+
+
+def _aibo_tree(root: Path, write_wav) -> None:
+    labels = root / "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+    labels.parent.mkdir(parents=True)
+    labels.write_text(AIBO)
+    for line in AIBO.splitlines():
+        write_wav(root / "wav" / f"{line.split()[0]}.wav", 0.5)
+
+
+def test_aibo_splits_and_speakers(tmp_path, write_wav):
+    _aibo_tree(tmp_path, write_wav)
+    manifest, excluded = build_manifest("aibo", tmp_path)
+    assert excluded.empty
+    got = manifest.set_index("utt_id")[["speaker", "split", "label"]].to_dict("index")
+    assert got == {
+        "Mont_01_001_00": {"speaker": "Mont_01", "split": "test", "label": "neutral"},
+        "Mont_02_004_02": {"speaker": "Mont_02", "split": "test", "label": "angry"},
+        "Ohm_01_001_00": {"speaker": "Ohm_01", "split": "train", "label": "neutral"},
+        "Ohm_01_001_01": {"speaker": "Ohm_01", "split": "train", "label": "angry"},
+        "Ohm_02_003_00": {"speaker": "Ohm_02", "split": "train", "label": "emphatic"},
+        # dev = the last two Ohm speakers in sorted order
+        "Ohm_03_001_00": {"speaker": "Ohm_03", "split": "dev", "label": "positive"},
+        "Ohm_04_002_00": {"speaker": "Ohm_04", "split": "dev", "label": "rest"},
+    }
+    # Ohm_01 and Mont_01 are different children
+    assert manifest["speaker"].nunique() == 6
+
+
+def test_aibo_configured_dev_speakers(tmp_path, write_wav):
+    _aibo_tree(tmp_path, write_wav)
+    manifest, _ = build_manifest("aibo", tmp_path, dev_speakers=["Ohm_01"])
+    dev = set(manifest.loc[manifest["split"] == "dev", "speaker"])
+    assert dev == {"Ohm_01"}
+    with pytest.raises(CorpusError, match=r"dev_speakers \['Mont_01'\] are not Ohm speakers"):
+        build_manifest("aibo", tmp_path, dev_speakers=["Mont_01"])
+
+
+def test_aibo_errors(tmp_path, write_wav):
+    with pytest.raises(CorpusError, match="FAU-Aibo label file not found"):
+        build_manifest("aibo", tmp_path)
+    _aibo_tree(tmp_path, write_wav)
+    label_file = tmp_path / "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+    label_file.write_text(AIBO + "garbage line\n")
+    with pytest.raises(CorpusError, match=r"chunk_labels_5cl_corpus.txt:8: cannot parse"):
+        build_manifest("aibo", tmp_path)
+    label_file.write_text("Xyz_01_001_00 N 1.0\n")
+    with pytest.raises(CorpusError, match="unknown school 'Xyz'"):
+        build_manifest("aibo", tmp_path)
+
+
+def test_aibo_unknown_class_is_excluded(tmp_path, write_wav):
+    _aibo_tree(tmp_path, write_wav)
+    label_file = tmp_path / "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+    label_file.write_text(AIBO + "Ohm_05_001_00 Q 1.0\n")
+    write_wav(tmp_path / "wav/Ohm_05_001_00.wav")
+    _, excluded = build_manifest("aibo", tmp_path)
+    assert excluded.to_dict("records")[0]["reason"] == "class_not_in_5cl: Q"
+
+
+def test_csv_adapter(tmp_path, write_wav):
+    write_wav(tmp_path / "audio/a.wav")
+    write_wav(tmp_path / "audio/b.wav")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "path,label,speaker,gender,split\n"
+        "audio/a.wav,angry,s1,F,train\n"
+        "audio/b.wav,calm,s2,,test\n"
+        "audio/c.wav,sad,s2,M,test\n"
+    )
+    manifest, excluded = build_manifest("csv", sheet, labels={"angry": [], "sad": []})
+    assert manifest.to_dict("records") == [
+        {
+            "utt_id": "audio/a",
+            "path": str((tmp_path / "audio/a.wav").resolve()),
+            "speaker": "s1",
+            "gender": "F",
+            "session": "s1",
+            "split": "train",
+            "label": "angry",
+            "label_raw": "angry",
+            "duration_s": 0.5,
+        }
+    ]
+    assert dict(zip(excluded["utt_id"], excluded["reason"], strict=True)) == {
+        "audio/b": "label_not_in_set: calm",
+        "audio/c": "missing_audio",
+    }
+
+
+def test_csv_errors(tmp_path, write_wav):
+    with pytest.raises(CorpusError, match="corpus sheet not found"):
+        build_manifest("csv", tmp_path / "nope.csv")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label\nx.wav,sad\n")
+    with pytest.raises(CorpusError, match=r"missing column\(s\) \['speaker'\]"):
+        build_manifest("csv", sheet)
+    sheet.write_text("path,label,speaker\nx.wav,sad,\n")
+    with pytest.raises(CorpusError, match=r"empty path/label/speaker on line\(s\) 2"):
+        build_manifest("csv", sheet)
+    sheet.write_text("path,label,speaker,split\nx.wav,sad,s,val\n")
+    with pytest.raises(CorpusError, match="split 'val' is not one of"):
+        build_manifest("csv", sheet)
+    write_wav(tmp_path / "x.wav")
+    sheet.write_text("path,label,speaker,utt_id\nx.wav,sad,s,u1\nx.wav,sad,s,u1\n")
+    with pytest.raises(CorpusError, match="1 duplicate utterance id"):
+        build_manifest("csv", sheet)
+
+
+def test_unknown_adapter(tmp_path):
+    with pytest.raises(CorpusError, match="unknown adapter 'tess'"):
+        build_manifest("tess", tmp_path)
+
+
+def test_labels_and_eval_splits_defaults():
+    iem = {"adapter": "iemocap", "labels": None, "eval_splits": None}
+    assert list(corpus_labels(iem)) == ["angry", "happy", "neutral", "sad"]
+    assert eval_splits(iem, zero_shot=True) == ["all"]
+    assert eval_splits(iem, zero_shot=False) == ["test"]
+    aibo = {"adapter": "demo-aibo", "labels": None, "eval_splits": None}
+    assert list(corpus_labels(aibo)) == ["angry", "emphatic", "neutral", "positive", "rest"]
+    assert eval_splits(aibo, zero_shot=True) == ["dev", "test"]
+    with pytest.raises(CorpusError, match="a csv corpus needs `labels:`"):
+        corpus_labels({"adapter": "csv", "labels": None})
