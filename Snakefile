@@ -17,9 +17,11 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     corpus=corpus_constraint(),
     model=model_constraint(),
+    condition=condition_constraint(),
 
 
 include: "workflow/rules/corpus.smk"
+include: "workflow/rules/interventions.smk"
 
 
 rule all:

@@ -113,3 +113,28 @@ def get_dev_speakers_json(wildcards):
 
 def get_n_dev_speakers(wildcards):
     return config["corpora"][wildcards.corpus]["n_dev_speakers"]
+
+
+# --- interventions stage -----------------------------------------------------
+
+from cueprobe.interventions import ConditionSpec
+
+condition_spec = ConditionSpec(
+    shuffle_seeds=tuple(config["interventions"]["shuffle_seeds"]),
+    corrupt_p=tuple(config["interventions"]["corrupt_p"]),
+    corrupt_seeds=tuple(config["interventions"]["corrupt_seeds"]),
+)
+CONDITIONS = condition_spec.names()
+
+
+def token_condition_constraint():
+    """The configured conditions that carry a token block (all but audio_only)."""
+    return "|".join(re.escape(c) for c in CONDITIONS if c != "audio_only")
+
+
+def condition_constraint():
+    return "|".join(map(re.escape, CONDITIONS))
+
+
+def get_conflict_map_json(wildcards):
+    return json.dumps(config["interventions"]["conflict_voice_quality"], sort_keys=True)

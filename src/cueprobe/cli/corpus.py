@@ -8,8 +8,6 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
-from cueprobe.corpora import build_manifest
-from cueprobe.corpora import demo
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from cueprobe.corpora import demo  # scipy.signal: imported only when generating
+
     make = demo.make_demo_iemocap if args.layout == "iemocap" else demo.make_demo_aibo
     params = make(args.root, n_per_speaker=args.n_per_speaker, seed=args.seed)
     log.info("wrote %d demo utterances (%s layout) under %s", len(params), args.layout, args.root)
 
 
 def _manifest(args: argparse.Namespace) -> None:
+    from cueprobe.corpora import build_manifest
+
     manifest, excluded = build_manifest(
         args.adapter,
         args.root,

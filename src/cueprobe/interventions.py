@@ -1,0 +1,242 @@
+"""Token-only interventions: the audio is never changed, only the token block.
+
+Conditions (DESIGN.md, the paper's Section III):
+
+``audio_only``
+    no token block at all;
+``aligned``
+    the utterance's own tokens;
+``shuffle_s{seed}``
+    a permutation of whole token sequences within each group (the evaluated
+    split), so the marginal distribution is kept and the alignment is broken;
+``conflict``
+    ordinal bins inverted (bin i -> n-1-i, MID stays), VOICE_QUALITY through a
+    configurable opposite map;
+``corrupt_p{pct}_s{seed}``
+    each position, with probability p, replaced by a uniform draw from that
+    concept's vocabulary (which may equal the original).
+
+Every condition is a deterministic function of (tokens, seed). Corruption uses
+common random numbers across p: for one seed, position (i, j) is corrupted at
+level p iff u_ij < p with the same u_ij and the same replacement for every p,
+so the corrupted sets are nested in p and ``corrupt_p0`` equals ``aligned``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cueprobe.define import ORDINAL_CONCEPTS
+from cueprobe.define import Concept
+from cueprobe.define import VoiceQuality
+from cueprobe.define import level_names
+
+CONCEPT_COLUMNS: tuple[str, ...] = tuple(c.value for c in Concept)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionSpec:
+    """The grid of conditions to build (from config ``interventions``)."""
+
+    shuffle_seeds: tuple[int, ...]
+    corrupt_p: tuple[float, ...]
+    corrupt_seeds: tuple[int, ...]
+
+    def names(self) -> list[str]:
+        """All condition names, in report order.
+
+        Examples
+        --------
+        >>> ConditionSpec((0,), (0.0, 0.5), (1,)).names()
+        ['audio_only', 'aligned', 'shuffle_s0', 'conflict', 'corrupt_p0_s1', 'corrupt_p50_s1']
+        """
+        return (
+            ["audio_only", "aligned"]
+            + [f"shuffle_s{s}" for s in self.shuffle_seeds]
+            + ["conflict"]
+            + [corrupt_name(p, s) for s in self.corrupt_seeds for p in self.corrupt_p]
+        )
+
+
+def corrupt_name(p: float, seed: int) -> str:
+    """``corrupt_p{pct}_s{seed}`` with pct = round(100 p)."""
+    return f"corrupt_p{round(100 * p)}_s{seed}"
+
+
+def vocabulary(concept: str, n_bins: int) -> list[str]:
+    """Every value a concept's token can take."""
+    if concept == Concept.VOICE_QUALITY:
+        return [v.value for v in VoiceQuality]
+    return level_names(concept, n_bins)
+
+
+def _check_tokens_iv(tokens: pd.DataFrame, n_bins: int) -> None:
+    missing = [c for c in ("utt_id", *CONCEPT_COLUMNS) if c not in tokens.columns]
+    if missing:
+        raise ValueError(f"`tokens` lacks column(s) {missing}.")
+    for concept in CONCEPT_COLUMNS:
+        allowed = set(vocabulary(concept, n_bins))
+        bad = tokens.loc[~tokens[concept].isin(allowed), concept]
+        if len(bad):
+            first = ", ".join(map(repr, bad.unique()[:5]))
+            raise ValueError(
+                f"`tokens` column {concept} has {len(bad)} value(s) outside its {n_bins}-bin "
+                f"vocabulary: {first}. Was the token table built with another n_bins?"
+            )
+
+
+def aligned(tokens: pd.DataFrame, *, n_bins: int) -> pd.DataFrame:
+    """The utterances' own tokens (``utt_id`` + the six concept columns)."""
+    _check_tokens_iv(tokens, n_bins)
+    return tokens[["utt_id", *CONCEPT_COLUMNS]].reset_index(drop=True)
+
+
+def shuffle(
+    tokens: pd.DataFrame, *, n_bins: int, groups: Sequence[str] | None, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Reassign whole token sequences across utterances within each group.
+
+    Parameters
+    ----------
+    tokens : pandas.DataFrame
+        ``utt_id`` and the six concept columns, one row per utterance.
+    groups : sequence of str or None
+        Group of each row (e.g. the split); None permutes across all rows.
+    rng : numpy.random.Generator
+        Source of the permutation.
+    """
+    out = aligned(tokens, n_bins=n_bins)
+    keys = np.zeros(len(out), dtype=int) if groups is None else pd.factorize(np.asarray(groups))[0]
+    if len(keys) != len(out):
+        raise ValueError(f"`groups` has {len(keys)} entries for {len(out)} token rows.")
+    source = np.arange(len(out))
+    for g in np.unique(keys):
+        idx = np.flatnonzero(keys == g)
+        source[idx] = idx[rng.permutation(len(idx))]
+    out[list(CONCEPT_COLUMNS)] = out[list(CONCEPT_COLUMNS)].to_numpy()[source]
+    return out
+
+
+def conflict(
+    tokens: pd.DataFrame, *, n_bins: int, voice_quality_map: Mapping[str, str]
+) -> pd.DataFrame:
+    """Invert every ordinal bin (i -> n-1-i) and map VOICE_QUALITY to its opposite."""
+    out = aligned(tokens, n_bins=n_bins)
+    missing = sorted(set(out[Concept.VOICE_QUALITY]) - set(voice_quality_map))
+    if missing:
+        raise ValueError(
+            f"`voice_quality_map` has no opposite for {missing}; "
+            "add them to interventions.conflict_voice_quality in the config."
+        )
+    for concept in ORDINAL_CONCEPTS:
+        levels = level_names(concept, n_bins)
+        out[concept] = out[concept].map(dict(zip(levels, levels[::-1], strict=True)))
+    out[Concept.VOICE_QUALITY] = out[Concept.VOICE_QUALITY].map(dict(voice_quality_map))
+    return out
+
+
+def corrupt(
+    tokens: pd.DataFrame, *, n_bins: int, p: float, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Replace each token, with probability ``p``, by a uniform draw from its vocabulary.
+
+    The same ``rng`` state gives nested corruptions across ``p`` (common random numbers).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"`p` must lie in [0, 1], got {p!r}.")
+    out = aligned(tokens, n_bins=n_bins)
+    u = rng.random((len(out), len(CONCEPT_COLUMNS)))
+    draws = rng.random((len(out), len(CONCEPT_COLUMNS)))
+    for j, concept in enumerate(CONCEPT_COLUMNS):
+        vocab = np.array(vocabulary(concept, n_bins), dtype=object)
+        replacement = vocab[(draws[:, j] * len(vocab)).astype(int)]
+        hit = u[:, j] < p
+        out.loc[hit, concept] = replacement[hit]
+    return out
+
+
+def audio_only(tokens: pd.DataFrame) -> pd.DataFrame:
+    """No token block: ``utt_id`` with null token columns."""
+    out = pd.DataFrame({"utt_id": tokens["utt_id"].to_numpy()})
+    for concept in CONCEPT_COLUMNS:
+        out[concept] = pd.Series([None] * len(out), dtype=object)
+    return out
+
+
+def parse_condition(name: str) -> tuple[str, float | None, int | None]:
+    """``(kind, p, seed)`` of a condition name; the inverse of :meth:`ConditionSpec.names`.
+
+    Examples
+    --------
+    >>> parse_condition("corrupt_p25_s3")
+    ('corrupt', 0.25, 3)
+    >>> parse_condition("shuffle_s1")
+    ('shuffle', None, 1)
+    """
+    if name in ("audio_only", "aligned", "conflict"):
+        return name, None, None
+    m = re.fullmatch(r"shuffle_s(\d+)", name)
+    if m:
+        return "shuffle", None, int(m[1])
+    m = re.fullmatch(r"corrupt_p(\d+)_s(\d+)", name)
+    if m and int(m[1]) <= 100:
+        return "corrupt", int(m[1]) / 100, int(m[2])
+    raise ValueError(
+        f"unknown condition {name!r}: expected audio_only, aligned, conflict, shuffle_s<seed> "
+        "or corrupt_p<percent>_s<seed>."
+    )
+
+
+def token_strings(frame: pd.DataFrame, *, template: str, separator: str) -> pd.Series:
+    """Serialise the six concept columns of each row, e.g. ``ENERGY=HIGH; PITCH=LOW; ...``.
+
+    Rows whose tokens are null (``audio_only``) give null.
+    """
+    parts = [
+        frame[c].map(lambda v, c=c: None if v is None else template.format(concept=c, value=v))
+        for c in CONCEPT_COLUMNS
+    ]
+    joined = [
+        None if any(p is None for p in row) else separator.join(row)
+        for row in zip(*parts, strict=True)
+    ]
+    return pd.Series(joined, index=frame.index, dtype=object)
+
+
+def build_condition(
+    name: str,
+    tokens: pd.DataFrame,
+    *,
+    n_bins: int,
+    groups: Sequence[str] | None,
+    voice_quality_map: Mapping[str, str],
+    template: str,
+    separator: str,
+    rng: np.random.Generator | None,
+) -> pd.DataFrame:
+    """One condition table: ``utt_id``, the six concept columns and ``token_string``.
+
+    ``rng`` is required for shuffle and corrupt conditions (seeded from the condition's
+    seed by the caller) and ignored otherwise.
+    """
+    kind, p, _ = parse_condition(name)
+    if kind in ("shuffle", "corrupt") and rng is None:
+        raise ValueError(f"condition {name!r} is random: pass an `rng`.")
+    if kind == "audio_only":
+        out = audio_only(tokens)
+    elif kind == "aligned":
+        out = aligned(tokens, n_bins=n_bins)
+    elif kind == "conflict":
+        out = conflict(tokens, n_bins=n_bins, voice_quality_map=voice_quality_map)
+    elif kind == "shuffle":
+        out = shuffle(tokens, n_bins=n_bins, groups=groups, rng=rng)
+    else:
+        out = corrupt(tokens, n_bins=n_bins, p=p, rng=rng)
+    out["token_string"] = token_strings(out, template=template, separator=separator)
+    return out

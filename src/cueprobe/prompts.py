@@ -1,0 +1,61 @@
+"""The two prompt formats: audio-only, and the same with the token block appended.
+
+Templates come from config ``prompts``: ``{labels}`` becomes the class list
+(``angry, happy, neutral, sad``) and ``{tokens}`` the serialised token string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import string
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptTemplates:
+    """Config ``prompts``: optional system text and the two user templates."""
+
+    audio_only: str
+    with_tokens: str
+    system: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, text, required in (
+            ("audio_only", self.audio_only, {"labels"}),
+            ("with_tokens", self.with_tokens, {"labels", "tokens"}),
+        ):
+            fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            if fields != required:
+                raise ValueError(
+                    f"prompts.{name} must use exactly the fields {sorted(required)}, "
+                    f"it uses {sorted(fields)}."
+                )
+
+
+def build_prompt(
+    templates: PromptTemplates, *, labels: Sequence[str], token_string: str | None
+) -> str:
+    """The user text of one request; ``token_string=None`` gives the audio-only format.
+
+    Examples
+    --------
+    >>> t = PromptTemplates("Pick one of: {labels}.", "Pick one of: {labels}.\\nCues: {tokens}")
+    >>> build_prompt(t, labels=["sad", "happy"], token_string=None)
+    'Pick one of: sad, happy.'
+    >>> build_prompt(t, labels=["sad", "happy"], token_string="ENERGY=LOW")
+    'Pick one of: sad, happy.\\nCues: ENERGY=LOW'
+    """
+    label_list = ", ".join(labels)
+    if token_string is None:
+        return templates.audio_only.format(labels=label_list)
+    return templates.with_tokens.format(labels=label_list, tokens=token_string)
+
+
+def prompt_sha(templates: PromptTemplates, prompt: str) -> str:
+    """Short SHA-256 of system text + prompt: identifies exactly what the model read."""
+    h = hashlib.sha256()
+    h.update((templates.system or "").encode())
+    h.update(b"\0")
+    h.update(prompt.encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,149 @@
+"""Interventions, prompts and answer parsing: exact values and every error message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cueprobe.interventions import ConditionSpec
+from cueprobe.interventions import build_condition
+from cueprobe.interventions import conflict
+from cueprobe.interventions import corrupt
+from cueprobe.interventions import parse_condition
+from cueprobe.interventions import shuffle
+from cueprobe.parsing import parse_answer
+from cueprobe.parsing import parse_answers
+from cueprobe.prompts import PromptTemplates
+from cueprobe.prompts import build_prompt
+from cueprobe.prompts import prompt_sha
+
+ROW = {
+    "utt_id": "u1",
+    "ENERGY": "VERY_HIGH",
+    "PITCH": "LOW",
+    "DYNAMICS": "MID",
+    "BRIGHTNESS": "VERY_DARK",
+    "FORMANTS": "HIGH",
+    "VOICE_QUALITY": "BREATHY",
+}
+VQ = {"BREATHY": "PRESSED", "PRESSED": "BREATHY", "MODAL": "ROUGH", "ROUGH": "MODAL"}
+
+
+def test_conflict_exact_values():
+    out = conflict(pd.DataFrame([ROW]), n_bins=5, voice_quality_map=VQ)
+    assert out.iloc[0].to_dict() == {
+        "utt_id": "u1",
+        "ENERGY": "VERY_LOW",
+        "PITCH": "HIGH",
+        "DYNAMICS": "MID",
+        "BRIGHTNESS": "VERY_BRIGHT",
+        "FORMANTS": "LOW",
+        "VOICE_QUALITY": "PRESSED",
+    }
+
+
+def test_token_string_and_audio_only():
+    kw = dict(n_bins=5, groups=None, voice_quality_map=VQ, template="{concept}={value}")
+    aligned = build_condition("aligned", pd.DataFrame([ROW]), separator="; ", rng=None, **kw)
+    assert aligned["token_string"].iloc[0] == (
+        "ENERGY=VERY_HIGH; PITCH=LOW; DYNAMICS=MID; BRIGHTNESS=VERY_DARK; FORMANTS=HIGH; "
+        "VOICE_QUALITY=BREATHY"
+    )
+    none = build_condition("audio_only", pd.DataFrame([ROW]), separator="; ", rng=None, **kw)
+    assert none["token_string"].isna().all() and none["ENERGY"].isna().all()
+
+
+def test_condition_names_round_trip():
+    spec = ConditionSpec((0, 1), (0.0, 0.25, 1.0), (0,))
+    names = spec.names()
+    assert names == [
+        "audio_only",
+        "aligned",
+        "shuffle_s0",
+        "shuffle_s1",
+        "conflict",
+        "corrupt_p0_s0",
+        "corrupt_p25_s0",
+        "corrupt_p100_s0",
+    ]
+    assert parse_condition("corrupt_p100_s0") == ("corrupt", 1.0, 0)
+
+
+@pytest.mark.parametrize("name", ["shuffle", "corrupt_p101_s0", "noise", "corrupt_p5"])
+def test_unknown_condition(name):
+    with pytest.raises(ValueError, match=f"unknown condition '{name}'"):
+        parse_condition(name)
+
+
+def test_errors():
+    tokens = pd.DataFrame([ROW])
+    with pytest.raises(ValueError, match=r"`tokens` lacks column\(s\) \['FORMANTS'\]"):
+        conflict(tokens.drop(columns="FORMANTS"), n_bins=5, voice_quality_map=VQ)
+    with pytest.raises(ValueError, match="column ENERGY has 1 value\\(s\\) outside its 3-bin"):
+        conflict(tokens, n_bins=3, voice_quality_map=VQ)
+    with pytest.raises(ValueError, match=r"no opposite for \['CREAKY'\]"):
+        conflict(tokens.assign(VOICE_QUALITY="CREAKY"), n_bins=5, voice_quality_map=VQ)
+    with pytest.raises(ValueError, match=r"`p` must lie in \[0, 1\], got 1.5"):
+        corrupt(tokens, n_bins=5, p=1.5, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="`groups` has 2 entries for 1 token rows"):
+        shuffle(tokens, n_bins=5, groups=["a", "b"], rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="condition 'shuffle_s0' is random: pass an `rng`"):
+        build_condition(
+            "shuffle_s0",
+            tokens,
+            n_bins=5,
+            groups=None,
+            voice_quality_map=VQ,
+            template="{concept}={value}",
+            separator="; ",
+            rng=None,
+        )
+
+
+def test_prompts():
+    t = PromptTemplates("Labels: {labels}.", "Labels: {labels}.\nCues: {tokens}", system="sys")
+    a = build_prompt(t, labels=["angry", "sad"], token_string=None)
+    b = build_prompt(t, labels=["angry", "sad"], token_string="ENERGY=LOW")
+    assert a == "Labels: angry, sad."
+    assert b == "Labels: angry, sad.\nCues: ENERGY=LOW"
+    assert b.count("ENERGY=LOW") == 1
+    assert prompt_sha(t, a) != prompt_sha(t, b)
+    assert prompt_sha(t, a) == prompt_sha(t, a) and len(prompt_sha(t, a)) == 16
+    other = PromptTemplates(t.audio_only, t.with_tokens, system="other")
+    assert prompt_sha(other, a) != prompt_sha(t, a)
+    with pytest.raises(ValueError, match=r"prompts.with_tokens must use exactly the fields"):
+        PromptTemplates("{labels}", "{labels} only")
+    with pytest.raises(ValueError, match=r"prompts.audio_only must use exactly the fields"):
+        PromptTemplates("{labels} {tokens}", "{labels} {tokens}")
+
+
+LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral": [], "sad": []}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("angry", ("angry", "exact")),
+        ("  Neutral. ", ("neutral", "exact")),
+        ("Excited!", ("happy", "synonym")),
+        ("The emotion is: sad", ("sad", "mention")),
+        ("happy or sad? I'd say sad", ("happy", "mention")),
+        ("unhappy", ("", "unparsed")),
+        ("", ("", "unparsed")),
+        (None, ("", "unparsed")),
+        ("Frustrated", ("", "unparsed")),
+    ],
+)
+def test_parse_answer(text, expected):
+    assert parse_answer(text, LABELS) == expected
+
+
+def test_parse_answers_vectorised_and_errors():
+    out = parse_answers(["sad", "mad", "?"], LABELS)
+    assert out.to_dict("list") == {
+        "pred": ["sad", "angry", ""],
+        "parse_status": ["exact", "synonym", "unparsed"],
+    }
+    with pytest.raises(ValueError, match="`labels` is empty"):
+        parse_answers(["sad"], {})

@@ -1,0 +1,45 @@
+# Interventions stage: one table per (corpus, condition) with the token block of each
+# utterance. audio_only depends on the manifest alone, so re-binning never touches it.
+
+
+rule build_audio_only_condition:
+    input:
+        manifest="results/{corpus}/manifest.parquet",
+    output:
+        "results/{corpus}/conditions/audio_only.parquet",
+    log:
+        "logs/build_audio_only_condition/{corpus}.log",
+    benchmark:
+        "benchmarks/build_audio_only_condition/{corpus}.tsv"
+    conda:
+        "../../envs/cueprobe.yaml"
+    shell:
+        "python -m cueprobe condition --name audio_only --manifest {input.manifest:q}"
+        " --out {output:q} 2> {log:q}"
+
+
+rule build_condition:
+    input:
+        manifest="results/{corpus}/manifest.parquet",
+        tokens="results/{corpus}/tokens.parquet",
+    output:
+        "results/{corpus}/conditions/{condition}.parquet",
+    wildcard_constraints:
+        condition=token_condition_constraint(),
+    params:
+        n_bins=config["tokens"]["n_bins"],
+        template=config["tokens"]["template"],
+        separator=config["tokens"]["separator"],
+        vq_map=get_conflict_map_json,
+        seed=config["seed"],
+    log:
+        "logs/build_condition/{corpus}/{condition}.log",
+    benchmark:
+        "benchmarks/build_condition/{corpus}/{condition}.tsv"
+    conda:
+        "../../envs/cueprobe.yaml"
+    shell:
+        "python -m cueprobe condition --name {wildcards.condition:q}"
+        " --manifest {input.manifest:q} --tokens {input.tokens:q}"
+        " --n-bins {params.n_bins} --template {params.template:q} --separator {params.separator:q}"
+        " --voice-quality-map {params.vq_map:q} --seed {params.seed} --out {output:q} 2> {log:q}"
