@@ -1,0 +1,85 @@
+"""Config files validate against the schema; a mistyped key fails naming the key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+@pytest.mark.parametrize(
+    "path", ["config/config.yaml", "config/paper.yaml", "tests/e2e/config.yaml"]
+)
+def test_shipped_configs_validate(path):
+    config = yaml.safe_load((REPO / path).read_text())
+    validate(config, str(SCHEMA))
+    # defaults are filled in from the schema, nested ones included
+    assert config["tokens"]["n_bins"] >= 2
+    assert all("shards" in c for c in config["corpora"].values())
+
+
+def _dry_run(tmp_path: Path, config_text: str) -> subprocess.CompletedProcess:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config_text)
+    bindir = Path(sys.executable).parent
+    env = os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [bindir / "snakemake", "-n", "--snakefile", REPO / "Snakefile"]
+        + ["--directory", tmp_path, "--configfile", cfg],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+BASE = """
+seed: 1
+corpora:
+  c1: {adapter: demo-iemocap%s}
+models:
+  reference: {backend: reference, zero_shot: false}
+"""
+
+
+def test_mistyped_key_fails_naming_it(tmp_path):
+    proc = _dry_run(tmp_path, BASE % ", shardz: 3")
+    assert proc.returncode != 0
+    assert "'shardz' was unexpected" in proc.stdout + proc.stderr
+
+
+def test_wrong_type_fails_naming_it(tmp_path):
+    proc = _dry_run(tmp_path, BASE % ", shards: many")
+    assert proc.returncode != 0
+    assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_real_corpus_needs_a_root(tmp_path):
+    proc = _dry_run(tmp_path, BASE.replace("demo-iemocap", "iemocap") % "")
+    assert proc.returncode != 0
+    assert "'root' is a required property" in proc.stdout + proc.stderr
+
+
+def test_configfile_replaces_the_default(tmp_path):
+    # the workflow profile sets replace-workflow-config: the demo corpora of
+    # config/config.yaml must not be merged into a user's config
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE % "")
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [bindir / "snakemake", "-n", "--configfile", cfg],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
+    )
+    out = proc.stdout + proc.stderr
+    assert "is replaced by additional config" in out
+    assert "demo_aibo" not in out
