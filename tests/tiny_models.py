@@ -454,11 +454,10 @@ def build_tiny_peft_adapter(base_path: str | Path, out_path: str | Path) -> str:
     str
         The adapter folder, loadable with ``peft.PeftModel.from_pretrained``.
     """
+    import transformers
     from peft import LoraConfig
     from peft import get_peft_model
     from transformers import AutoConfig
-
-    import transformers
 
     out_path = Path(out_path)
     if _done(out_path):

@@ -72,10 +72,14 @@ def validate_table(df: pd.DataFrame, kind: str, *, source: PathLike | None = Non
     spec = TABLES[kind]
     missing = [c for c in spec if c not in df.columns]
     if missing:
-        raise TableError(f"{kind} table{where} lacks column(s) {missing}; it has {list(df.columns)}.")
+        raise TableError(
+            f"{kind} table{where} lacks column(s) {missing}; it has {list(df.columns)}."
+        )
     for col, want in spec.items():
         if len(df) and not _KIND_CHECK[want](df[col]):
-            raise TableError(f"{kind} table{where}: column {col!r} must be {want}, got {df[col].dtype}.")
+            raise TableError(
+                f"{kind} table{where}: column {col!r} must be {want}, got {df[col].dtype}."
+            )
     if kind in _KEYED:
         dup = df["utt_id"][df["utt_id"].duplicated()]
         if len(dup):

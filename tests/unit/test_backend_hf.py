@@ -147,16 +147,12 @@ def test_deterministic_and_greedy(backend: TransformersBackend, wavs: list[str])
 
 def test_audio_reaches_model(backend: TransformersBackend, wavs: list[str]) -> None:
     """The ``audio=`` trap: the placeholder expands with the duration and the audio matters."""
-    token_id = backend.processor.tokenizer.convert_tokens_to_ids(
-        AUDIO_TOKENS[backend.architecture]
-    )
+    token_id = backend.processor.tokenizer.convert_tokens_to_ids(AUDIO_TOKENS[backend.architecture])
     same_prompt = [
         Request("a", wavs[0], PROMPTS[0], "a"),  # 0.5 s
         Request("b", wavs[2], PROMPTS[0], "b"),  # 1.5 s
     ]
-    counts = [
-        int((backend.prepare([r])["input_ids"] == token_id).sum()) for r in same_prompt
-    ]
+    counts = [int((backend.prepare([r])["input_ids"] == token_id).sum()) for r in same_prompt]
     # 100 frames/s, two 2x reductions: 0.5 s -> 12 placeholders, 1.5 s -> 37
     assert counts == [12, 37]
     logits = _last_logits(backend, same_prompt[:1]), _last_logits(backend, same_prompt[1:])
@@ -169,7 +165,10 @@ def test_peft_adapter_loads_and_changes_logits(
     from peft import PeftModel
 
     arch = backend.architecture
-    adapter = tiny_models.build_tiny_peft_adapter(model_dirs[arch], tmp_path / "lora")
+    # AF3 style: the adapter lives in a subfolder of a repository; others: a plain folder
+    subfolder = "think" if arch == "audio_flamingo_3" else None
+    adapter = str(tmp_path / "lora")
+    tiny_models.build_tiny_peft_adapter(model_dirs[arch], Path(adapter, subfolder or ""))
     adapted = TransformersBackend(
         model_dirs[arch],
         architecture=arch,
@@ -177,15 +176,36 @@ def test_peft_adapter_loads_and_changes_logits(
         batch_size=4,
         max_new_tokens=MAX_NEW_TOKENS,
         adapter=adapter,
+        adapter_subfolder=subfolder,
         device="cpu",
     )
     assert isinstance(adapted.model, PeftModel)
-    assert adapted.info.decoding.endswith(f"; adapter={adapter}")
+    suffix = f"; adapter={adapter}" + (f"/{subfolder}" if subfolder else "")
+    assert adapted.info.decoding.endswith(suffix)
     requests = _requests(wavs)
     answers = adapted.generate(requests)
     assert len(answers) == len(requests)
     assert answers == [adapted.generate([r])[0] for r in requests]
     assert not torch.allclose(_last_logits(adapted, requests), _last_logits(backend, requests))
+
+
+def test_system_prompt_replaces_the_template_default(
+    model_dirs: dict[str, str], wavs: list[str]
+) -> None:
+    backend = TransformersBackend(
+        model_dirs["qwen2_audio"],
+        architecture="qwen2_audio",
+        dtype="float32",
+        system_prompt="You classify emotions.",
+        device="cpu",
+    )
+    text = backend.processor.apply_chat_template(
+        backend.conversation("Emotion?", wavs[0]), tokenize=False, add_generation_prompt=True
+    )
+    assert text.startswith("<|im_start|>system\nYou classify emotions.<|im_end|>\n")
+    assert "You are a helpful assistant." not in text
+    assert text.endswith("Emotion?<|im_end|>\n<|im_start|>assistant\n")
+    assert len(backend.generate(_requests(wavs))) == len(wavs)
 
 
 # -- architecture independent -----------------------------------------------------------------

@@ -145,6 +145,9 @@ class TransformersBackend:
         Allow the checkpoint's own Python code; required by ``midashenglm``.
     adapter : str or None
         PEFT adapter (hub id or folder) applied on top of the model.
+    adapter_subfolder : str or None
+        Folder of the adapter inside ``adapter`` (e.g. an adapter shipped in a subfolder
+        of the model's own repository).
     system_prompt : str or None
         System turn; ``None`` leaves the chat template's default.
     device : str or None
@@ -168,6 +171,7 @@ class TransformersBackend:
         max_new_tokens: int = 16,
         trust_remote_code: bool = False,
         adapter: str | None = None,
+        adapter_subfolder: str | None = None,
         system_prompt: str | None = None,
         device: str | None = None,
     ) -> None:
@@ -176,7 +180,9 @@ class TransformersBackend:
                 f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}"
             )
         if dtype != "auto" and dtype not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; expected 'auto' or one of {sorted(_DTYPES)}")
+            raise ValueError(
+                f"unknown dtype {dtype!r}; expected 'auto' or one of {sorted(_DTYPES)}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_new_tokens < 1:
@@ -197,11 +203,12 @@ class TransformersBackend:
             model_id=model_id,
             revision=revision,
             decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={dtype}"
-            + (f"; adapter={adapter}" if adapter else ""),
+            + (f"; adapter={adapter}" if adapter else "")
+            + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else ""),
         )
         self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
         self.model = self._load_model(
-            arch, model_id, revision, dtype, trust_remote_code, adapter
+            arch, model_id, revision, dtype, trust_remote_code, adapter, adapter_subfolder
         )
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
         self.generation_config = self._greedy_config()
@@ -230,6 +237,7 @@ class TransformersBackend:
         dtype: str,
         trust_remote_code: bool,
         adapter: str | None,
+        adapter_subfolder: str | None,
     ) -> Any:
         import transformers
 
@@ -239,11 +247,12 @@ class TransformersBackend:
             revision=revision,
             dtype=_DTYPES.get(dtype, "auto"),
             trust_remote_code=trust_remote_code,
+            device_map=self.device,  # load straight onto the device
         )
         if adapter is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter)
+            model = PeftModel.from_pretrained(model, adapter, subfolder=adapter_subfolder)
         return model.to(self.device).eval()
 
     def _greedy_config(self) -> Any:

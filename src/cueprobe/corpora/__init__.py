@@ -78,5 +78,7 @@ def build_manifest(
     if labels is not None and adapter != "csv":
         bad = sorted(set(manifest["label"]) - set(labels))
         if bad:
-            raise CorpusError(f"labels {bad} of the {adapter} adapter are not in the configured set")
+            raise CorpusError(
+                f"labels {bad} of the {adapter} adapter are not in the configured set"
+            )
     return manifest, excluded

@@ -28,7 +28,9 @@ LABELS = {
     "positive": ["positive", "motherese", "joyful", "happy"],
     "rest": ["rest", "other"],
 }
-_LINE = re.compile(r"^(?P<id>(?P<school>[A-Za-z]+)_(?P<child>\d+)_\S+)\s+(?P<cls>\S+)\s+(?P<conf>[\d.]+)\s*$")
+_LINE = re.compile(
+    r"^(?P<id>(?P<school>[A-Za-z]+)_(?P<child>\d+)_\S+)\s+(?P<cls>\S+)\s+(?P<conf>[\d.]+)\s*$"
+)
 
 
 def read_aibo(

@@ -74,4 +74,6 @@ def _check_unique(ids: list[str]) -> None:
             dup.append(i)
         seen.add(i)
     if dup:
-        raise CorpusError(f"{len(dup)} duplicate utterance id(s): {', '.join(map(repr, dup[:10]))}.")
+        raise CorpusError(
+            f"{len(dup)} duplicate utterance id(s): {', '.join(map(repr, dup[:10]))}."
+        )

@@ -26,19 +26,31 @@ from cueprobe.typing import PathLike
 #: vocal-affect review and Banse & Scherer (1996): anger/joy high arousal (high
 #: F0, level, bright), sadness low (low F0, narrow range, dark, breathy, slow).
 PROFILES: dict[str, dict[str, float]] = {
-    "ang": dict(f0=3.0, rng=1.4, level=6.0, tilt=0.5, jit=1.5, shim=1.5, br=-0.05, rate=1.2, dur=0.9),
-    "hap": dict(f0=4.0, rng=1.8, level=3.0, tilt=0.25, jit=1.0, shim=1.0, br=0.0, rate=1.15, dur=1.0),
+    "ang": dict(
+        f0=3.0, rng=1.4, level=6.0, tilt=0.5, jit=1.5, shim=1.5, br=-0.05, rate=1.2, dur=0.9
+    ),
+    "hap": dict(
+        f0=4.0, rng=1.8, level=3.0, tilt=0.25, jit=1.0, shim=1.0, br=0.0, rate=1.15, dur=1.0
+    ),
     "exc": dict(f0=4.5, rng=1.7, level=4.0, tilt=0.3, jit=1.1, shim=1.1, br=0.0, rate=1.2, dur=1.0),
     "neu": dict(f0=0.0, rng=1.0, level=0.0, tilt=0.0, jit=1.0, shim=1.0, br=0.0, rate=1.0, dur=1.0),
-    "sad": dict(f0=-2.5, rng=0.6, level=-6.0, tilt=-0.45, jit=1.3, shim=1.3, br=0.12, rate=0.8, dur=1.2),
-    "fru": dict(f0=1.0, rng=1.1, level=2.0, tilt=0.2, jit=1.2, shim=1.2, br=0.0, rate=1.05, dur=1.0),
+    "sad": dict(
+        f0=-2.5, rng=0.6, level=-6.0, tilt=-0.45, jit=1.3, shim=1.3, br=0.12, rate=0.8, dur=1.2
+    ),
+    "fru": dict(
+        f0=1.0, rng=1.1, level=2.0, tilt=0.2, jit=1.2, shim=1.2, br=0.0, rate=1.05, dur=1.0
+    ),
     "sur": dict(f0=5.0, rng=2.0, level=2.0, tilt=0.2, jit=1.0, shim=1.0, br=0.0, rate=1.1, dur=0.8),
     # FAU-Aibo classes (children talking to a robot dog)
-    "A": dict(f0=2.5, rng=1.3, level=5.0, tilt=0.45, jit=1.4, shim=1.4, br=-0.05, rate=1.1, dur=0.9),
+    "A": dict(
+        f0=2.5, rng=1.3, level=5.0, tilt=0.45, jit=1.4, shim=1.4, br=-0.05, rate=1.1, dur=0.9
+    ),
     "E": dict(f0=1.5, rng=1.2, level=4.0, tilt=0.3, jit=1.1, shim=1.1, br=0.0, rate=0.8, dur=1.0),
     "N": dict(f0=0.0, rng=1.0, level=0.0, tilt=0.0, jit=1.0, shim=1.0, br=0.0, rate=1.0, dur=1.0),
     "P": dict(f0=3.5, rng=1.6, level=2.0, tilt=0.2, jit=1.0, shim=1.0, br=0.05, rate=1.1, dur=1.0),
-    "R": dict(f0=0.5, rng=1.1, level=-2.0, tilt=-0.1, jit=1.1, shim=1.1, br=0.05, rate=1.0, dur=1.0),
+    "R": dict(
+        f0=0.5, rng=1.1, level=-2.0, tilt=-0.1, jit=1.1, shim=1.1, br=0.05, rate=1.0, dur=1.0
+    ),
 }
 
 

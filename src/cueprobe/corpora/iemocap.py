@@ -27,7 +27,9 @@ LABELS = {
     "neutral": ["neutral", "neutrality"],
     "sad": ["sadness", "sad"],
 }
-_TURN = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>\S+)\t(?P<emo>\S+)\t\[.*\]\s*$")
+_TURN = re.compile(
+    r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>\S+)\t(?P<emo>\S+)\t\[.*\]\s*$"
+)
 _UTT = re.compile(r"^(?P<session>Ses\d\d)[FM]_.+_(?P<gender>[FM])\d+$")
 
 
