@@ -36,6 +36,7 @@ from cueprobe.define import ORDINAL_CONCEPTS
 from cueprobe.define import Concept
 from cueprobe.define import VoiceQuality
 from cueprobe.define import level_names
+from cueprobe.tokens import serialise_tokens
 
 CONCEPT_COLUMNS: tuple[str, ...] = tuple(c.value for c in Concept)
 
@@ -193,22 +194,6 @@ def parse_condition(name: str) -> tuple[str, float | None, int | None]:
     )
 
 
-def token_strings(frame: pd.DataFrame, *, template: str, separator: str) -> pd.Series:
-    """Serialise the six concept columns of each row, e.g. ``ENERGY=HIGH; PITCH=LOW; ...``.
-
-    Rows whose tokens are null (``audio_only``) give null.
-    """
-    parts = [
-        frame[c].map(lambda v, c=c: None if v is None else template.format(concept=c, value=v))
-        for c in CONCEPT_COLUMNS
-    ]
-    joined = [
-        None if any(p is None for p in row) else separator.join(row)
-        for row in zip(*parts, strict=True)
-    ]
-    return pd.Series(joined, index=frame.index, dtype=object)
-
-
 def build_condition(
     name: str,
     tokens: pd.DataFrame,
@@ -238,5 +223,8 @@ def build_condition(
         out = shuffle(tokens, n_bins=n_bins, groups=groups, rng=rng)
     else:
         out = corrupt(tokens, n_bins=n_bins, p=p, rng=rng)
-    out["token_string"] = token_strings(out, template=template, separator=separator)
+    if kind == "audio_only":
+        out["token_string"] = pd.Series([None] * len(out), dtype=object)
+    else:
+        out["token_string"] = serialise_tokens(out, template=template, separator=separator)
     return out

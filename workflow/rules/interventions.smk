@@ -28,7 +28,7 @@ rule build_condition:
         condition=token_condition_constraint(),
     params:
         n_bins=config["tokens"]["n_bins"],
-        template=config["tokens"]["template"],
+        template=get_token_template,
         separator=config["tokens"]["separator"],
         vq_map=get_conflict_map_json,
         seed=config["seed"],

@@ -1,0 +1,135 @@
+"""Figure 1: concept-token distributions per emotion (bubble area = within-emotion frequency)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cueprobe.define import Concept
+
+
+def token_frequencies(
+    tokens: pd.DataFrame,
+    manifest: pd.DataFrame,
+    *,
+    vocabularies: Mapping[str, Sequence[str]],
+    labels: Sequence[str],
+) -> pd.DataFrame:
+    """Within-emotion frequency of every token value of every concept.
+
+    Returns
+    -------
+    DataFrame
+        ``concept, value, label, count, n_label, freq`` with one row per
+        (concept, vocabulary value, label), zeros included; ``freq`` sums to 1
+        over the values of a concept within a label.
+    """
+    missing = [c for c in vocabularies if c not in tokens.columns]
+    if missing:
+        raise ValueError(f"tokens table lacks concept column(s) {missing}.")
+    df = tokens.merge(
+        manifest[["utt_id", "label"]], on="utt_id", how="inner", validate="one_to_one"
+    )
+    if len(df) != len(tokens):
+        raise ValueError(f"{len(tokens) - len(df)} token row(s) have no manifest label.")
+    unknown = sorted(set(df["label"]) - set(labels))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the label set {list(labels)}.")
+    rows = []
+    n_label = df["label"].value_counts()
+    for concept, vocab in vocabularies.items():
+        outside = sorted(set(df[concept]) - set(vocab))
+        if outside:
+            raise ValueError(f"{concept} values {outside} are not in its vocabulary {list(vocab)}.")
+        counts = df.groupby(["label", concept]).size()
+        for label in labels:
+            n = int(n_label.get(label, 0))
+            for value in vocab:
+                c = int(counts.get((label, value), 0))
+                rows.append((concept, value, label, c, n, c / n if n else np.nan))
+    return pd.DataFrame(rows, columns=["concept", "value", "label", "count", "n_label", "freq"])
+
+
+def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Any:
+    """Bubble chart: one panel per concept (rows), token values (x) x emotions (y).
+
+    Bubble area is proportional to the within-emotion frequency; values of 5 %
+    and above are printed in the bubble.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    concepts = list(dict.fromkeys(freqs["concept"]))
+    labels = list(dict.fromkeys(freqs["label"]))
+    n_values = max(freqs.groupby("concept")["value"].nunique())
+    colours = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
+    height = 0.42 * len(labels) + 0.55
+    fig, axes = plt.subplots(
+        len(concepts),
+        1,
+        figsize=(1.25 * n_values + 2.4, height * len(concepts) + 0.6),
+        squeeze=False,
+    )
+    max_area = 900.0  # points^2 at frequency 1
+    for ax, concept in zip(axes[:, 0], concepts, strict=True):
+        sub = freqs[freqs["concept"] == concept]
+        values = list(dict.fromkeys(sub["value"]))
+        for j, label in enumerate(labels):
+            row = sub[sub["label"] == label].set_index("value").reindex(values)
+            f = row["freq"].fillna(0).to_numpy()
+            y = len(labels) - 1 - j
+            ax.scatter(
+                np.arange(len(values)),
+                np.full(len(values), y),
+                s=max_area * f,
+                color=colours[j],
+                alpha=0.75,
+                edgecolors="none",
+            )
+            for x, fx in enumerate(f):
+                if fx >= 0.05:
+                    ax.annotate(f"{100 * fx:.0f}", (x, y), ha="center", va="center", fontsize=7)
+        ax.set_xticks(np.arange(len(values)), [v.replace("_", " ") for v in values], fontsize=8)
+        ax.set_yticks(np.arange(len(labels)), labels[::-1], fontsize=8)
+        ax.set_xlim(-0.6, n_values - 0.4)
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        ax.set_ylabel(concept, fontsize=9, fontweight="bold", rotation=0, ha="right", va="center")
+        ax.grid(True, color="0.92", linewidth=0.6)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    n = freqs.drop_duplicates("label").set_index("label")["n_label"]
+    counts = ", ".join(f"{lab} n={int(n[lab])}" for lab in labels)
+    fig.suptitle(
+        f"{title}\nwithin-emotion token frequency (%), bubble area proportional; {counts}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def vocabularies(n_bins: int) -> dict[str, list[str]]:
+    """Token values of every concept, lowest first (VOICE_QUALITY in rule order)."""
+    from cueprobe.define import ORDINAL_CONCEPTS
+    from cueprobe.define import VoiceQuality
+    from cueprobe.define import level_names
+
+    out = {c.value: level_names(c, n_bins) for c in ORDINAL_CONCEPTS}
+    out[Concept.VOICE_QUALITY.value] = [
+        v.value
+        for v in (
+            VoiceQuality.MODAL,
+            VoiceQuality.BREATHY,
+            VoiceQuality.PRESSED,
+            VoiceQuality.ROUGH,
+            VoiceQuality.CREAKY,
+            VoiceQuality.UNVOICED,
+        )
+    ]
+    return out

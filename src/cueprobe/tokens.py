@@ -1,0 +1,446 @@
+"""Concept tokens (the paper's Table I) from file-level eGeMAPS means.
+
+Each descriptor is robustly standardised (median and IQR over the fitting set),
+the five scalar concept scores are means of standardised descriptors, and each
+score is cut into ``n_bins`` quantile bins whose edges are fitted once per corpus
+(per gender for the concepts a corpus lists). VOICE_QUALITY is a rule on robust
+z-scores. Descriptor-to-concept grouping follows the eGeMAPS definitions (Eyben
+et al. 2016, Sec. 3): loudness (intensity), F0 (pitch), spectral flux (temporal
+change), alpha ratio / Hammarberg / slopes (spectral balance) and F1-F3 (formants).
+
+Every utterance gets all six tokens: a NaN score (no voiced frame, a clip too
+short for openSMILE) takes the middle level, and the reason stands in ``flag``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.define import ORDINAL_CONCEPTS
+from cueprobe.define import Concept
+from cueprobe.define import VoiceQuality
+from cueprobe.define import level_names
+
+#: (descriptor, sign) per ordinal concept; the score is the mean of sign * z.
+#: Hammarberg's index rises as the voice darkens, so it enters BRIGHTNESS negated.
+CONCEPT_DESCRIPTORS: dict[Concept, tuple[tuple[str, int], ...]] = {
+    Concept.ENERGY: (("Loudness_sma3", 1),),
+    Concept.PITCH: (("F0semitoneFrom27.5Hz_sma3nz", 1),),
+    Concept.DYNAMICS: (("spectralFlux_sma3", 1),),
+    Concept.BRIGHTNESS: (
+        ("alphaRatio_sma3", 1),
+        ("hammarbergIndex_sma3", -1),
+        ("slope0-500_sma3", 1),
+        ("slope500-1500_sma3", 1),
+    ),
+    Concept.FORMANTS: (
+        ("F1frequency_sma3nz", 1),
+        ("F2frequency_sma3nz", 1),
+        ("F3frequency_sma3nz", 1),
+    ),
+}
+
+#: descriptors of the VOICE_QUALITY rule
+VQ_DESCRIPTORS = {
+    "f0": "F0semitoneFrom27.5Hz_sma3nz",
+    "jitter": "jitterLocal_sma3nz",
+    "shimmer": "shimmerLocaldB_sma3nz",
+    "hnr": "HNRdBACF_sma3nz",
+    "h1h2": "logRelF0-H1-H2_sma3nz",
+    "h1a3": "logRelF0-H1-A3_sma3nz",
+}
+
+#: groups of gender-specific edges; other genders fall back to the pooled edges
+GENDER_GROUPS = ("F", "M")
+POOLED = "all"
+
+TOKEN_COLUMNS: tuple[str, ...] = (
+    "utt_id",
+    *(f"score_{c}" for c in ORDINAL_CONCEPTS),
+    *(c.value for c in Concept),
+    "token_string",
+    "flag",
+)
+
+
+class DegenerateDescriptorWarning(UserWarning):
+    """A descriptor has zero (or undefined) IQR over the fitting set."""
+
+
+class SparseGroupWarning(UserWarning):
+    """A gender group has too few fitting rows for its own edges; pooled edges are used."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceQualityRule:
+    """VOICE_QUALITY thresholds: robust-z threshold ``t``, UNVOICED floor, test order.
+
+    MODAL is what remains when no rule in ``order`` fires.
+    """
+
+    threshold: float = 1.0
+    unvoiced_floor: float = 0.1
+    order: tuple[VoiceQuality, ...] = (
+        VoiceQuality.UNVOICED,
+        VoiceQuality.ROUGH,
+        VoiceQuality.BREATHY,
+        VoiceQuality.PRESSED,
+        VoiceQuality.CREAKY,
+    )
+
+    def __post_init__(self) -> None:
+        if not self.threshold > 0:
+            raise ValueError(f"voice_quality threshold must be > 0, got {self.threshold}.")
+        if not 0 <= self.unvoiced_floor <= 1:
+            raise ValueError(
+                f"voice_quality unvoiced_floor must be in [0, 1], got {self.unvoiced_floor}."
+            )
+        order = tuple(VoiceQuality(v) for v in self.order)
+        if VoiceQuality.MODAL in order:
+            raise ValueError("voice_quality order must not list MODAL: it is the fallback.")
+        if len(set(order)) != len(order):
+            raise ValueError(
+                f"voice_quality order lists a value twice: {[v.value for v in order]}."
+            )
+        object.__setattr__(self, "order", order)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenEdges:
+    """Everything needed to re-bin by hand: standardisation and bin edges.
+
+    ``centre``/``scale`` are the median and IQR of each descriptor over the
+    fitting set; ``edges[concept][group]`` are the ``n_bins - 1`` inner edges of
+    a score (``group`` is ``"all"`` or a gender); a score ``s`` is in bin
+    ``#{edges <= s}``. ``f0_by_group`` standardises F0 within gender for the
+    VOICE_QUALITY rule when PITCH is gender-specific.
+    """
+
+    n_bins: int
+    fit_on: str
+    n_fit: int
+    centre: dict[str, float]
+    scale: dict[str, float]
+    edges: dict[str, dict[str, list[float]]]
+    gender_specific: tuple[str, ...]
+    f0_by_group: dict[str, tuple[float, float]]
+
+    def levels(self, concept: Concept | str) -> list[str]:
+        """Token values of an ordinal concept, lowest first."""
+        return level_names(concept, self.n_bins)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (``token_edges.json``)."""
+        return {
+            "n_bins": self.n_bins,
+            "fit_on": self.fit_on,
+            "n_fit": self.n_fit,
+            "rule": "robust z = (x - centre) / scale; score = mean of sign * z over the "
+            "concept's descriptors; bin = number of inner edges <= score (group edges "
+            "for gender_specific concepts when the gender has them, else 'all')",
+            "descriptors": {
+                c.value: [{"name": d, "sign": s} for d, s in CONCEPT_DESCRIPTORS[c]]
+                for c in ORDINAL_CONCEPTS
+            },
+            "centre": self.centre,
+            "scale": self.scale,
+            "edges": self.edges,
+            "levels": {c.value: self.levels(c) for c in ORDINAL_CONCEPTS},
+            "gender_specific": list(self.gender_specific),
+            "f0_by_group": {g: list(v) for g, v in self.f0_by_group.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TokenEdges:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            n_bins=int(d["n_bins"]),
+            fit_on=str(d["fit_on"]),
+            n_fit=int(d["n_fit"]),
+            centre={k: float(v) for k, v in d["centre"].items()},
+            scale={k: float(v) for k, v in d["scale"].items()},
+            edges={
+                c: {g: [float(x) for x in e] for g, e in ge.items()} for c, ge in d["edges"].items()
+            },
+            gender_specific=tuple(d["gender_specific"]),
+            f0_by_group={g: (float(v[0]), float(v[1])) for g, v in d["f0_by_group"].items()},
+        )
+
+
+def _merge_iv(features: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Join features to the manifest's gender and split, checking both cover the same rows."""
+    need_f = ["utt_id", *EGEMAPS_LLDS, "voiced_ratio", "status"]
+    missing = [c for c in need_f if c not in features.columns]
+    if missing:
+        raise ValueError(f"features table lacks column(s) {missing[:5]}.")
+    missing = [c for c in ("utt_id", "gender", "split") if c not in manifest.columns]
+    if missing:
+        raise ValueError(f"manifest lacks column(s) {missing}.")
+    only_f = sorted(set(features["utt_id"]) - set(manifest["utt_id"]))
+    only_m = sorted(set(manifest["utt_id"]) - set(features["utt_id"]))
+    if only_f or only_m:
+        raise ValueError(
+            f"features and manifest disagree: {len(only_m)} manifest utt_id(s) without "
+            f"features (first {only_m[:5]}), {len(only_f)} feature rows not in the manifest "
+            f"(first {only_f[:5]})."
+        )
+    meta = manifest[["utt_id", "gender", "split"]]
+    return features.merge(meta, on="utt_id", how="left", validate="one_to_one")
+
+
+def _fit_mask(df: pd.DataFrame, fit_on: str) -> np.ndarray:
+    if fit_on not in ("all", "train"):
+        raise ValueError(f"`fit_on` must be 'all' or 'train', got {fit_on!r}.")
+    mask = (df["status"] == "ok").to_numpy().copy()
+    if fit_on == "train":
+        mask &= (df["split"] == "train").to_numpy()
+    if not mask.any():
+        raise ValueError(f"no utterance to fit token edges on (fit_on={fit_on!r}, status 'ok').")
+    return mask
+
+
+def _robust(x: np.ndarray, name: str) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        warnings.warn(
+            f"descriptor {name!r} has no finite value in the fitting set; its z-scores are NaN.",
+            DegenerateDescriptorWarning,
+            stacklevel=3,
+        )
+        return math.nan, math.nan
+    q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75])
+    iqr = float(q3 - q1)
+    if not iqr > 0:
+        warnings.warn(
+            f"descriptor {name!r} has zero IQR over the fitting set; it is scaled by 1.",
+            DegenerateDescriptorWarning,
+            stacklevel=3,
+        )
+        iqr = 1.0
+    return float(med), iqr
+
+
+def _scores(
+    df: pd.DataFrame, centre: Mapping[str, float], scale: Mapping[str, float]
+) -> pd.DataFrame:
+    out = {}
+    for concept in ORDINAL_CONCEPTS:
+        zs = [
+            sign * (df[d].to_numpy(np.float64) - centre[d]) / scale[d]
+            for d, sign in CONCEPT_DESCRIPTORS[concept]
+        ]
+        out[f"score_{concept}"] = np.mean(np.vstack(zs), axis=0)  # NaN if any part is NaN
+    return pd.DataFrame(out, index=df.index)
+
+
+def _quantile_edges(x: np.ndarray, n_bins: int) -> list[float]:
+    return [float(e) for e in np.quantile(x, np.arange(1, n_bins) / n_bins)]
+
+
+def fit_token_edges(
+    features: pd.DataFrame,
+    manifest: pd.DataFrame,
+    *,
+    n_bins: int,
+    fit_on: str,
+    gender_specific: Sequence[str] = (),
+) -> TokenEdges:
+    """Fit standardisation and quantile bin edges once per corpus.
+
+    Parameters
+    ----------
+    features : DataFrame
+        The gathered features table (``utt_id``, the 25 LLD means, ``voiced_ratio``, ``status``).
+    manifest : DataFrame
+        ``utt_id``, ``gender`` and ``split`` of the same utterances.
+    n_bins : int
+        Quantile bins per ordinal concept (3, 5, 7, ...).
+    fit_on : {"all", "train"}
+        Rows the medians, IQRs and edges are fitted on; only status ``ok`` rows count.
+    gender_specific : sequence of str
+        Ordinal concepts whose edges are fitted per gender (F, M).
+    """
+    level_names(Concept.PITCH, n_bins)  # validates n_bins
+    bad = [c for c in gender_specific if c not in {k.value for k in ORDINAL_CONCEPTS}]
+    if bad:
+        raise ValueError(
+            f"gender_specific lists {bad}; only ordinal concepts {[c.value for c in ORDINAL_CONCEPTS]} have edges."
+        )
+    df = _merge_iv(features, manifest)
+    mask = _fit_mask(df, fit_on)
+    fit = df.loc[mask]
+    centre, scale = {}, {}
+    for d in EGEMAPS_LLDS:
+        centre[d], scale[d] = _robust(fit[d].to_numpy(np.float64), d)
+    scores = _scores(fit, centre, scale)
+    edges: dict[str, dict[str, list[float]]] = {}
+    for concept in ORDINAL_CONCEPTS:
+        s = scores[f"score_{concept}"].to_numpy()
+        ok = np.isfinite(s)
+        if not ok.any():
+            raise ValueError(f"no finite {concept} score in the fitting set (fit_on={fit_on!r}).")
+        edges[concept.value] = {POOLED: _quantile_edges(s[ok], n_bins)}
+        if concept.value in gender_specific:
+            for g in GENDER_GROUPS:
+                sel = ok & (fit["gender"] == g).to_numpy()
+                if sel.sum() < n_bins:
+                    warnings.warn(
+                        f"{concept} edges for gender {g!r}: {int(sel.sum())} fitting rows < n_bins={n_bins}; using pooled edges.",
+                        SparseGroupWarning,
+                        stacklevel=2,
+                    )
+                    continue
+                edges[concept.value][g] = _quantile_edges(s[sel], n_bins)
+    f0_by_group: dict[str, tuple[float, float]] = {}
+    if Concept.PITCH.value in gender_specific:
+        f0 = VQ_DESCRIPTORS["f0"]
+        for g in GENDER_GROUPS:
+            x = fit.loc[fit["gender"] == g, f0].to_numpy(np.float64)
+            if np.isfinite(x).sum() >= n_bins:
+                f0_by_group[g] = _robust(x, f"{f0} ({g})")
+    return TokenEdges(
+        n_bins=n_bins,
+        fit_on=fit_on,
+        n_fit=int(mask.sum()),
+        centre=centre,
+        scale=scale,
+        edges=edges,
+        gender_specific=tuple(gender_specific),
+        f0_by_group=f0_by_group,
+    )
+
+
+def bin_scores(scores: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Bin index of each score: the number of inner edges <= score (NaN -> -1)."""
+    s = np.asarray(scores, dtype=np.float64)
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), s, side="right")
+    return np.where(np.isfinite(s), idx, -1)
+
+
+def _voice_quality(df: pd.DataFrame, edges: TokenEdges, rule: VoiceQualityRule) -> np.ndarray:
+    t = rule.threshold
+    z = {
+        k: (df[d].to_numpy(np.float64) - edges.centre[d]) / edges.scale[d]
+        for k, d in VQ_DESCRIPTORS.items()
+    }
+    f0 = df[VQ_DESCRIPTORS["f0"]].to_numpy(np.float64)
+    for g, (med, iqr) in edges.f0_by_group.items():
+        sel = (df["gender"] == g).to_numpy()
+        z["f0"][sel] = (f0[sel] - med) / iqr
+    with np.errstate(invalid="ignore"):
+        jit_hi, shim_hi = z["jitter"] > t, z["shimmer"] > t
+        vr = df["voiced_ratio"].to_numpy(np.float64)
+        fires = {
+            VoiceQuality.UNVOICED: ~(vr >= rule.unvoiced_floor) | (df["status"] != "ok").to_numpy(),
+            VoiceQuality.ROUGH: (jit_hi & shim_hi) | ((z["hnr"] < -t) & (jit_hi | shim_hi)),
+            VoiceQuality.BREATHY: (z["hnr"] < -t) & (z["h1h2"] > t),
+            VoiceQuality.PRESSED: (z["h1h2"] < -t) & (z["h1a3"] < -t),
+            VoiceQuality.CREAKY: (z["f0"] < -t) & (z["jitter"] > t / 2),
+        }
+    out = np.full(len(df), VoiceQuality.MODAL.value, dtype=object)
+    decided = np.zeros(len(df), dtype=bool)
+    for value in rule.order:
+        hit = fires[value] & ~decided
+        out[hit] = value.value
+        decided |= hit
+    return out
+
+
+def serialise_tokens(tokens: pd.DataFrame, *, template: str, separator: str) -> pd.Series:
+    """The token string of each row: ``separator.join(template.format(concept=, value=))``."""
+    try:
+        template.format(concept="X", value="Y")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(
+            f"token template {template!r} may use only {{concept}} and {{value}}: {err!r}"
+        ) from None
+    parts = [[template.format(concept=c.value, value=v) for v in tokens[c.value]] for c in Concept]
+    return pd.Series(
+        [separator.join(p) for p in zip(*parts, strict=True)], index=tokens.index, dtype=object
+    )
+
+
+def assign_tokens(
+    features: pd.DataFrame,
+    manifest: pd.DataFrame,
+    edges: TokenEdges,
+    *,
+    voice_quality: VoiceQualityRule,
+    template: str,
+    separator: str,
+) -> pd.DataFrame:
+    """Scores, six tokens, the token string and a flag for every utterance.
+
+    Returns
+    -------
+    DataFrame
+        :data:`TOKEN_COLUMNS`, one row per ``features`` row, in its order. A NaN
+        score takes the middle level (the lower middle for even ``n_bins``) and
+        the reason goes to ``flag`` (``""`` when nothing is wrong).
+    """
+    df = _merge_iv(features, manifest)
+    scores = _scores(df, edges.centre, edges.scale)
+    out = pd.DataFrame({"utt_id": df["utt_id"].astype(str).to_numpy()})
+    middle = (edges.n_bins - 1) // 2
+    nan_concepts = []
+    for concept in ORDINAL_CONCEPTS:
+        s = scores[f"score_{concept}"].to_numpy()
+        out[f"score_{concept}"] = s
+        idx = bin_scores(s, edges.edges[concept.value][POOLED])
+        for g, e in edges.edges[concept.value].items():
+            if g != POOLED:
+                sel = (df["gender"] == g).to_numpy()
+                idx[sel] = bin_scores(s[sel], e)
+        names = np.array(edges.levels(concept), dtype=object)
+        out[concept.value] = names[np.where(idx < 0, middle, idx)]
+        nan_concepts.append(np.where(idx < 0, concept.value, ""))
+    out[Concept.VOICE_QUALITY.value] = _voice_quality(df, edges, voice_quality)
+    out["token_string"] = serialise_tokens(out, template=template, separator=separator)
+    status = df["status"].astype(str).to_numpy()
+    vr = df["voiced_ratio"].to_numpy(np.float64)
+    flags = []
+    for i in range(len(df)):
+        if status[i] != "ok":
+            flags.append(status[i])
+        elif not vr[i] >= voice_quality.unvoiced_floor:
+            flags.append("unvoiced")
+        else:
+            missing = [n[i] for n in nan_concepts if n[i]]
+            flags.append("nan_score:" + "+".join(missing) if missing else "")
+    out["flag"] = flags
+    return out[list(TOKEN_COLUMNS)]
+
+
+def tokenize(
+    features: pd.DataFrame,
+    manifest: pd.DataFrame,
+    *,
+    n_bins: int,
+    fit_on: str,
+    gender_specific: Sequence[str],
+    voice_quality: VoiceQualityRule,
+    template: str,
+    separator: str,
+) -> tuple[pd.DataFrame, TokenEdges]:
+    """Fit edges on the corpus and assign tokens to every utterance (the ``tokens`` stage)."""
+    edges = fit_token_edges(
+        features, manifest, n_bins=n_bins, fit_on=fit_on, gender_specific=gender_specific
+    )
+    tokens = assign_tokens(
+        features,
+        manifest,
+        edges,
+        voice_quality=voice_quality,
+        template=template,
+        separator=separator,
+    )
+    return tokens, edges

@@ -1,0 +1,248 @@
+"""eGeMAPS LLD means: voicing-correct, equal to openSMILE's own functionals, robust to odd files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import opensmile
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from cueprobe import io
+from cueprobe.cli import main
+from cueprobe.corpora import build_manifest
+from cueprobe.corpora.demo import make_demo_iemocap
+from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.features import NONZERO_LLDS
+from cueprobe.features import VOICED_LLDS
+from cueprobe.features import extract_features
+from cueprobe.features import prepare_signal
+from cueprobe.features import select_shard
+from cueprobe.features import shard_of
+from cueprobe.features import summarise_llds
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_iemocap(root, n_per_speaker=2, seed=3)
+    manifest, _ = build_manifest("iemocap", root)
+    return manifest, extract_features(manifest, min_duration_s=0.06)
+
+
+def test_voiced_means_equal_opensmile_functionals(demo):
+    manifest, feats = demo
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+    ref = smile.process_files(manifest["path"].tolist()).reset_index(drop=True)
+    cols = [
+        "F0semitoneFrom27.5Hz_sma3nz",
+        "jitterLocal_sma3nz",
+        "shimmerLocaldB_sma3nz",
+        "HNRdBACF_sma3nz",
+    ]
+    rel = pd.DataFrame({c: (feats[c] / ref[f"{c}_amean"] - 1).abs() for c in cols})
+    # openSMILE's functionals stop 3 frames before the LLD stream ends in all files
+    # but the odd one, where they stop 2 frames before (one frame of ~100 differs).
+    assert (rel < 1e-3).mean().min() >= 0.95, rel.describe()
+    assert (rel.median() < 1e-4).all(), rel.median()  # F0: its own smoother, ~2e-5
+    assert (rel.max() < 1e-2).all(), rel.max()
+    # the voiced spectral means equal the *V_sma3nz functionals (frames with F0 > 0)
+    voiced = (feats["hammarbergIndex_sma3"] / ref["hammarbergIndexV_sma3nz_amean"] - 1).abs()
+    assert voiced.median() < 1e-5
+
+
+def test_opensmile_lld_names_are_the_contract_columns():
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
+    )
+    assert tuple(smile.feature_names) == EGEMAPS_LLDS  # extract_signal relies on this order
+
+
+def test_plain_mean_over_unvoiced_zeros_is_not_what_we_compute():
+    lld = pd.DataFrame(np.ones((10, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
+    lld.iloc[:4, [EGEMAPS_LLDS.index(c) for c in NONZERO_LLDS + VOICED_LLDS]] = 0.0
+    lld["Loudness_sma3"] = np.arange(10.0)
+    lld.loc[6, "jitterLocal_sma3nz"] = 0.0  # a zero inside the voiced region
+    lld.loc[7, "F1frequency_sma3nz"] = 3.0
+    out = summarise_llds(lld, drop_trailing=2)  # frames 0..7
+    assert out["n_frames"] == 8
+    assert out["voiced_ratio"] == pytest.approx(0.5)
+    assert out["Loudness_sma3"] == pytest.approx(np.mean(np.arange(8.0)))
+    assert out["jitterLocal_sma3nz"] == 1.0  # non-zero frames only
+    assert out["F1frequency_sma3nz"] == pytest.approx((1 + 1 + 1 + 3) / 4)  # F0 > 0 frames
+
+
+def test_no_voiced_frame_gives_nan_voiced_columns_and_zero_ratio():
+    lld = pd.DataFrame(np.zeros((8, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
+    out = summarise_llds(lld)
+    assert out["voiced_ratio"] == 0.0
+    assert all(math.isnan(out[c]) for c in NONZERO_LLDS + VOICED_LLDS)
+    assert out["Loudness_sma3"] == 0.0
+
+
+def test_odd_files_get_a_status_and_nothing_is_dropped(tmp_path):
+    sr = 16000
+    t = np.arange(sr) / sr
+    voice = 0.3 * np.sign(np.sin(2 * np.pi * 140 * t)) * np.hanning(sr)
+    files = {
+        "silent": (np.zeros(sr), sr),
+        "short": (voice[: int(0.05 * sr)], sr),
+        "stereo": (np.stack([voice, voice], axis=1), sr),
+        "mono": (voice, sr),
+        "hifi": (np.interp(np.arange(44100) / 44100, t, voice), 44100),
+        "loud_float": (voice / 0.3 * 1.5, sr),
+    }
+    rows = []
+    for name, (x, rate) in files.items():
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, x, rate, subtype="FLOAT" if name == "loud_float" else "PCM_16")
+        rows.append((name, str(path)))
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    rows += [("corrupt", str(tmp_path / "corrupt.wav")), ("missing", str(tmp_path / "nope.wav"))]
+    manifest = pd.DataFrame(rows, columns=["utt_id", "path"])
+    out = extract_features(manifest, min_duration_s=0.06, n_workers=2).set_index("utt_id")
+    assert list(out.index) == list(manifest["utt_id"])
+    io.validate_table(out.reset_index(), "features")
+    status = out["status"].to_dict()
+    assert status == {
+        "silent": "silent",
+        "short": "too_short",
+        "stereo": "ok",
+        "mono": "ok",
+        "hifi": "ok",
+        "loud_float": "ok",
+        "corrupt": "unreadable",
+        "missing": "unreadable",
+    }
+    assert out.loc["short", list(EGEMAPS_LLDS)].isna().all()
+    assert out.loc["silent", "voiced_ratio"] == 0.0
+    pd.testing.assert_series_equal(out.loc["stereo"], out.loc["mono"], check_names=False)
+    f0 = "F0semitoneFrom27.5Hz_sma3nz"
+    assert out.loc["hifi", f0] == pytest.approx(out.loc["mono", f0], rel=0.01)
+    assert out.loc["loud_float", "voiced_ratio"] > 0.5
+
+
+def test_prepare_signal_never_reaches_plus_one():
+    x = prepare_signal(np.array([[1.0, 1.0], [-1.0, -3.0], [2.0, 0.0]]), 16000)
+    assert x.dtype == np.float32
+    assert x.max() < 1.0 and x.min() >= -1.0
+    assert int(np.float32(x.max()) * 32768) == 32767  # openSMILE's int16 cast does not wrap
+    with pytest.raises(ValueError, match=r"must have shape \(n,\) or \(n, channels\)"):
+        prepare_signal(np.zeros((2, 2, 2)), 16000)
+
+
+def test_threads_give_the_same_table(demo):
+    manifest, feats = demo
+    again = extract_features(manifest, min_duration_s=0.06, n_workers=2)
+    pd.testing.assert_frame_equal(again, feats)
+
+
+def test_shards_are_stable_and_partition_the_manifest(demo):
+    manifest, _ = demo
+    # blake2b, digest_size=8: fixed across processes and machines
+    assert shard_of("Ses01F_impro01_F000", 16) == shard_of("Ses01F_impro01_F000", 16)
+    assert [shard_of(f"u{i}", 4) for i in range(8)] == [
+        int.from_bytes(
+            __import__("hashlib").blake2b(f"u{i}".encode(), digest_size=8).digest(), "big"
+        )
+        % 4
+        for i in range(8)
+    ]
+    parts = [select_shard(manifest, shard=s, n_shards=3) for s in range(3)]
+    ids = [u for p in parts for u in p["utt_id"]]
+    assert sorted(ids) == sorted(manifest["utt_id"]) and all(len(p) for p in parts)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: shard_of("x", 0), "`n_shards` must be an integer >= 1"),
+        (lambda m: select_shard(m, shard=3, n_shards=3), r"`shard` must be in \[0, 3\)"),
+        (
+            lambda m: select_shard(m.drop(columns="utt_id"), shard=0, n_shards=1),
+            "manifest lacks column 'utt_id'",
+        ),
+        (
+            lambda m: extract_features(m.drop(columns="path"), min_duration_s=0.06),
+            r"manifest lacks column\(s\) \['path'\]",
+        ),
+        (
+            lambda m: extract_features(m, min_duration_s=0.06, n_workers=0),
+            "`n_workers` must be >= 1",
+        ),
+        (
+            lambda m: summarise_llds(pd.DataFrame({"x": [1.0]})),
+            r"LLD frame table lacks column\(s\)",
+        ),
+    ],
+)
+def test_errors_name_the_problem(call, message):
+    manifest = pd.DataFrame({"utt_id": ["a"], "path": ["a.wav"]})
+    with pytest.raises(ValueError, match=message):
+        call(manifest)
+
+
+def test_cli_extracts_shards_and_gathers_in_manifest_order(demo, tmp_path):
+    manifest, feats = demo
+    io.write_table(manifest, tmp_path / "manifest.parquet", "manifest")
+    shards = []
+    for s in range(2):
+        out = tmp_path / f"features/{s}.parquet"
+        args = ["features", "--manifest", str(tmp_path / "manifest.parquet"), "--shard", str(s)]
+        assert main([*args, "--n-shards", "2", "--min-duration-s", "0.06", "--out", str(out)]) == 0
+        shards.append(str(out))
+    out = tmp_path / "features.parquet"
+    assert (
+        main(
+            [
+                "gather-features",
+                "--manifest",
+                str(tmp_path / "manifest.parquet"),
+                "--out",
+                str(out),
+                *shards,
+            ]
+        )
+        == 0
+    )
+    pd.testing.assert_frame_equal(io.read_table(out, "features"), feats)
+    # a missing shard is an error naming the missing utterances
+    assert (
+        main(
+            [
+                "gather-features",
+                "--manifest",
+                str(tmp_path / "manifest.parquet"),
+                "--out",
+                str(out),
+                shards[0],
+            ]
+        )
+        == 1
+    )
+
+
+def test_gather_reports_missing_files(demo, tmp_path, capsys):
+    manifest, feats = demo
+    io.write_table(manifest, tmp_path / "m.parquet", "manifest")
+    io.write_table(feats.iloc[1:], tmp_path / "0.parquet", "features")
+    assert (
+        main(
+            [
+                "gather-features",
+                "--manifest",
+                str(tmp_path / "m.parquet"),
+                "--out",
+                str(tmp_path / "f.parquet"),
+                str(tmp_path / "0.parquet"),
+            ]
+        )
+        == 1
+    )
+    assert "shards do not cover the manifest" in capsys.readouterr().err

@@ -1,0 +1,323 @@
+"""Concept tokens: recover the demo generator, bin evenly, per gender, flag instead of drop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from cueprobe import io
+from cueprobe.cli import main
+from cueprobe.corpora import build_manifest
+from cueprobe.corpora.demo import make_demo_iemocap
+from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.define import ORDINAL_CONCEPTS
+from cueprobe.define import Concept
+from cueprobe.define import level_names
+from cueprobe.features import extract_features
+from cueprobe.figures.token_distribution import plot_token_distribution
+from cueprobe.figures.token_distribution import token_frequencies
+from cueprobe.figures.token_distribution import vocabularies
+from cueprobe.tokens import DegenerateDescriptorWarning
+from cueprobe.tokens import SparseGroupWarning
+from cueprobe.tokens import TokenEdges
+from cueprobe.tokens import VoiceQualityRule
+from cueprobe.tokens import assign_tokens
+from cueprobe.tokens import bin_scores
+from cueprobe.tokens import fit_token_edges
+from cueprobe.tokens import serialise_tokens
+from cueprobe.tokens import tokenize
+
+OPTS = dict(voice_quality=VoiceQualityRule(), template="{concept}={value}", separator="; ")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """~100 generated IEMOCAP-layout utterances with their features and generating params."""
+    root = tmp_path_factory.mktemp("demo")
+    params = make_demo_iemocap(root, n_per_speaker=8, seed=5)
+    manifest, _ = build_manifest("iemocap", root)
+    features = extract_features(manifest, min_duration_s=0.06, n_workers=2)
+    return manifest, features, params
+
+
+@pytest.fixture(scope="module")
+def tokens(demo):
+    manifest, features, _ = demo
+    return tokenize(
+        features, manifest, n_bins=5, fit_on="all", gender_specific=["PITCH", "FORMANTS"], **OPTS
+    )
+
+
+def test_tokens_recover_generating_parameters(demo, tokens):
+    _, _, params = demo
+    m = tokens[0].merge(params, on="utt_id")
+    # measured with the current synthesiser: F0 0.999, level 0.95, tilt ~0.5
+    assert spearmanr(m["f0_hz"], m["score_PITCH"]).statistic >= 0.9
+    assert spearmanr(m["level_db"], m["score_ENERGY"]).statistic >= 0.9
+    assert spearmanr(m["tilt"], m["score_BRIGHTNESS"]).statistic >= 0.35
+
+
+def test_bins_hold_near_equal_counts(tokens):
+    tok, edges = tokens
+    for concept in (Concept.ENERGY, Concept.DYNAMICS, Concept.BRIGHTNESS):
+        counts = tok[concept.value].value_counts().reindex(edges.levels(concept), fill_value=0)
+        assert counts.max() - counts.min() <= 2, counts
+
+
+def test_gender_specific_edges_differ_and_spread_both_genders(demo, tokens):
+    manifest, _, _ = demo
+    tok, edges = tokens
+    for concept in ("PITCH", "FORMANTS"):
+        assert set(edges.edges[concept]) == {"all", "F", "M"}
+        assert not np.allclose(edges.edges[concept]["F"], edges.edges[concept]["M"])
+    assert set(edges.edges["ENERGY"]) == {"all"}
+    m = tok.merge(manifest[["utt_id", "gender"]], on="utt_id")
+    table = pd.crosstab(m["gender"], m["PITCH"]).reindex(
+        columns=edges.levels("PITCH"), fill_value=0
+    )
+    assert (table.loc[["F", "M"]] > 0).all().all(), table
+    # pooled edges would put almost every man in the lowest two bins
+    pooled = bin_scores(m.loc[m["gender"] == "M", "score_PITCH"], edges.edges["PITCH"]["all"])
+    assert (pooled <= 1).mean() > 0.8
+
+
+def test_edges_json_lets_a_reader_rebin_by_hand(demo, tokens):
+    _, features, _ = demo
+    tok, edges = tokens
+    import json
+
+    d = json.loads(json.dumps(edges.to_dict()))
+    back = TokenEdges.from_dict(d)
+    assert back == edges
+    f = features.set_index("utt_id").loc[tok["utt_id"]]
+    z = (f["Loudness_sma3"] - d["centre"]["Loudness_sma3"]) / d["scale"]["Loudness_sma3"]
+    by_hand = [
+        d["levels"]["ENERGY"][int(np.sum(np.array(d["edges"]["ENERGY"]["all"]) <= v))] for v in z
+    ]
+    assert by_hand == tok["ENERGY"].tolist()
+
+
+def test_token_string_follows_template(tokens):
+    tok, _ = tokens
+    first = tok.iloc[0]
+    expect = "; ".join(f"{c.value}={first[c.value]}" for c in Concept)
+    assert first["token_string"] == expect
+    s = serialise_tokens(tok.head(2), template="<{concept}:{value}>", separator="|")
+    assert s.iloc[0].startswith(f"<ENERGY:{first['ENERGY']}>|<PITCH:")
+
+
+def test_bad_files_still_get_tokens_and_a_flag(demo):
+    manifest, features, _ = demo
+    f = features.copy()
+    f.loc[0, list(EGEMAPS_LLDS)] = np.nan
+    f.loc[0, ["status", "voiced_ratio", "n_frames"]] = ["too_short", 0.0, 0]
+    f.loc[1, ["status", "voiced_ratio"]] = ["unreadable", np.nan]
+    f.loc[1, list(EGEMAPS_LLDS)] = np.nan
+    voiced_only = [
+        c for c in EGEMAPS_LLDS if c.endswith("nz") or c.startswith(("alpha", "hammar", "slope"))
+    ]
+    f.loc[2, voiced_only] = np.nan
+    f.loc[2, "voiced_ratio"] = 0.0
+    f.loc[3, "F1frequency_sma3nz"] = np.nan
+    tok, _ = tokenize(f, manifest, n_bins=5, fit_on="all", gender_specific=["PITCH"], **OPTS)
+    assert len(tok) == len(f) and tok["utt_id"].tolist() == f["utt_id"].tolist()
+    assert tok.loc[:3, "flag"].tolist() == [
+        "too_short",
+        "unreadable",
+        "unvoiced",
+        "nan_score:FORMANTS",
+    ]
+    assert tok.loc[:2, "VOICE_QUALITY"].tolist() == ["UNVOICED"] * 3
+    assert tok.loc[0, "PITCH"] == "MID" and tok.loc[3, "FORMANTS"] == "MID"
+    assert (tok.loc[4:, "flag"] == "").all()
+    io.validate_table(tok, "tokens")
+
+
+def _vq_edges() -> TokenEdges:
+    zeros = {c: 0.0 for c in EGEMAPS_LLDS}
+    ones = {c: 1.0 for c in EGEMAPS_LLDS}
+    edges = {c.value: {"all": [-1.0, 1.0]} for c in ORDINAL_CONCEPTS}
+    return TokenEdges(3, "all", 1, zeros, ones, edges, (), {})
+
+
+def _vq_features(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    base = dict.fromkeys(EGEMAPS_LLDS, 0.0) | {"voiced_ratio": 0.9, "n_frames": 100, "status": "ok"}
+    f = pd.DataFrame([base | r for r in rows])
+    f.insert(0, "utt_id", [f"u{i}" for i in range(len(f))])
+    m = pd.DataFrame({"utt_id": f["utt_id"], "gender": "F", "split": "train"})
+    return f, m
+
+
+def test_voice_quality_rule_and_order():
+    j, s, h = "jitterLocal_sma3nz", "shimmerLocaldB_sma3nz", "HNRdBACF_sma3nz"
+    h12, h13, f0 = "logRelF0-H1-H2_sma3nz", "logRelF0-H1-A3_sma3nz", "F0semitoneFrom27.5Hz_sma3nz"
+    f, m = _vq_features(
+        [
+            {j: 2, s: 2},  # ROUGH
+            {h: -2, s: 2},  # ROUGH (low HNR and high shimmer)
+            {h: -2, h12: 2},  # BREATHY
+            {h12: -2, h13: -2},  # PRESSED
+            {f0: -2, j: 0.6},  # CREAKY
+            {"voiced_ratio": 0.05},  # UNVOICED
+            {},  # MODAL
+            {h: -2, j: 2, h12: 2},  # ROUGH before BREATHY by default
+            {j: 1.5},  # one cue only: MODAL
+        ]
+    )
+    vq = assign_tokens(f, m, _vq_edges(), **OPTS)["VOICE_QUALITY"].tolist()
+    assert vq == [
+        "ROUGH",
+        "ROUGH",
+        "BREATHY",
+        "PRESSED",
+        "CREAKY",
+        "UNVOICED",
+        "MODAL",
+        "ROUGH",
+        "MODAL",
+    ]
+    rule = VoiceQualityRule(order=("BREATHY", "ROUGH"), threshold=1.0)
+    opts = OPTS | {"voice_quality": rule}
+    assert assign_tokens(f, m, _vq_edges(), **opts)["VOICE_QUALITY"].tolist()[7] == "BREATHY"
+    loose = OPTS | {"voice_quality": VoiceQualityRule(threshold=3.0)}
+    assert set(assign_tokens(f, m, _vq_edges(), **loose)["VOICE_QUALITY"]) == {"MODAL", "UNVOICED"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threshold": 0.0}, "threshold must be > 0"),
+        ({"unvoiced_floor": 1.5}, r"unvoiced_floor must be in \[0, 1\]"),
+        ({"order": ("MODAL",)}, "must not list MODAL"),
+        ({"order": ("ROUGH", "ROUGH")}, "lists a value twice"),
+    ],
+)
+def test_voice_quality_rule_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VoiceQualityRule(**kwargs)
+
+
+def test_validation_errors(demo):
+    manifest, features, _ = demo
+    fit = dict(n_bins=5, fit_on="all")
+    with pytest.raises(ValueError, match="`fit_on` must be 'all' or 'train'"):
+        fit_token_edges(features, manifest, n_bins=5, fit_on="dev")
+    with pytest.raises(ValueError, match=r"gender_specific lists \['VOICE_QUALITY'\]"):
+        fit_token_edges(features, manifest, gender_specific=["VOICE_QUALITY"], **fit)
+    with pytest.raises(ValueError, match="1 manifest utt_id.s. without features"):
+        fit_token_edges(features.iloc[1:], manifest, **fit)
+    with pytest.raises(ValueError, match=r"features table lacks column\(s\) \['status'\]"):
+        fit_token_edges(features.drop(columns="status"), manifest, **fit)
+    with pytest.raises(ValueError, match=r"manifest lacks column\(s\) \['split'\]"):
+        fit_token_edges(features, manifest.drop(columns="split"), **fit)
+    with pytest.raises(ValueError, match="no utterance to fit token edges on"):
+        fit_token_edges(features.assign(status="silent"), manifest, **fit)
+    with pytest.raises(ValueError, match="`n_bins` must be an integer >= 2"):
+        fit_token_edges(features, manifest, n_bins=1, fit_on="all")
+    nan_f0 = features.assign(**{"F0semitoneFrom27.5Hz_sma3nz": np.nan})
+    with pytest.warns(DegenerateDescriptorWarning, match="no finite value"):
+        with pytest.raises(ValueError, match="no finite PITCH score"):
+            fit_token_edges(nan_f0, manifest, **fit)
+    with pytest.warns(DegenerateDescriptorWarning, match="has zero IQR"):
+        fit_token_edges(features.assign(mfcc1_sma3=1.0), manifest, **fit)
+    few = manifest.assign(gender=np.where(np.arange(len(manifest)) < 2, "M", "F"))
+    with pytest.warns(SparseGroupWarning, match="gender 'M': 2 fitting rows < n_bins=5"):
+        edges = fit_token_edges(features, few, gender_specific=["PITCH"], **fit)
+    assert set(edges.edges["PITCH"]) == {"all", "F"}
+    with pytest.raises(ValueError, match="token template"):
+        serialise_tokens(
+            pd.DataFrame({c.value: ["X"] for c in Concept}), template="{name}", separator=";"
+        )
+
+
+def test_fit_on_train_uses_train_rows_only(demo):
+    manifest, features, _ = demo
+    train = manifest["split"] == "train"
+    a = fit_token_edges(features, manifest, n_bins=5, fit_on="train")
+    b = fit_token_edges(features[train.to_numpy()], manifest[train], n_bins=5, fit_on="all")
+    assert a.edges == b.edges and a.n_fit == int(train.sum())
+
+
+def test_figure_frequencies_and_plot(demo, tokens):
+    manifest, _, _ = demo
+    tok, _ = tokens
+    labels = ["angry", "happy", "neutral", "sad"]
+    freqs = token_frequencies(tok, manifest, vocabularies=vocabularies(5), labels=labels)
+    sums = freqs.groupby(["concept", "label"])["freq"].sum()
+    assert np.allclose(sums, 1.0) and len(sums) == 6 * 4
+    fig = plot_token_distribution(freqs, title="demo")
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match=r"labels \['angry'\] are not in the label set"):
+        token_frequencies(
+            tok, manifest, vocabularies=vocabularies(5), labels=["sad", "happy", "neutral"]
+        )
+    with pytest.raises(ValueError, match="not in its vocabulary"):
+        token_frequencies(tok, manifest, vocabularies=vocabularies(3), labels=labels)
+    with pytest.raises(ValueError, match="have no manifest label"):
+        token_frequencies(tok, manifest.iloc[1:], vocabularies=vocabularies(5), labels=labels)
+    with pytest.raises(ValueError, match=r"lacks concept column\(s\) \['PITCH'\]"):
+        token_frequencies(
+            tok.drop(columns="PITCH"), manifest, vocabularies=vocabularies(5), labels=labels
+        )
+
+
+def test_cli_tokens_and_figure(demo, tmp_path):
+    manifest, features, _ = demo
+    io.write_table(manifest, tmp_path / "m.parquet", "manifest")
+    io.write_table(features, tmp_path / "f.parquet", "features")
+    args = [
+        "tokens",
+        "--features",
+        str(tmp_path / "f.parquet"),
+        "--manifest",
+        str(tmp_path / "m.parquet"),
+    ]
+    args += [
+        "--n-bins",
+        "3",
+        "--fit-on",
+        "train",
+        "--gender-specific",
+        '["PITCH"]',
+        "--vq-threshold",
+        "1.0",
+    ]
+    args += [
+        "--vq-unvoiced-floor",
+        "0.1",
+        "--vq-order",
+        '["UNVOICED", "ROUGH"]',
+        "--template",
+        "{concept}={value}",
+    ]
+    args += [
+        "--separator",
+        "; ",
+        "--out",
+        str(tmp_path / "t.parquet"),
+        "--edges-out",
+        str(tmp_path / "e.json"),
+    ]
+    assert main(args) == 0
+    tok = io.read_table(tmp_path / "t.parquet", "tokens")
+    assert set(tok["PITCH"]) == set(level_names("PITCH", 3))
+    assert io.read_json(tmp_path / "e.json")["fit_on"] == "train"
+    png = tmp_path / "fig.png"
+    plot = [
+        "plot-token-distribution",
+        "--tokens",
+        str(tmp_path / "t.parquet"),
+        "--edges",
+        str(tmp_path / "e.json"),
+    ]
+    plot += ["--manifest", str(tmp_path / "m.parquet"), "--title", "demo", "--out", str(png)]
+    assert main(plot) == 0 and png.stat().st_size > 10_000
+
+
+def test_tokens_dataclass_is_frozen(tokens):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tokens[1].n_bins = 3
