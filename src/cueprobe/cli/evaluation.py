@@ -1,0 +1,199 @@
+"""Evaluation subcommands: ``evaluate``, ``summarize``, ``make-table``, ``plot-confusions``,
+``plot-corruption-curve``.
+
+The bootstrap generator is ``np.random.default_rng([seed, EVALUATION_STREAM])``
+with the config seed: every (corpus, model) of one corpus gets the same speaker
+resamples, so its statistics regenerate exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io as io_
+import json
+import logging
+from pathlib import Path
+
+from cueprobe import io
+
+log = logging.getLogger(__name__)
+
+#: second word of the bootstrap seed sequence (the stage's index in cli.STAGES)
+EVALUATION_STREAM = 5
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the evaluation-stage subcommands."""
+    p = sub.add_parser("evaluate", help="metrics, bootstrap CIs and tests of one (corpus, model)")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument(
+        "--predictions", type=Path, nargs="+", required=True, help="<condition>.parquet files"
+    )
+    p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
+    p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["all"]')
+    p.add_argument("--n-resamples", type=int, required=True)
+    p.add_argument("--confidence-level", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--metrics-out", type=Path, required=True)
+    p.add_argument("--confusion-out", type=Path, required=True)
+    p.add_argument("--comparisons-out", type=Path, required=True)
+    p.add_argument("--corruption-out", type=Path, required=True)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("summarize", help="the one-page cue-use summary (Markdown)")
+    _add_eval_inputs(p)
+    p.add_argument("--corruption", type=Path, required=True)
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--label", required=True, help="model name to show")
+    p.add_argument("--alpha", type=float, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_summarize)
+
+    p = sub.add_parser("make-table", help="Table II or III as CSV, Markdown and LaTeX")
+    p.add_argument("--table", choices=["II", "III"], required=True)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--comparisons", type=Path, nargs="+", required=True)
+    p.add_argument("--models", type=json.loads, required=True, help="JSON {model: config}")
+    p.add_argument("--literature", type=json.loads, default=[], help="JSON tables.literature")
+    p.add_argument("--paper", type=json.loads, default={}, help="JSON tables.paper")
+    p.add_argument("--csv-out", type=Path, required=True)
+    p.add_argument("--md-out", type=Path, required=True)
+    p.add_argument("--tex-out", type=Path, required=True)
+    p.set_defaults(func=_make_table)
+
+    p = sub.add_parser("plot-confusions", help="Figure 2: confusions under the interventions")
+    _add_eval_inputs(p, comparisons=False)
+    p.add_argument("--confusion", type=Path, required=True)
+    p.add_argument("--title", required=True)
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="one file per format")
+    p.set_defaults(func=_plot_confusions)
+
+    p = sub.add_parser("plot-corruption-curve", help="Figure 3: UAR against corruption p")
+    _add_eval_inputs(p, comparisons=False)
+    p.add_argument("--corruption", type=Path, required=True)
+    p.add_argument("--title", required=True)
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="one file per format")
+    p.set_defaults(func=_plot_corruption_curve)
+
+
+def _add_eval_inputs(p: argparse.ArgumentParser, *, comparisons: bool = True) -> None:
+    p.add_argument("--metrics", type=Path, required=True)
+    if comparisons:
+        p.add_argument("--comparisons", type=Path, required=True)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from cueprobe.stats import evaluate
+
+    manifest = io.read_table(args.manifest, "manifest")
+    predictions = {path.stem: io.read_table(path, "predictions") for path in args.predictions}
+    ev = evaluate(
+        predictions,
+        manifest,
+        labels=list(args.labels),
+        splits=args.splits,
+        n_resamples=args.n_resamples,
+        confidence_level=args.confidence_level,
+        rng=np.random.default_rng([args.seed, EVALUATION_STREAM]),
+    )
+    for frame, path, kind in (
+        (ev.metrics, args.metrics_out, "metrics"),
+        (ev.confusion, args.confusion_out, "confusion"),
+        (ev.comparisons, args.comparisons_out, "comparisons"),
+        (ev.corruption, args.corruption_out, "corruption"),
+    ):
+        frame.insert(0, "model", args.model)
+        frame.insert(0, "corpus", args.corpus)
+        io.write_table(frame, path, kind)
+    for row in ev.metrics.itertuples():
+        if row.condition in ("audio_only", "aligned"):
+            log.info(
+                "%s %s: UAR %.3f [%.3f, %.3f], unparsed %d/%d",
+                row.split, row.condition, row.uar, row.ci_low, row.ci_high, row.n_unparsed, row.n,
+            )  # fmt: skip
+    n_deg = ev.metrics.groupby("split")["n_degenerate"].first()
+    if n_deg.any():
+        log.warning("resamples lacking a class, per split: %s", n_deg.to_dict())
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    from cueprobe.summary import cue_use_summary
+
+    text = cue_use_summary(
+        io.read_table(args.metrics, "metrics"),
+        io.read_table(args.comparisons, "comparisons"),
+        io.read_table(args.corruption, "corruption"),
+        corpus=args.corpus,
+        model=args.label,
+        alpha=args.alpha,
+    )
+    io.write_text(text, args.out)
+
+
+def _make_table(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from cueprobe import tables
+
+    metrics = pd.concat([io.read_table(p, "metrics") for p in args.metrics], ignore_index=True)
+    comparisons = pd.concat(
+        [io.read_table(p, "comparisons") for p in args.comparisons], ignore_index=True
+    )
+    build = tables.table2 if args.table == "II" else tables.table3
+    table = build(
+        metrics, comparisons, models=args.models, literature=args.literature, paper=args.paper
+    )
+    title = {
+        "II": "UAR without (UAR⁻) and with (UAR⁺) appended concept tokens, dev and test; "
+        "Δ = UAR⁺ − UAR⁻.",
+        "III": "UAR with/without appended concept tokens, with speaker-clustered bootstrap 95% "
+        "CIs and exact McNemar p.",
+    }[args.table]
+    io.write_text(tables.to_csv(table), args.csv_out)
+    io.write_text(tables.to_markdown(table, kind=args.table, title=f"Table {args.table}. {title}"),
+                  args.md_out)  # fmt: skip
+    io.write_text(
+        tables.to_latex(table, kind=args.table, title=title, label=f"tab:table{args.table}"),
+        args.tex_out,
+    )
+    log.info("Table %s: %d rows", args.table, len(table))
+
+
+def _save(fig, outs: list[Path]) -> None:
+    import matplotlib
+
+    from cueprobe.figures.confusions import RC_PARAMS
+    from cueprobe.figures.confusions import savefig_kwargs
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # per-glyph subsetting chatter
+    with matplotlib.rc_context(RC_PARAMS):
+        for out in outs:
+            buf = io_.BytesIO()
+            fig.savefig(buf, **savefig_kwargs(out.suffix.lstrip(".")))
+            io.write_bytes(buf.getvalue(), out)
+
+
+def _plot_confusions(args: argparse.Namespace) -> None:
+    from cueprobe.figures.confusions import plot_confusions
+
+    fig = plot_confusions(
+        io.read_table(args.confusion, "confusion"),
+        io.read_table(args.metrics, "metrics"),
+        title=args.title,
+    )
+    _save(fig, args.out)
+
+
+def _plot_corruption_curve(args: argparse.Namespace) -> None:
+    from cueprobe.figures.corruption_curve import plot_corruption_curve
+
+    fig = plot_corruption_curve(
+        io.read_table(args.corruption, "corruption"),
+        io.read_table(args.metrics, "metrics"),
+        title=args.title,
+    )
+    _save(fig, args.out)

@@ -1,0 +1,145 @@
+"""Figure 2: row-normalised confusion matrices under the token interventions.
+
+Panels (columns): aligned, shuffle (seeds pooled), conflict, corrupt p=1
+(seeds pooled), those present; one row of panels per evaluated split. Rows =
+ground truth, columns = prediction, each row sums to 1; cells below .01 are
+not annotated. Answers outside the label set (unparsed) get an ``other``
+column when there are any.
+
+Pooling the counts of the seeds of one intervention and then normalising each
+row equals the mean of the per-seed row-normalised matrices, since every seed
+has the same utterances.
+
+Figures are built without pyplot (no global state) under :data:`RC_PARAMS`;
+save them with :func:`savefig_kwargs` so that the files carry no time stamps
+and regenerate byte-identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cueprobe.metrics import OTHER
+from cueprobe.stats import condition_levels
+from cueprobe.tables import fmt_uar
+
+#: fixed style: the same bytes on every run with the same matplotlib
+RC_PARAMS: dict[str, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "pdf.fonttype": 42,
+    "pdf.compression": 6,
+    "svg.hashsalt": "cueprobe",
+    "svg.fonttype": "path",
+    "image.cmap": "Blues",
+    "axes.unicode_minus": True,
+}
+
+#: the panels of Figure 2: (level, title)
+PANELS: tuple[tuple[str, str], ...] = (
+    ("aligned", "aligned"),
+    ("shuffle", "shuffle"),
+    ("conflict", "conflict"),
+    ("corrupt_p100", "corrupt p=1"),
+)
+
+
+def savefig_kwargs(fmt: str) -> dict[str, Any]:
+    """``Figure.savefig`` arguments that drop software and time stamps.
+
+    Examples
+    --------
+    >>> savefig_kwargs("pdf")["metadata"]
+    {'CreationDate': None, 'ModDate': None, 'Producer': None, 'Creator': None}
+    """
+    metadata = {
+        "png": {"Software": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+        "svg": {"Date": None, "Creator": None},
+    }
+    if fmt not in metadata:
+        raise ValueError(f"unknown figure format {fmt!r}; one of {sorted(metadata)}.")
+    return {"format": fmt, "metadata": metadata[fmt], "bbox_inches": None}
+
+
+def pooled_rates(confusion: pd.DataFrame, split: str, conditions: Sequence[str]) -> pd.DataFrame:
+    """Row-normalised matrix of the summed counts of ``conditions`` on ``split``."""
+    sub = confusion[(confusion["split"] == split) & confusion["condition"].isin(conditions)]
+    if sub.empty:
+        raise ValueError(f"no confusion counts for {list(conditions)} on split {split!r}.")
+    counts = sub.pivot_table(
+        index="true", columns="pred", values="count", aggfunc="sum", sort=False
+    )
+    sums = counts.sum(axis=1)
+    return counts.div(sums.where(sums > 0), axis=0)
+
+
+def plot_confusions(
+    confusion: pd.DataFrame, metrics: pd.DataFrame, *, title: str, threshold: float = 0.01
+) -> Figure:
+    """Figure 2 for one (corpus, model).
+
+    Parameters
+    ----------
+    confusion, metrics : pandas.DataFrame
+        The evaluation stage's tables (long confusion counts; per-condition UAR).
+    title : str
+    threshold : float, default: 0.01
+        Cells below it are left unannotated.
+    """
+    splits = list(dict.fromkeys(metrics["split"]))
+    levels = condition_levels(list(dict.fromkeys(metrics["condition"])))
+    panels = [(lv, name) for lv, name in PANELS if lv in levels]
+    if not panels:
+        raise ValueError(
+            f"none of the Figure 2 conditions {[p for p, _ in PANELS]} was evaluated; "
+            f"have {sorted(levels)}."
+        )
+    labels = list(dict.fromkeys(confusion["true"]))
+    show_other = (
+        confusion[(confusion["pred"] == OTHER) & confusion["condition"].isin(
+            [c for lv, _ in panels for c in levels[lv]]
+        )]["count"].sum() > 0
+    )  # fmt: skip
+    cols = labels + ([OTHER] if show_other else [])
+    with matplotlib.rc_context(RC_PARAMS):
+        fig = Figure(
+            figsize=(1.9 * len(panels) + 0.8, 2.3 * len(splits) + 1.0), layout="constrained"
+        )
+        axes = np.atleast_2d(fig.subplots(len(splits), len(panels), squeeze=False))
+        image = None
+        for i, split in enumerate(splits):
+            m = metrics[metrics["split"] == split].set_index("condition")["uar"]
+            for j, (lv, name) in enumerate(panels):
+                ax = axes[i, j]
+                rates = pooled_rates(confusion, split, levels[lv]).reindex(
+                    index=labels, columns=cols
+                )
+                values = rates.fillna(0.0).to_numpy()
+                image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="Blues", aspect="equal")
+                for (r, c), v in np.ndenumerate(values):
+                    if v >= threshold:
+                        ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center",
+                                color="white" if v > 0.6 else "black", fontsize=6.5)  # fmt: skip
+                uar = float(np.mean([m[c] for c in levels[lv]]))
+                ax.set_title(
+                    f"{name}\nUAR {fmt_uar(uar)}" + (f" ({split})" if len(splits) > 1 else "")
+                )
+                ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+                ax.set_yticks(range(len(labels)), labels if j == 0 else [""] * len(labels))
+                if i == len(splits) - 1:
+                    ax.set_xlabel("predicted")
+                if j == 0:
+                    ax.set_ylabel("true")
+        fig.colorbar(image, ax=axes, shrink=0.8, label="row-normalised rate")
+        fig.suptitle(title)
+    return fig

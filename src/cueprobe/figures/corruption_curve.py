@@ -1,0 +1,81 @@
+"""Figure 3: the token corruption curve, UAR against the corruption probability p.
+
+Per evaluated split: the mean UAR over seeds at each p with its 95% t-interval
+over seeds (the paper's "mean ± 95% CI across seeds"), and the aligned and
+audio-only UARs as horizontal reference lines; Spearman's rho over all
+(p, seed) runs in the legend.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cueprobe.figures.confusions import RC_PARAMS
+from cueprobe.tables import fmt_p
+
+
+def plot_corruption_curve(corruption: pd.DataFrame, metrics: pd.DataFrame, *, title: str) -> Figure:
+    """Figure 3 for one (corpus, model); one panel per split.
+
+    Parameters
+    ----------
+    corruption : pandas.DataFrame
+        The evaluation stage's corruption curve (split, p, uar_mean, ci_low,
+        ci_high, rho, rho_p, n_runs).
+    metrics : pandas.DataFrame
+        Per-condition UARs (for the aligned and audio_only lines).
+    title : str
+    """
+    if corruption.empty:
+        raise ValueError("the corruption table is empty: no corrupt_p*_s* condition was evaluated.")
+    splits = list(dict.fromkeys(corruption["split"]))
+    with matplotlib.rc_context(RC_PARAMS):
+        fig = Figure(figsize=(3.4 * len(splits), 3.6), layout="constrained")
+        axes = fig.subplots(1, len(splits), squeeze=False)[0]
+        for ax, split in zip(axes, splits, strict=True):
+            cur = corruption[corruption["split"] == split].sort_values("p")
+            m = metrics[metrics["split"] == split].set_index("condition")["uar"]
+            rho, p, n = cur["rho"].iloc[0], cur["rho_p"].iloc[0], int(cur["n_runs"].iloc[0])
+            label = "corrupt(p), mean ± 95% CI over seeds"
+            if not math.isnan(rho):
+                label += f"\nSpearman ρ = {rho:+.2f}, p = {fmt_p(p)} ({n} runs)"
+            x = cur["p"].to_numpy()
+            ax.fill_between(x, cur["ci_low"], cur["ci_high"], color="C0", alpha=0.2, linewidth=0)
+            ax.plot(x, cur["uar_mean"], "o-", color="C0", label=label)
+            if "aligned" in m.index:
+                ax.axhline(
+                    m["aligned"], color="C2", linestyle="--", label=f"aligned ({m['aligned']:.3f})"
+                )
+            if "audio_only" in m.index:
+                ax.axhline(m["audio_only"], color="0.3", linestyle=":",
+                           label=f"audio-only ({m['audio_only']:.3f})")  # fmt: skip
+            ax.set_xlabel("corruption probability p")
+            ax.set_ylabel("UAR")
+            ax.set_xticks(x)
+            ax.set_xlim(x.min() - 0.05, x.max() + 0.05)
+            ax.set_title(f"split: {split}")
+            ax.grid(alpha=0.3, linewidth=0.5)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=6.5, frameon=False)
+            ymin = np.nanmin(
+                [
+                    cur["ci_low"].min(),
+                    cur["uar_mean"].min(),
+                    *m.reindex(["aligned", "audio_only"]).dropna(),
+                ]
+            )
+            ymax = np.nanmax(
+                [
+                    cur["ci_high"].max(),
+                    cur["uar_mean"].max(),
+                    *m.reindex(["aligned", "audio_only"]).dropna(),
+                ]
+            )
+            pad = max(0.02, 0.15 * (ymax - ymin))
+            ax.set_ylim(ymin - pad, ymax + pad)
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,794 @@
+"""The paper's statistics: speaker-clustered bootstrap CIs, exact McNemar, Holm, Spearman.
+
+Speaker-clustered bootstrap
+    Utterances of one speaker are not independent, so a resample draws
+    *speakers* with replacement (as many as there are) and pools all their
+    utterances; UAR is computed on the pool, and the CI is the percentile
+    interval of the resampled UARs (Efron & Tibshirani 1993, ch. 13; Field &
+    Welsh 2007 for the cluster bootstrap). A resample is a vector of speaker
+    multiplicities ``w``, so the per-class correct and total counts of the pool
+    are ``w @ C`` and ``w @ T`` (``C``, ``T``: per-speaker per-class counts); all
+    resamples of all conditions are one matrix product. Paired differences
+    use the same resamples for both systems.
+
+    Degenerate resamples: a resample can miss a class entirely (few speakers,
+    rare classes). Its UAR then averages over the classes present in the pool,
+    the same rule as the point estimate (:func:`cueprobe.metrics.uar_score`);
+    such resamples are counted (``n_degenerate``) and a
+    :class:`~cueprobe.metrics.DegenerateEffectWarning` names the count.
+
+Exact McNemar
+    On per-utterance correctness of two systems over the same utterances: with
+    ``b`` = a right and b wrong, ``c`` = a wrong and b right, the two-sided
+    p-value is ``min(1, 2 * Binom(b + c, 1/2).cdf(min(b, c)))`` (McNemar 1947;
+    the exact form as in statsmodels ``mcnemar(exact=True)``).
+
+Holm
+    Step-down family-wise correction (Holm 1979) over each (corpus, model).
+
+Spearman
+    Rank correlation of UAR with the corruption probability p over all
+    (p, seed) runs; p-value from the t distribution with n - 2 degrees of
+    freedom (as scipy ``spearmanr``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats as sps
+
+from cueprobe.interventions import parse_condition
+from cueprobe.metrics import DegenerateEffectWarning
+from cueprobe.metrics import class_counts
+from cueprobe.metrics import confusion_counts
+from cueprobe.metrics import row_normalise
+from cueprobe.metrics import uar_score
+from cueprobe.metrics import unparsed_count
+from cueprobe.metrics import wa_score
+
+__all__ = [
+    "BootstrapResult",
+    "DegenerateEffectWarning",
+    "Evaluation",
+    "McNemarResult",
+    "SpeakerResamples",
+    "SpearmanResult",
+    "UARReplicates",
+    "bootstrap_uar",
+    "evaluate",
+    "holm",
+    "mcnemar_exact",
+    "paired_bootstrap_uar",
+    "percentile_ci",
+    "seed_interval",
+    "spearman",
+    "speaker_resamples",
+    "uar_replicates",
+]
+
+
+# --- speaker-clustered bootstrap ----------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerResamples:
+    """Resamples of speakers with replacement, as multiplicities.
+
+    Attributes
+    ----------
+    speakers : numpy.ndarray of shape (n_speakers,)
+        The distinct speakers, sorted.
+    codes : numpy.ndarray of shape (n,)
+        Each utterance's index into ``speakers``.
+    weights : numpy.ndarray of shape (n_resamples, n_speakers)
+        How often each speaker is drawn in each resample (rows sum to n_speakers).
+    """
+
+    speakers: np.ndarray
+    codes: np.ndarray
+    weights: np.ndarray = dataclasses.field(repr=False)
+
+    @property
+    def n_resamples(self) -> int:
+        return int(self.weights.shape[0])
+
+
+def speaker_resamples(
+    speakers: npt.ArrayLike, *, n_resamples: int, rng: np.random.Generator
+) -> SpeakerResamples:
+    """Draw ``n_resamples`` resamples of the speakers, with replacement.
+
+    Row ``r`` draws ``n_speakers`` indices with ``rng.integers`` (the same
+    stream a loop drawing one resample at a time would use) and counts them.
+
+    Examples
+    --------
+    >>> res = speaker_resamples(["s1", "s1", "s2"], n_resamples=3, rng=np.random.default_rng(0))
+    >>> res.weights.sum(axis=1).tolist(), res.codes.tolist()
+    ([2, 2, 2], [0, 0, 1])
+    """
+    if not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise ValueError(f"`n_resamples` must be a positive integer, got {n_resamples!r}.")
+    speakers = np.asarray(speakers, dtype=object)
+    if len(speakers) == 0:
+        raise ValueError("`speakers` is empty: nothing to resample.")
+    if pd.isna(speakers).any():
+        raise ValueError("`speakers` has missing values; every utterance needs its speaker.")
+    uniq, codes = np.unique(speakers.astype(str), return_inverse=True)
+    n_spk = len(uniq)
+    draws = rng.integers(0, n_spk, size=(n_resamples, n_spk))
+    flat = (draws + n_spk * np.arange(n_resamples)[:, None]).ravel()
+    weights = np.bincount(flat, minlength=n_resamples * n_spk).reshape(n_resamples, n_spk)
+    return SpeakerResamples(speakers=uniq, codes=codes, weights=weights)
+
+
+@dataclasses.dataclass(frozen=True)
+class UARReplicates:
+    """UAR of several systems on the same utterances and the same resamples.
+
+    Attributes
+    ----------
+    systems : tuple of str
+    estimate : numpy.ndarray of shape (n_systems,)
+        UAR on all utterances.
+    replicates : numpy.ndarray of shape (n_systems, n_resamples)
+        UAR on each resample.
+    n, n_speakers, n_resamples : int
+    n_degenerate : int
+        Resamples lacking at least one class (UAR over the classes present).
+    """
+
+    systems: tuple[str, ...]
+    estimate: np.ndarray
+    replicates: np.ndarray = dataclasses.field(repr=False)
+    n: int
+    n_speakers: int
+    n_resamples: int
+    n_degenerate: int
+
+    def index(self, system: str) -> int:
+        try:
+            return self.systems.index(system)
+        except ValueError:
+            raise KeyError(f"no system {system!r}; have {list(self.systems)}") from None
+
+
+def uar_replicates(
+    y_true: npt.ArrayLike,
+    y_pred: Mapping[str, npt.ArrayLike],
+    resamples: SpeakerResamples,
+    *,
+    labels: Sequence[str],
+) -> UARReplicates:
+    """UAR of each system in ``y_pred`` on every resample (vectorised).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+    y_pred : mapping of str to array-like of shape (n,)
+        One prediction vector per system, aligned with ``y_true``.
+    resamples : SpeakerResamples
+        From :func:`speaker_resamples` over the same utterances.
+    labels : sequence of str
+
+    Warns
+    -----
+    DegenerateEffectWarning
+        When some resamples lack a class (counted in ``n_degenerate``).
+    """
+    y_true = np.asarray(y_true, dtype=object)
+    n = len(y_true)
+    if len(resamples.codes) != n:
+        raise ValueError(
+            f"`resamples` covers {len(resamples.codes)} utterances but `y_true` has {n}."
+        )
+    if not y_pred:
+        raise ValueError("`y_pred` names no system.")
+    systems = tuple(y_pred)
+    k = len(labels)
+    n_spk = len(resamples.speakers)
+    correct = []
+    estimate = []
+    for name in systems:
+        pred = np.asarray(y_pred[name], dtype=object)
+        class_counts(y_true, pred, labels=labels)  # validates shapes and y_true
+        correct.append(y_true == pred)
+        estimate.append(_uar_quiet(y_true, pred, labels))
+    correct = np.asarray(correct, dtype=np.float64)  # (m, n)
+    m = len(systems)
+    cls = pd.Index(list(labels)).get_indexer(y_true)
+    cell = resamples.codes * k + cls  # speaker-by-class cell of each utterance
+    totals = np.bincount(cell, minlength=n_spk * k).reshape(n_spk, k).astype(np.float64)
+    flat = (np.arange(m)[:, None] * (n_spk * k) + cell[None, :]).ravel()
+    hits = np.bincount(flat, weights=correct.ravel(), minlength=m * n_spk * k)
+    hits = hits.reshape(m, n_spk, k).transpose(1, 0, 2).reshape(n_spk, m * k)
+    w = resamples.weights.astype(np.float64)
+    num = (w @ hits).reshape(-1, m, k)  # (r, m, k) correct per class in each pool
+    den = w @ totals  # (r, k) utterances per class in each pool
+    present = den > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = num / den[:, None, :]
+    recall = np.where(present[:, None, :], recall, 0.0)
+    reps = recall.sum(axis=2) / present.sum(axis=1)[:, None]  # mean over present classes
+    n_degenerate = int((~present.all(axis=1)).sum())
+    if n_degenerate:
+        warnings.warn(
+            f"{n_degenerate} of {resamples.n_resamples} resamples lack at least one class: "
+            "their UAR averages over the classes present in the resample.",
+            DegenerateEffectWarning,
+            stacklevel=2,
+        )
+    return UARReplicates(
+        systems=systems,
+        estimate=np.asarray(estimate, dtype=np.float64),
+        replicates=np.ascontiguousarray(reps.T),
+        n=n,
+        n_speakers=n_spk,
+        n_resamples=resamples.n_resamples,
+        n_degenerate=n_degenerate,
+    )
+
+
+def _uar_quiet(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> float:
+    # the point estimate's own absent-class warning is raised once by the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateEffectWarning)
+        return uar_score(y_true, y_pred, labels=labels)
+
+
+def percentile_ci(replicates: npt.ArrayLike, *, confidence_level: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (NaN replicates are ignored).
+
+    Examples
+    --------
+    >>> [round(v, 6) for v in percentile_ci(np.arange(101) / 100, confidence_level=0.9)]
+    [0.05, 0.95]
+    """
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"`confidence_level` must lie in (0, 1), got {confidence_level!r}.")
+    reps = np.asarray(replicates, dtype=np.float64)
+    reps = reps[~np.isnan(reps)]
+    if not len(reps):
+        return float("nan"), float("nan")
+    tail = (1 - confidence_level) / 2
+    low, high = np.quantile(reps, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapResult:
+    """A point estimate with its speaker-clustered percentile CI.
+
+    ``distribution`` keeps the replicates, so a caller can inspect or extend them.
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_speakers: int
+    n_resamples: int
+    n_degenerate: int
+    distribution: np.ndarray = dataclasses.field(repr=False, compare=False)
+
+
+def _result(estimate, reps, rep: UARReplicates, confidence_level) -> BootstrapResult:
+    low, high = percentile_ci(reps, confidence_level=confidence_level)
+    return BootstrapResult(
+        estimate=float(estimate),
+        ci_low=low,
+        ci_high=high,
+        n=rep.n,
+        n_speakers=rep.n_speakers,
+        n_resamples=rep.n_resamples,
+        n_degenerate=rep.n_degenerate,
+        distribution=reps,
+    )
+
+
+def bootstrap_uar(
+    y_true: npt.ArrayLike,
+    y_pred: npt.ArrayLike,
+    speakers: npt.ArrayLike,
+    *,
+    labels: Sequence[str],
+    n_resamples: int,
+    confidence_level: float,
+    rng: np.random.Generator,
+) -> BootstrapResult:
+    """UAR with a speaker-clustered percentile bootstrap CI.
+
+    Examples
+    --------
+    >>> y = ["a", "b"] * 10
+    >>> spk = [f"s{i // 4}" for i in range(20)]
+    >>> res = bootstrap_uar(y, y, spk, labels=["a", "b"], n_resamples=200,
+    ...                     confidence_level=0.95, rng=np.random.default_rng(1))
+    >>> res.estimate, res.ci_low, res.ci_high
+    (1.0, 1.0, 1.0)
+    """
+    res = speaker_resamples(speakers, n_resamples=n_resamples, rng=rng)
+    rep = uar_replicates(y_true, {"system": y_pred}, res, labels=labels)
+    return _result(rep.estimate[0], rep.replicates[0], rep, confidence_level)
+
+
+def paired_bootstrap_uar(
+    y_true: npt.ArrayLike,
+    y_pred_a: npt.ArrayLike,
+    y_pred_b: npt.ArrayLike,
+    speakers: npt.ArrayLike,
+    *,
+    labels: Sequence[str],
+    n_resamples: int,
+    confidence_level: float,
+    rng: np.random.Generator,
+) -> BootstrapResult:
+    """UAR(a) - UAR(b) with a CI from the same speaker resamples for both systems."""
+    res = speaker_resamples(speakers, n_resamples=n_resamples, rng=rng)
+    rep = uar_replicates(y_true, {"a": y_pred_a, "b": y_pred_b}, res, labels=labels)
+    delta = rep.replicates[0] - rep.replicates[1]
+    return _result(rep.estimate[0] - rep.estimate[1], delta, rep, confidence_level)
+
+
+# --- tests and corrections ----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class McNemarResult:
+    """Exact McNemar test: ``b`` = a right & b wrong, ``c`` = a wrong & b right."""
+
+    b: int
+    c: int
+    pvalue: float
+
+
+def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemarResult:
+    """Exact (binomial) McNemar test on paired per-utterance correctness.
+
+    Parameters
+    ----------
+    correct_a, correct_b : array-like of shape (n,)
+        1 (right), 0 (wrong) or 0.5 (undecided: a seed-majority tie, see
+        :func:`majority_correct`); a pair counts as discordant only when one
+        side is 1 and the other 0.
+
+    Examples
+    --------
+    >>> mcnemar_exact([1, 1, 1, 0, 1], [0, 0, 1, 1, 1])
+    McNemarResult(b=2, c=1, pvalue=1.0)
+    """
+    a = np.asarray(correct_a, dtype=np.float64)
+    b_ = np.asarray(correct_b, dtype=np.float64)
+    if a.shape != b_.shape or a.ndim != 1:
+        raise ValueError(
+            f"`correct_a` and `correct_b` must be 1-d of one length, got {a.shape} and {b_.shape}."
+        )
+    bad = ~np.isin(a, (0.0, 0.5, 1.0)) | ~np.isin(b_, (0.0, 0.5, 1.0))
+    if bad.any():
+        raise ValueError(
+            f"correctness must be 0, 0.5 or 1; {int(bad.sum())} pair(s) are not, "
+            f"first at position {int(np.flatnonzero(bad)[0])}."
+        )
+    b = int(((a == 1) & (b_ == 0)).sum())
+    c = int(((a == 0) & (b_ == 1)).sum())
+    p = min(1.0, 2.0 * float(sps.binom.cdf(min(b, c), b + c, 0.5)))
+    return McNemarResult(b=b, c=c, pvalue=p)
+
+
+def majority_correct(correct: npt.ArrayLike) -> np.ndarray:
+    """Per-utterance majority over seeds: 1 right, 0 wrong, 0.5 a tie.
+
+    ``correct`` has shape (n_seeds, n). With an odd number of seeds there is
+    never a tie; with an even number a tie is undecided and never discordant.
+
+    Examples
+    --------
+    >>> majority_correct([[1, 0, 1], [1, 0, 0], [0, 0, 1], [1, 1, 0]]).tolist()
+    [1.0, 0.0, 0.5]
+    """
+    mean = np.asarray(correct, dtype=np.float64).mean(axis=0)
+    return np.where(mean > 0.5, 1.0, np.where(mean < 0.5, 0.0, 0.5))
+
+
+def holm(pvalues: npt.ArrayLike) -> np.ndarray:
+    """Holm step-down adjusted p-values; NaN entries stay NaN and are not counted.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03, float("nan")]).round(3).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ((p[ok] < 0) | (p[ok] > 1)).any():
+        raise ValueError("p-values must lie in [0, 1].")
+    m = int(ok.sum())
+    if not m:
+        return out
+    vals = p[ok]
+    order = np.argsort(vals, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * vals[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    out[ok] = adjusted
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SpearmanResult:
+    """Spearman's rank correlation and its two-sided p-value over ``n`` pairs."""
+
+    rho: float
+    pvalue: float
+    n: int
+
+
+def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> SpearmanResult:
+    """Spearman's rho (average ranks for ties) with the t-distribution p-value.
+
+    Warns
+    -----
+    DegenerateEffectWarning
+        Fewer than 3 pairs or a constant variable: rho and p are NaN.
+
+    Examples
+    --------
+    >>> round(spearman([0, 0.5, 1, 0, 0.5, 1], [0.8, 0.7, 0.5, 0.82, 0.69, 0.55]).rho, 4)
+    -0.9562
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"`x` and `y` must be 1-d of one length, got {x.shape} and {y.shape}.")
+    n = len(x)
+    rx, ry = sps.rankdata(x), sps.rankdata(y)
+    if n < 3 or np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        warnings.warn(
+            f"Spearman's rho is undefined for {n} pair(s) with a constant variable or n < 3: NaN.",
+            DegenerateEffectWarning,
+            stacklevel=2,
+        )
+        return SpearmanResult(rho=float("nan"), pvalue=float("nan"), n=n)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    rho = float(np.clip((rx @ ry) / np.sqrt((rx @ rx) * (ry @ ry)), -1.0, 1.0))
+    if abs(rho) == 1.0:
+        pvalue = 0.0
+    else:
+        t = rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
+        pvalue = float(2 * sps.t.sf(abs(t), n - 2))
+    return SpearmanResult(rho=rho, pvalue=pvalue, n=n)
+
+
+def seed_interval(values: npt.ArrayLike, *, confidence_level: float) -> tuple[float, float, float]:
+    """Mean and t-interval over seeds: ``(mean, low, high)``; NaN bounds for one seed.
+
+    Examples
+    --------
+    >>> [round(v, 4) for v in seed_interval([0.5, 0.6, 0.7], confidence_level=0.95)]
+    [0.6, 0.3516, 0.8484]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        warnings.warn(
+            "one seed only: no confidence interval over seeds (NaN).",
+            DegenerateEffectWarning,
+            stacklevel=2,
+        )
+        return mean, float("nan"), float("nan")
+    half = sps.t.ppf(1 - (1 - confidence_level) / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return mean, float(mean - half), float(mean + half)
+
+
+# --- one (corpus, model): every table of the evaluation stage -------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The evaluation tables of one (corpus, model).
+
+    Attributes
+    ----------
+    metrics : pandas.DataFrame
+        One row per (split, condition): uar, ci_low, ci_high, wa, n, n_speakers,
+        n_unparsed, unparsed_rate, n_resamples, n_degenerate, kind, p, seed.
+    confusion : pandas.DataFrame
+        Long format, one row per (split, condition, true, pred): count, rate
+        (row-normalised; ``pred`` = ``other`` collects answers outside the set).
+    comparisons : pandas.DataFrame
+        One row per compared pair (see :func:`evaluate`).
+    corruption : pandas.DataFrame
+        One row per (split, p): n_seeds, uar_mean, uar_sd, ci_low, ci_high (t
+        over seeds), and the split's rho, rho_p, n_runs over all (p, seed) runs.
+    """
+
+    metrics: pd.DataFrame
+    confusion: pd.DataFrame
+    comparisons: pd.DataFrame
+    corruption: pd.DataFrame
+
+
+def condition_levels(conditions: Sequence[str]) -> dict[str, list[str]]:
+    """Group condition names into levels: seeds of one intervention pooled.
+
+    ``shuffle_s*`` -> ``shuffle``; ``corrupt_p{pct}_s*`` -> ``corrupt_p{pct}``;
+    the others are their own level. Order follows first appearance.
+
+    Examples
+    --------
+    >>> condition_levels(["aligned", "shuffle_s0", "shuffle_s1", "corrupt_p50_s0"])
+    {'aligned': ['aligned'], 'shuffle': ['shuffle_s0', 'shuffle_s1'], 'corrupt_p50': ['corrupt_p50_s0']}
+    """
+    levels: dict[str, list[str]] = {}
+    for name in conditions:
+        kind, p, _ = parse_condition(name)
+        level = f"corrupt_p{round(100 * p)}" if kind == "corrupt" else kind
+        levels.setdefault(level, []).append(name)
+    return levels
+
+
+def _pairs(levels: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
+    """Primary comparisons ``(a, b, family)`` with ``delta = UAR(a) - UAR(b)``."""
+    perturbations = [
+        lv for lv in levels if lv not in ("audio_only", "aligned") and lv != "corrupt_p0"
+    ]
+    pairs = []
+    if "aligned" in levels and "audio_only" in levels:
+        pairs.append(("aligned", "audio_only", "token_gain"))
+    for lv in perturbations:
+        if "aligned" in levels:
+            pairs.append(("aligned", lv, "aligned_vs_perturbation"))
+        if "audio_only" in levels:
+            pairs.append((lv, "audio_only", "perturbation_vs_audio_only"))
+    return pairs
+
+
+def _evaluate_iv(
+    predictions: Mapping[str, pd.DataFrame], manifest: pd.DataFrame, splits: Sequence[str]
+) -> None:
+    if not predictions:
+        raise ValueError("no predictions to evaluate.")
+    for col in ("utt_id", "speaker", "split", "label"):
+        if col not in manifest.columns:
+            raise ValueError(f"manifest lacks column {col!r}.")
+    for name, frame in predictions.items():
+        parse_condition(name)
+        for col in ("utt_id", "pred", "parse_status"):
+            if col not in frame.columns:
+                raise ValueError(f"predictions of condition {name!r} lack column {col!r}.")
+    if not splits:
+        raise ValueError("`splits` is empty: name at least one split (or 'all').")
+
+
+def _split_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:
+    rows = manifest if split == "all" else manifest[manifest["split"] == split]
+    if rows.empty:
+        raise ValueError(f"the manifest has no utterance in split {split!r}.")
+    return rows.sort_values("utt_id", kind="stable").reset_index(drop=True)
+
+
+def _aligned_predictions(
+    rows: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], split: str
+) -> dict[str, pd.DataFrame]:
+    """Each condition's predictions in the order of ``rows``; every utterance present."""
+    out = {}
+    for name, frame in predictions.items():
+        got = frame.set_index("utt_id")
+        missing = rows.loc[~rows["utt_id"].isin(got.index), "utt_id"]
+        if len(missing):
+            first = ", ".join(map(repr, missing.head(5)))
+            raise ValueError(
+                f"condition {name!r} has no prediction for {len(missing)} utterance(s) of split "
+                f"{split!r}: {first}. Every evaluated utterance must reach every condition."
+            )
+        out[name] = got.loc[rows["utt_id"], ["pred", "parse_status"]].reset_index(drop=True)
+    return out
+
+
+def evaluate(
+    predictions: Mapping[str, pd.DataFrame],
+    manifest: pd.DataFrame,
+    *,
+    labels: Sequence[str],
+    splits: Sequence[str],
+    n_resamples: int,
+    confidence_level: float,
+    rng: np.random.Generator,
+) -> Evaluation:
+    """Metrics, confusions, paired comparisons and the corruption curve of one model.
+
+    Parameters
+    ----------
+    predictions : mapping of condition name to pandas.DataFrame
+        Columns utt_id, pred (``""`` when unparsed), parse_status.
+    manifest : pandas.DataFrame
+        Columns utt_id, speaker, split, label (the ground truth).
+    labels : sequence of str
+        The class set.
+    splits : sequence of str
+        Evaluated splits (``"all"`` = every utterance), each reported separately.
+    n_resamples, confidence_level
+        Speaker-clustered bootstrap settings; one set of resamples per split,
+        shared by every condition (so differences are paired).
+    rng : numpy.random.Generator
+
+    Notes
+    -----
+    Comparisons (``comparisons``; ``delta = UAR(a) - UAR(b)``), role ``primary``:
+    aligned vs audio_only; aligned vs each perturbation level; each
+    perturbation level vs audio_only. A level pools the seeds of one
+    intervention (``shuffle``, ``corrupt_p50``): its UAR is the mean over
+    seeds (in each resample too, so the CI of delta is paired), and McNemar
+    uses the per-utterance majority correctness over seeds
+    (:func:`majority_correct`). ``corrupt_p0`` equals aligned by construction
+    and is not tested. Holm runs over all primary rows of all splits (the
+    (corpus, model) family). Rows with role ``per_seed`` repeat the tests for
+    each seed of a multi-seed level, for consistency checks; they are outside
+    the Holm family (``p_holm`` NaN).
+    """
+    _evaluate_iv(predictions, manifest, splits)
+    labels = list(labels)
+    metrics, confusion, comparisons, corruption = [], [], [], []
+    for split in splits:
+        rows = _split_rows(manifest, split)
+        preds = _aligned_predictions(rows, predictions, split)
+        y_true = rows["label"].to_numpy(dtype=object)
+        y_pred = {name: p["pred"].fillna("").to_numpy(dtype=object) for name, p in preds.items()}
+        uar_score(y_true, y_true, labels=labels)  # warns once if a class is absent
+        resamples = speaker_resamples(rows["speaker"], n_resamples=n_resamples, rng=rng)
+        rep = uar_replicates(y_true, y_pred, resamples, labels=labels)
+        for i, name in enumerate(rep.systems):
+            kind, p, seed = parse_condition(name)
+            low, high = percentile_ci(rep.replicates[i], confidence_level=confidence_level)
+            n_unparsed = unparsed_count(preds[name]["parse_status"])
+            metrics.append(
+                {
+                    "split": split,
+                    "condition": name,
+                    "kind": kind,
+                    "p": np.nan if p is None else p,
+                    "seed": -1 if seed is None else seed,
+                    "uar": rep.estimate[i],
+                    "ci_low": low,
+                    "ci_high": high,
+                    "wa": wa_score(y_true, y_pred[name], labels=labels),
+                    "n": rep.n,
+                    "n_speakers": rep.n_speakers,
+                    "n_unparsed": n_unparsed,
+                    "unparsed_rate": n_unparsed / rep.n,
+                    "n_resamples": rep.n_resamples,
+                    "n_degenerate": rep.n_degenerate,
+                }
+            )
+            confusion.append(_confusion_long(split, name, y_true, y_pred[name], labels))
+        comparisons += _comparison_rows(split, rep, y_true, y_pred, confidence_level)
+        corruption += _corruption_rows(split, rep, confidence_level)
+    comp = pd.DataFrame(comparisons, columns=_COMPARISON_COLUMNS)
+    primary = comp["role"] == "primary"
+    comp["p_holm"] = np.nan
+    comp.loc[primary, "p_holm"] = holm(comp.loc[primary, "p"].to_numpy())
+    return Evaluation(
+        metrics=pd.DataFrame(metrics),
+        confusion=pd.concat(confusion, ignore_index=True),
+        comparisons=comp,
+        corruption=pd.DataFrame(corruption, columns=_CORRUPTION_COLUMNS),
+    )
+
+
+def _confusion_long(split, name, y_true, y_pred, labels) -> pd.DataFrame:
+    counts = confusion_counts(y_true, y_pred, labels=labels)
+    long = counts.stack().rename("count").to_frame()
+    long["rate"] = row_normalise(counts).stack()
+    long = long.reset_index()
+    long.insert(0, "condition", name)
+    long.insert(0, "split", split)
+    return long
+
+
+def _comparison_rows(
+    split: str,
+    rep: UARReplicates,
+    y_true: np.ndarray,
+    y_pred: Mapping[str, np.ndarray],
+    confidence_level: float,
+) -> list[dict]:
+    levels = condition_levels(list(rep.systems))
+    # (estimate, replicates, per-utterance correctness, n_seeds) of each condition and level
+    sides = {
+        name: (rep.estimate[i], rep.replicates[i], (y_true == y_pred[name]).astype(float), 1)
+        for i, name in enumerate(rep.systems)
+    }
+    for lv, names in levels.items():
+        if len(names) > 1:
+            sides[lv] = (
+                float(np.mean([sides[c][0] for c in names])),
+                np.mean([sides[c][1] for c in names], axis=0),
+                majority_correct([sides[c][2] for c in names]),
+                len(names),
+            )
+    out = []
+    for a, b, family in _pairs(levels):
+        tests = [(a, b, "primary")]
+        # each seed of a multi-seed side, against the other side as a level
+        tests += [(c, b, "per_seed") for c in levels[a] if len(levels[a]) > 1]
+        tests += [(a, c, "per_seed") for c in levels[b] if len(levels[b]) > 1]
+        for x, y, role in tests:
+            est_x, reps_x, corr_x, n_x = sides[x]
+            est_y, reps_y, corr_y, n_y = sides[y]
+            low, high = percentile_ci(reps_x - reps_y, confidence_level=confidence_level)
+            test = mcnemar_exact(corr_x, corr_y)
+            out.append(
+                {
+                    "split": split,
+                    "a": x,
+                    "b": y,
+                    "family": family,
+                    "role": role,
+                    "n_seeds_a": n_x,
+                    "n_seeds_b": n_y,
+                    "uar_a": est_x,
+                    "uar_b": est_y,
+                    "delta": est_x - est_y,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "mcnemar_b": test.b,
+                    "mcnemar_c": test.c,
+                    "p": test.pvalue,
+                    "n": rep.n,
+                    "n_resamples": rep.n_resamples,
+                    "n_degenerate": rep.n_degenerate,
+                }
+            )
+    return out
+
+
+_COMPARISON_COLUMNS = [
+    "split", "a", "b", "family", "role", "n_seeds_a", "n_seeds_b", "uar_a", "uar_b",
+    "delta", "ci_low", "ci_high", "mcnemar_b", "mcnemar_c", "p", "n", "n_resamples",
+    "n_degenerate",
+]  # fmt: skip
+_CORRUPTION_COLUMNS = [
+    "split", "p", "n_seeds", "uar_mean", "uar_sd", "ci_low", "ci_high", "rho", "rho_p", "n_runs",
+]  # fmt: skip
+
+
+def _corruption_rows(split: str, rep: UARReplicates, confidence_level: float) -> list[dict]:
+    runs = [
+        (parse_condition(name)[1], rep.estimate[i])
+        for i, name in enumerate(rep.systems)
+        if parse_condition(name)[0] == "corrupt"
+    ]
+    if not runs:
+        return []
+    ps = np.array([p for p, _ in runs])
+    uars = np.array([u for _, u in runs])
+    corr = spearman(ps, uars)
+    out = []
+    for p in np.unique(ps):
+        vals = uars[ps == p]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateEffectWarning)
+            mean, low, high = seed_interval(vals, confidence_level=confidence_level)
+        out.append(
+            {
+                "split": split,
+                "p": float(p),
+                "n_seeds": len(vals),
+                "uar_mean": mean,
+                "uar_sd": float(vals.std(ddof=1)) if len(vals) > 1 else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "rho": corr.rho,
+                "rho_p": corr.pvalue,
+                "n_runs": corr.n,
+            }
+        )
+    return out

@@ -1,0 +1,181 @@
+"""A one-page cue-use summary per (corpus, model), in words a reader can act on.
+
+Four questions, each answered from the evaluation tables with its CI and p
+(Holm-corrected within the (corpus, model) family):
+
+token sensitivity
+    aligned vs audio_only: does the model use the token block at all?
+robust fallback
+    conflict vs audio_only: do contradictory tokens drag it below audio-only?
+format prior
+    shuffle vs audio_only: does a token block help even when it is misaligned?
+monotone degradation
+    Spearman's rho of UAR against the corruption probability p.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cueprobe.tables import fmt_ci
+from cueprobe.tables import fmt_delta
+from cueprobe.tables import fmt_p
+from cueprobe.tables import fmt_uar
+
+
+def _find(comparisons: pd.DataFrame, split: str, a: str, b: str) -> dict | None:
+    hit = comparisons[
+        (comparisons["split"] == split)
+        & (comparisons["a"] == a)
+        & (comparisons["b"] == b)
+        & (comparisons["role"] == "primary")
+    ]
+    return None if hit.empty else hit.iloc[0].to_dict()
+
+
+def _evidence(row: dict) -> str:
+    return (
+        f"ΔUAR {fmt_delta(row['delta'])}, 95% CI {fmt_ci(row['ci_low'], row['ci_high'])}, "
+        f"McNemar p = {fmt_p(row['p'])} (Holm {fmt_p(row['p_holm'])}; b = {row['mcnemar_b']}, "
+        f"c = {row['mcnemar_c']})"
+    )
+
+
+def _direction(row: dict, alpha: float) -> int:
+    """+1 / -1 when the difference is significant (Holm p < alpha and CI excludes 0), else 0."""
+    significant = row["p_holm"] < alpha and (row["ci_low"] > 0 or row["ci_high"] < 0)
+    return 0 if not significant else (1 if row["delta"] > 0 else -1)
+
+
+def _sensitivity(row: dict | None, alpha: float) -> str:
+    if row is None:
+        return "not measured (needs aligned and audio_only)."
+    d = _direction(row, alpha)
+    verdict = {
+        1: "**Uses the cues.** Aligned tokens raise UAR over audio-only.",
+        -1: "**Aligned tokens hurt.** UAR falls when the token block is added; check the prompt.",
+        0: "**No detectable token effect.** The model may ignore the token block.",
+    }[d]
+    return f"{verdict} {_evidence(row)}."
+
+
+def _fallback(row: dict | None, alpha: float) -> str:
+    if row is None:
+        return "not measured (needs conflict and audio_only)."
+    d = _direction(row, alpha)
+    verdict = {
+        1: "**Robust fallback.** Even contradictory tokens stay above audio-only: the model "
+        "integrates the cues with the audio rather than following them.",
+        0: "**Robust fallback.** Contradictory tokens do not push UAR significantly below "
+        "audio-only: the model stays anchored to the audio.",
+        -1: "**Over-reliance.** Contradictory tokens drag UAR below audio-only: the model follows "
+        "the cue channel against the audio; do not feed it unverified cues.",
+    }[d]
+    return f"{verdict} {_evidence(row)}."
+
+
+def _format_prior(row: dict | None, alpha: float) -> str:
+    if row is None:
+        return "not measured (needs shuffle and audio_only)."
+    d = _direction(row, alpha)
+    verdict = {
+        1: "**Format prior.** A misaligned token block still helps: part of the token gain "
+        "comes from the block's presence, not its content.",
+        0: "**No format prior.** Misaligned tokens are no better than none: the gain needs the "
+        "right content.",
+        -1: "**Misaligned tokens hurt.** Shuffled tokens fall below audio-only.",
+    }[d]
+    return f"{verdict} {_evidence(row)}."
+
+
+def _degradation(corruption: pd.DataFrame, split: str, alpha: float) -> str:
+    rows = corruption[corruption["split"] == split]
+    if rows.empty:
+        return "not measured (no corruption runs)."
+    rho, p, n = rows["rho"].iloc[0], rows["rho_p"].iloc[0], int(rows["n_runs"].iloc[0])
+    if math.isnan(rho):
+        return (
+            f"**Undefined.** UAR does not vary over the {n} (p, seed) runs (Spearman's ρ is NaN)."
+        )
+    curve = ", ".join(
+        f"p={r.p:g}: {fmt_uar(r.uar_mean)}" for r in rows.sort_values("p").itertuples()
+    )
+    if rho < 0 and p < alpha:
+        verdict = (
+            "**Monotone degradation.** UAR falls as tokens are corrupted: the content matters."
+        )
+    elif rho > 0 and p < alpha:
+        verdict = "**Inverted.** UAR rises with corruption: the tokens mislead this model."
+    else:
+        verdict = "**No monotone trend.** Corrupting the tokens does not clearly change UAR."
+    return f"{verdict} Spearman ρ = {rho:+.2f}, p = {fmt_p(p)} over {n} (p, seed) runs; mean UAR {curve}."
+
+
+def cue_use_summary(
+    metrics: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    corruption: pd.DataFrame,
+    *,
+    corpus: str,
+    model: str,
+    alpha: float,
+) -> str:
+    """The Markdown page for one (corpus, model); one section per evaluated split.
+
+    Parameters
+    ----------
+    metrics, comparisons, corruption : pandas.DataFrame
+        The evaluation stage's tables (:class:`cueprobe.stats.Evaluation`).
+    corpus, model : str
+        Names shown in the title (``model`` is the display label).
+    alpha : float
+        Significance level for the verdicts (Holm-corrected p).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must lie in (0, 1), got {alpha!r}.")
+    lines = [f"# Cue use of {model} on {corpus}", ""]
+    for split in dict.fromkeys(metrics["split"]):
+        m = metrics[metrics["split"] == split].set_index("condition")
+        n, n_spk = int(m["n"].iloc[0]), int(m["n_speakers"].iloc[0])
+        lines += [
+            f"## Split: {split} ({n} utterances, {n_spk} speakers)",
+            "",
+            "- **Token sensitivity** (aligned vs audio-only): "
+            + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
+            "- **Robust fallback** (conflict vs audio-only): "
+            + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
+            "- **Format prior** (shuffle vs audio-only): "
+            + _format_prior(_find(comparisons, split, "shuffle", "audio_only"), alpha),
+            "- **Monotone degradation** (corruption curve): "
+            + _degradation(corruption, split, alpha),
+            "",
+            "| condition | UAR | 95% CI | WA | unparsed |",
+            "|:---|---:|---:|---:|---:|",
+        ]
+        for cond in ("audio_only", "aligned", "conflict"):
+            if cond in m.index:
+                r = m.loc[cond]
+                lines.append(
+                    f"| {cond} | {fmt_uar(r['uar'])} | {fmt_ci(r['ci_low'], r['ci_high'])} | "
+                    f"{fmt_uar(r['wa'])} | {r['unparsed_rate']:.1%} |"
+                )
+        for kind in ("shuffle", "corrupt"):
+            sub = m[m["kind"] == kind]
+            if len(sub):
+                worst = sub["unparsed_rate"].max()
+                lines.append(
+                    f"| {kind} ({len(sub)} runs, mean) | {fmt_uar(sub['uar'].mean())} | – | "
+                    f"{fmt_uar(sub['wa'].mean())} | ≤ {worst:.1%} |"
+                )
+        n_deg = int(m["n_degenerate"].iloc[0])
+        n_res = int(m["n_resamples"].iloc[0])
+        lines += [
+            "",
+            f"Bootstrap: {n_res} speaker resamples; {n_deg} lacked a class (UAR over the classes "
+            "present). Verdicts need Holm p < "
+            f"{alpha:g} and a CI excluding 0. Unparsed answers count as wrong.",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"

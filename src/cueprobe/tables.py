@@ -1,0 +1,424 @@
+"""The paper's Tables II (Aibo-style: dev/test) and III (IEMOCAP-style) as data and text.
+
+A table is first a :class:`pandas.DataFrame` (one row per corpus x model, plus
+quoted literature rows), written as CSV; :func:`to_markdown` and
+:func:`to_latex` render the same rows in the paper's layout. UAR^- is the
+``audio_only`` condition, UAR^+ ``aligned``, delta = UAR^+ - UAR^- with the
+paired speaker-clustered bootstrap CI and the exact McNemar p (raw and Holm)
+from the evaluation stage.
+
+Paper values (config ``tables.paper``) are keyed by the model's ``paper_row``
+and then by ``table2_{dev,test}_uar_{minus,plus}`` or ``table3_uar_{minus,plus}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: row groups, in print order
+GROUPS = {
+    "zero_shot": "Zero-shot models",
+    "trained": "Trained models (scored on held-out splits)",
+    "quoted": "Quoted references (not run here)",
+}
+
+TABLE2_SPLITS = ("dev", "test")
+
+
+def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    """UAR^-, UAR^+, delta per (corpus, model, split) from the evaluation tables."""
+    need = {"corpus", "model", "split", "condition", "uar", "ci_low", "ci_high"}
+    missing = sorted(need - set(metrics.columns))
+    if missing:
+        raise ValueError(f"metrics table lacks column(s) {missing}.")
+    need = {"corpus", "model", "split", "a", "b", "role", "delta", "ci_low", "ci_high", "p"}
+    missing = sorted(need - set(comparisons.columns))
+    if missing:
+        raise ValueError(f"comparisons table lacks column(s) {missing}.")
+    keys = ["corpus", "model", "split"]
+    m = metrics.set_index([*keys, "condition"])[["uar", "ci_low", "ci_high", "n"]]
+    minus = m.xs("audio_only", level="condition").add_prefix("uar_minus_")
+    plus = m.xs("aligned", level="condition").add_prefix("uar_plus_")
+    gain = comparisons[
+        (comparisons["a"] == "aligned")
+        & (comparisons["b"] == "audio_only")
+        & (comparisons["role"] == "primary")
+    ].set_index(keys)[["delta", "ci_low", "ci_high", "p", "p_holm"]]
+    gain.columns = ["delta", "delta_ci_low", "delta_ci_high", "p", "p_holm"]
+    out = minus.join(plus, how="outer").join(gain, how="left")
+    out = out.rename(
+        columns={
+            "uar_minus_uar": "uar_minus",
+            "uar_plus_uar": "uar_plus",
+            "uar_minus_n": "n",
+        }
+    ).drop(columns=["uar_plus_n"])
+    return out.reset_index()
+
+
+def _model_info(models: Mapping[str, Mapping[str, Any]], model: str) -> dict[str, Any]:
+    if model not in models:
+        raise ValueError(
+            f"model {model!r} of the evaluation tables is not in `models` {sorted(models)}."
+        )
+    info = models[model]
+    return {
+        "label": info.get("label") or model,
+        "paper_row": info.get("paper_row"),
+        "group": "zero_shot" if info.get("zero_shot", True) else "trained",
+    }
+
+
+def _paper_value(paper: Mapping[str, Mapping[str, float]], row: str | None, key: str) -> float:
+    if row is None:
+        return float("nan")
+    return float(paper.get(row, {}).get(key, float("nan")))
+
+
+def _order(df: pd.DataFrame) -> pd.DataFrame:
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    df = df.assign(_g=df["group"].map(rank))
+    return (
+        df.sort_values(["_g", "corpus", "label"], kind="stable")
+        .drop(columns="_g")
+        .reset_index(drop=True)
+    )
+
+
+def table2(
+    metrics: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    *,
+    models: Mapping[str, Mapping[str, Any]],
+    literature: Sequence[Mapping[str, Any]] = (),
+    paper: Mapping[str, Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """Table II: dev and test UAR^-, UAR^+, delta per (corpus, model).
+
+    Parameters
+    ----------
+    metrics, comparisons : pandas.DataFrame
+        The evaluation stage's tables of every (corpus, model) in the table,
+        with ``corpus`` and ``model`` columns.
+    models : mapping
+        Per model: ``label``, ``paper_row``, ``zero_shot`` (config ``models``).
+    literature : sequence of mapping
+        Config ``tables.literature``; rows with ``table: II`` are added, quoted.
+    paper : mapping, optional
+        Config ``tables.paper``; adds ``*_paper`` columns when any model has a
+        ``paper_row``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns corpus, model, label, group, quoted, source, then per split
+        ``{split}_uar_minus``, ``_uar_plus``, ``_delta``, ``_delta_ci_low``,
+        ``_delta_ci_high``, ``_p``, ``_p_holm``, ``_n`` (NaN where a model is not
+        scored on that split), and the paper columns.
+    """
+    paper = paper or {}
+    gains = _gain_rows(metrics, comparisons)
+    rows = []
+    for (corpus, model), frame in gains.groupby(["corpus", "model"], sort=True):
+        info = _model_info(models, model)
+        row = {"corpus": corpus, "model": model, "label": info["label"], "group": info["group"]}
+        row |= {"quoted": False, "source": ""}
+        by_split = frame.set_index("split")
+        for split in TABLE2_SPLITS:
+            have = split in by_split.index
+            for col in ("uar_minus", "uar_plus", "delta", "delta_ci_low", "delta_ci_high", "p"):
+                row[f"{split}_{col}"] = by_split.at[split, col] if have else np.nan
+            row[f"{split}_p_holm"] = by_split.at[split, "p_holm"] if have else np.nan
+            row[f"{split}_n"] = by_split.at[split, "n"] if have else np.nan
+        row["paper_row"] = info["paper_row"]
+        rows.append(row)
+    for ref in literature:
+        if ref.get("table") != "II":
+            continue
+        split = ref.get("split", "test")
+        if split not in TABLE2_SPLITS:
+            raise ValueError(
+                f"literature row {ref['name']!r} of Table II has split {split!r}; one of {TABLE2_SPLITS}."
+            )
+        row = {"corpus": "", "model": "", "label": ref["name"], "group": "quoted"}
+        row |= {"quoted": True, "source": ref["source"], "paper_row": None}
+        row[f"{split}_uar_minus"] = ref["uar"]
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    cols = ["corpus", "model", "label", "group", "quoted", "source"]
+    cols += [
+        f"{split}_{c}"
+        for split in TABLE2_SPLITS
+        for c in (
+            "uar_minus", "uar_plus", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "n",
+        )
+    ]  # fmt: skip
+    out = out.reindex(columns=[*cols, "paper_row"])
+    if out["paper_row"].notna().any():
+        for split in TABLE2_SPLITS:
+            for c in ("uar_minus", "uar_plus"):
+                out[f"{split}_{c}_paper"] = [
+                    _paper_value(paper, r, f"table2_{split}_{c}") for r in out["paper_row"]
+                ]
+            out[f"{split}_delta_paper"] = (
+                out[f"{split}_uar_plus_paper"] - out[f"{split}_uar_minus_paper"]
+            )
+    return _order(out.drop(columns="paper_row"))
+
+
+def table3(
+    metrics: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    *,
+    models: Mapping[str, Mapping[str, Any]],
+    literature: Sequence[Mapping[str, Any]] = (),
+    paper: Mapping[str, Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """Table III: UAR^-, UAR^+, delta with 95% CIs and p per (corpus, model).
+
+    Each model is reported on its evaluated split (``all`` for zero-shot
+    models, ``test`` for trained ones; column ``split``). Literature rows with
+    ``table: III`` are added as quoted, with their UAR in ``uar_minus`` (no
+    tokens). Parameters as in :func:`table2`.
+    """
+    paper = paper or {}
+    gains = _gain_rows(metrics, comparisons)
+    rows = []
+    for rec in gains.sort_values(["corpus", "model", "split"]).to_dict("records"):
+        info = _model_info(models, rec["model"])
+        rows.append(
+            rec | {"label": info["label"], "group": info["group"], "quoted": False, "source": ""}
+            | {"paper_row": info["paper_row"]}
+        )  # fmt: skip
+    for ref in literature:
+        if ref.get("table") != "III":
+            continue
+        rows.append(
+            {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "quoted": True}
+            | {"source": ref["source"], "split": ref.get("split", ""), "uar_minus": ref["uar"]}
+            | {"paper_row": None}
+        )  # fmt: skip
+    cols = [
+        "corpus", "model", "label", "group", "quoted", "source", "split", "n",
+        "uar_minus", "uar_minus_ci_low", "uar_minus_ci_high",
+        "uar_plus", "uar_plus_ci_low", "uar_plus_ci_high",
+        "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm",
+    ]  # fmt: skip
+    out = pd.DataFrame(rows).reindex(columns=[*cols, "paper_row"])
+    if out["paper_row"].notna().any():
+        for c in ("uar_minus", "uar_plus"):
+            out[f"{c}_paper"] = [_paper_value(paper, r, f"table3_{c}") for r in out["paper_row"]]
+        out["delta_paper"] = out["uar_plus_paper"] - out["uar_minus_paper"]
+    return _order(out.drop(columns="paper_row"))
+
+
+# --- text rendering -----------------------------------------------------------
+
+
+def fmt_uar(v: float) -> str:
+    """``.754`` (three decimals, no leading zero); NaN -> ``–``.
+
+    Examples
+    --------
+    >>> fmt_uar(0.7541), fmt_uar(1.0), fmt_uar(float("nan"))
+    ('.754', '1.000', '–')
+    """
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    s = f"{v:.3f}"
+    return s[1:] if s.startswith("0") else s.replace("-0.", "-.")
+
+
+def fmt_delta(v: float) -> str:
+    """``+0.022`` as in the paper; NaN -> ``–``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.3f}"
+
+
+def fmt_ci(low: float, high: float) -> str:
+    """``[.011, .025]``; NaN -> ``–``."""
+    if any(v is None or math.isnan(v) for v in (low, high)):
+        return "–"
+    return f"[{fmt_uar(low)}, {fmt_uar(high)}]"
+
+
+def fmt_p(p: float, *, latex: bool = False) -> str:
+    """Two significant digits, scientific below .001: ``0.014``, ``4.0e-07``.
+
+    Examples
+    --------
+    >>> fmt_p(0.0142), fmt_p(4e-7), fmt_p(4e-7, latex=True), fmt_p(1.0)
+    ('0.014', '4.0e-07', '$4.0\\\\times10^{-7}$', '1')
+    """
+    if p is None or math.isnan(p):
+        return "–"
+    if p >= 0.001:
+        return f"{p:.2g}" if p >= 0.01 else f"{p:.1g}"
+    if p == 0:
+        return "0"
+    mant, exp = f"{p:.1e}".split("e")
+    if latex:
+        return f"${mant}\\times10^{{{int(exp)}}}$"
+    return f"{mant}e{exp}"
+
+
+def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str], list[tuple]]:
+    """Header and rows of strings; a row is ``(group, cells)``."""
+    paper = any(c.endswith("_paper") for c in table.columns)
+    several = table.loc[~table["quoted"], "corpus"].nunique() > 1
+    minus, plus, delta = ("UAR$^-$", "UAR$^+$", "$\\Delta$") if latex else ("UAR⁻", "UAR⁺", "Δ")
+    if kind == "II":
+        header = ["Model"]
+        for split in TABLE2_SPLITS:
+            header += [f"{split} {minus}", f"{split} {plus}", f"{split} {delta}"]
+            if paper:
+                header += [f"{split} paper {minus}", f"{split} paper {plus}"]
+    else:
+        header = [
+            "Model",
+            "eval set",
+            minus,
+            "95% CI",
+            plus,
+            "95% CI",
+            delta,
+            "95% CI",
+            "p",
+            "p (Holm)",
+        ]
+        if paper:
+            header += [f"paper {minus}", f"paper {plus}", f"paper {delta}"]
+    rows = []
+    for rec in table.to_dict("records"):
+        name = rec["label"]
+        if several and not rec["quoted"]:
+            name = f"{rec['corpus']} / {name}"
+        if rec["quoted"]:
+            name += " †"
+        cells = [name]
+        if kind == "II":
+            for split in TABLE2_SPLITS:
+                cells += [
+                    fmt_uar(rec[f"{split}_uar_minus"]),
+                    fmt_uar(rec[f"{split}_uar_plus"]),
+                    fmt_delta(rec[f"{split}_delta"]),
+                ]
+                if paper:
+                    cells += [
+                        fmt_uar(rec.get(f"{split}_uar_minus_paper")),
+                        fmt_uar(rec.get(f"{split}_uar_plus_paper")),
+                    ]
+        else:
+            cells += [
+                rec["split"] if isinstance(rec["split"], str) and rec["split"] else "–",
+                fmt_uar(rec["uar_minus"]),
+                fmt_ci(rec["uar_minus_ci_low"], rec["uar_minus_ci_high"]),
+                fmt_uar(rec["uar_plus"]),
+                fmt_ci(rec["uar_plus_ci_low"], rec["uar_plus_ci_high"]),
+                fmt_delta(rec["delta"]),
+                fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"]),
+                fmt_p(rec["p"], latex=latex),
+                fmt_p(rec["p_holm"], latex=latex),
+            ]
+            if paper:
+                cells += [
+                    fmt_uar(rec.get("uar_minus_paper")),
+                    fmt_uar(rec.get("uar_plus_paper")),
+                    fmt_delta(rec.get("delta_paper")),
+                ]
+        rows.append((rec["group"], cells))
+    return header, rows
+
+
+def _notes(table: pd.DataFrame, kind: str) -> list[str]:
+    notes = []
+    if kind == "III":
+        notes.append(
+            "95% CIs: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
+            "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) family."
+        )
+    else:
+        notes.append("Δ = UAR⁺ − UAR⁻; – : not scored on that split.")
+    for rec in table[table["quoted"]].to_dict("records"):
+        notes.append(f"† {rec['label']}: quoted from {rec['source']}, not run here.")
+    return notes
+
+
+def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
+    """The table as a GitHub-flavoured Markdown section (title, table, notes)."""
+    header, rows = _display(table, kind, latex=False)
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    group = None
+    for g, cells in rows:
+        if g != group:
+            group = g
+            lines.append("| " + " | ".join([f"*{GROUPS[g]}*"] + [""] * (len(header) - 1)) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"{n}  " for n in _notes(table, kind)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_TEX_ESCAPE = {
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "†": r"$^\dagger$",
+    "Δ": r"$\Delta$",
+    "⁺": r"$^+$",
+    "⁻": r"$^-$",
+    "−": "$-$",
+    "–": "--",
+}
+
+
+def _tex(text: str) -> str:
+    """Escape LaTeX specials outside ``$...$`` math segments."""
+    parts = text.split("$")
+    return "$".join(
+        p if i % 2 else "".join(_TEX_ESCAPE.get(ch, ch) for ch in p) for i, p in enumerate(parts)
+    )
+
+
+def to_latex(table: pd.DataFrame, *, kind: str, title: str, label: str) -> str:
+    """The table as a LaTeX ``table`` with booktabs rules."""
+    header, rows = _display(table, kind, latex=True)
+    n = len(header)
+    out = [
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{_tex(title)}}}",
+        f"\\label{{{label}}}",
+        "\\small",
+        f"\\begin{{tabular}}{{l{'r' * (n - 1)}}}",
+        "\\toprule",
+        " & ".join(map(_tex, header)) + " \\\\",
+        "\\midrule",
+    ]
+    group = None
+    for g, cells in rows:
+        if g != group:
+            if group is not None:
+                out.append("\\midrule")
+            group = g
+            out.append(f"\\multicolumn{{{n}}}{{l}}{{\\emph{{{_tex(GROUPS[g])}}}}} \\\\")
+        out.append(" & ".join(map(_tex, cells)) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}"]
+    for note in _notes(table, kind):
+        out.append(f"\\par\\footnotesize {_tex(note)}")
+    out.append("\\end{table}")
+    return "\n".join(out) + "\n"
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """CSV text with a fixed float format (byte-stable)."""
+    return table.to_csv(index=False, float_format="%.10g", lineterminator="\n")

@@ -1,0 +1,90 @@
+"""Figures 2-3: content, error messages and byte-identical regeneration."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from cueprobe.figures.confusions import RC_PARAMS
+from cueprobe.figures.confusions import plot_confusions
+from cueprobe.figures.confusions import pooled_rates
+from cueprobe.figures.confusions import savefig_kwargs
+from cueprobe.figures.corruption_curve import plot_corruption_curve
+from cueprobe.stats import evaluate
+from tests.unit.test_stats import LABELS
+from tests.unit.test_stats import fake_run
+
+
+@pytest.fixture(scope="module")
+def ev():
+    manifest, preds = fake_run(seed=5, split_of=lambda i: "dev" if i < 72 else "test")
+    return evaluate(
+        preds, manifest, labels=LABELS, splits=["dev", "test"], n_resamples=100,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+
+
+def render(fig, fmt):
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context(RC_PARAMS):
+        fig.savefig(buf, **savefig_kwargs(fmt))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+def test_figures_regenerate_byte_identically(ev, fmt):
+    a = render(plot_confusions(ev.confusion, ev.metrics, title="t"), fmt)
+    b = render(plot_confusions(ev.confusion.copy(), ev.metrics.copy(), title="t"), fmt)
+    assert a == b
+    c = render(plot_corruption_curve(ev.corruption, ev.metrics, title="t"), fmt)
+    d = render(plot_corruption_curve(ev.corruption.copy(), ev.metrics.copy(), title="t"), fmt)
+    assert c == d
+    if fmt == "pdf":
+        assert b"CreationDate" not in a and b"Matplotlib" not in a
+    if fmt == "png":
+        assert b"Software" not in a
+
+
+def test_confusion_panels_and_unlabelled_small_cells(ev):
+    fig = plot_confusions(ev.confusion, ev.metrics, title="t")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(axes) == 8  # 2 splits x (aligned, shuffle, conflict, corrupt p=1)
+    titles = [ax.get_title() for ax in axes]
+    assert titles[0].startswith("aligned\nUAR ") and titles[3].startswith("corrupt p=1")
+    rates = pooled_rates(ev.confusion, "dev", ["aligned"]).reindex(index=LABELS)
+    texts = [t.get_text() for t in axes[0].texts]
+    values = rates.to_numpy().ravel()
+    assert len(texts) == int((values >= 0.01).sum())
+    np.testing.assert_allclose(rates.sum(axis=1), 1.0)
+
+
+def test_pooled_seeds_equal_the_mean_of_per_seed_rates(ev):
+    seeds = [f"shuffle_s{s}" for s in range(3)]
+    pooled = pooled_rates(ev.confusion, "test", seeds)
+    mean = sum(pooled_rates(ev.confusion, "test", [s]) for s in seeds) / 3
+    np.testing.assert_allclose(pooled.to_numpy(), mean.to_numpy(), atol=1e-12)
+
+
+def test_corruption_curve_has_reference_lines(ev):
+    fig = plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert any(lab.startswith("aligned (") for lab in labels)
+    assert any(lab.startswith("audio-only (") for lab in labels)
+    assert any("Spearman ρ" in lab for lab in labels)
+
+
+def test_figure_errors(ev):
+    only = ev.metrics[ev.metrics["condition"] == "audio_only"]
+    with pytest.raises(ValueError, match="none of the Figure 2 conditions"):
+        plot_confusions(ev.confusion, only, title="t")
+    with pytest.raises(ValueError, match="the corruption table is empty"):
+        plot_corruption_curve(ev.corruption.iloc[0:0], ev.metrics, title="t")
+    with pytest.raises(ValueError, match="unknown figure format 'gif'"):
+        savefig_kwargs("gif")
+    with pytest.raises(ValueError, match=r"no confusion counts for \['nope'\] on split 'dev'"):
+        pooled_rates(ev.confusion, "dev", ["nope"])

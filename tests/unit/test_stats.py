@@ -1,0 +1,414 @@
+"""Statistics against reference implementations, and the clustered bootstrap's behaviour."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+from scipy.stats import spearmanr
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from cueprobe.metrics import DegenerateEffectWarning
+from cueprobe.metrics import uar_score
+from cueprobe.stats import bootstrap_uar
+from cueprobe.stats import condition_levels
+from cueprobe.stats import evaluate
+from cueprobe.stats import holm
+from cueprobe.stats import majority_correct
+from cueprobe.stats import mcnemar_exact
+from cueprobe.stats import paired_bootstrap_uar
+from cueprobe.stats import percentile_ci
+from cueprobe.stats import seed_interval
+from cueprobe.stats import speaker_resamples
+from cueprobe.stats import spearman
+from cueprobe.stats import uar_replicates
+
+LABELS = ["angry", "happy", "neutral", "sad"]
+
+
+def naive_uar_replicates(y_true, y_pred, speakers, *, n_resamples, seed):
+    """Reference: one resample at a time, drawing speakers and pooling utterances."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(speakers)
+    members = [np.flatnonzero(speakers == s) for s in uniq]
+    out = []
+    for _ in range(n_resamples):
+        pool = np.concatenate([members[i] for i in rng.integers(0, len(uniq), size=len(uniq))])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateEffectWarning)
+            out.append(uar_score(y_true[pool], y_pred[pool], labels=LABELS))
+    return np.array(out)
+
+
+def data(seed, n=400, n_speakers=8, acc=0.7):
+    rng = np.random.default_rng(seed)
+    y_true = rng.choice(LABELS, size=n)
+    speakers = np.array([f"s{i}" for i in rng.integers(0, n_speakers, size=n)])
+    y_pred = np.where(rng.random(n) < acc, y_true, rng.choice([*LABELS, ""], size=n))
+    return y_true, y_pred, speakers
+
+
+# --- references ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_mcnemar_equals_statsmodels_exact_and_scipy_binomtest(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    a = rng.random(n) < rng.random()
+    b = rng.random(n) < rng.random()
+    res = mcnemar_exact(a, b)
+    table = [[(a & b).sum(), (a & ~b).sum()], [(~a & b).sum(), (~a & ~b).sum()]]
+    assert (res.b, res.c) == (table[0][1], table[1][0])
+    assert res.pvalue == pytest.approx(mcnemar(table, exact=True).pvalue, abs=1e-9)
+    if res.b + res.c:
+        assert res.pvalue == pytest.approx(binomtest(res.b, res.b + res.c).pvalue, abs=1e-9)
+
+
+def test_mcnemar_no_discordant_pairs_gives_p_one():
+    assert mcnemar_exact([1, 0], [1, 0]).pvalue == 1.0
+
+
+def test_mcnemar_ties_are_never_discordant():
+    res = mcnemar_exact([1, 1, 0, 0.5], [0, 0.5, 1, 0])
+    assert (res.b, res.c) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ([1, 0], [1], "must be 1-d of one length"),
+        ([1, 2], [1, 0], "correctness must be 0, 0.5 or 1"),
+    ],
+)
+def test_mcnemar_input_errors(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        mcnemar_exact(a, b)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_holm_equals_statsmodels(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.random(int(rng.integers(1, 40))) ** 3
+    p[rng.random(len(p)) < 0.2] = p[0]  # ties
+    want = multipletests(p, method="holm")[1]
+    np.testing.assert_allclose(holm(p), want, atol=1e-9, rtol=0)
+
+
+def test_holm_leaves_nan_out_of_the_family():
+    got = holm([0.01, np.nan, 0.02])
+    np.testing.assert_allclose(got, [0.02, np.nan, 0.02])
+    assert np.isnan(holm([np.nan])).all()
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
+        holm([0.5, 1.5])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_spearman_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 60))
+    x = rng.choice([0, 0.25, 0.5, 0.75, 1.0], size=n)  # ties as in the (p, seed) grid
+    y = -x + rng.normal(0, rng.random(), size=n)
+    if np.ptp(x) == 0:
+        x[0] += 1
+    want = spearmanr(x, y)
+    got = spearman(x, y)
+    assert got.rho == pytest.approx(want.statistic, abs=1e-9)
+    assert got.pvalue == pytest.approx(want.pvalue, abs=1e-9)
+    assert got.n == n
+
+
+def test_spearman_perfect_and_degenerate():
+    assert spearman([0, 1, 2], [3, 2, 1]).rho == -1.0
+    assert spearman([0, 1, 2], [3, 2, 1]).pvalue == 0.0
+    with pytest.warns(DegenerateEffectWarning, match="Spearman's rho is undefined"):
+        assert np.isnan(spearman([0, 0.5, 1], [0.4, 0.4, 0.4]).rho)
+    with pytest.warns(DegenerateEffectWarning, match="Spearman's rho is undefined"):
+        assert np.isnan(spearman([0, 1], [1, 0]).pvalue)
+    with pytest.raises(ValueError, match="`x` and `y` must be 1-d of one length"):
+        spearman([0, 1, 2], [1, 2])
+
+
+def test_seed_interval_is_the_t_interval_and_nan_for_one_seed():
+    from scipy import stats
+
+    v = np.array([0.61, 0.58, 0.55, 0.60, 0.57])
+    mean, low, high = seed_interval(v, confidence_level=0.95)
+    want = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    assert (low, high) == pytest.approx(want, abs=1e-12)
+    assert mean == pytest.approx(v.mean())
+    with pytest.warns(DegenerateEffectWarning, match="one seed only"):
+        assert np.isnan(seed_interval([0.5], confidence_level=0.95)[1])
+
+
+def test_majority_correct():
+    np.testing.assert_array_equal(majority_correct([[1, 0, 1], [1, 1, 0], [0, 0, 1]]), [1, 0, 1])
+    np.testing.assert_array_equal(majority_correct([[1, 0], [0, 0]]), [0.5, 0])
+
+
+# --- the speaker-clustered bootstrap -------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_vectorised_replicates_equal_the_naive_loop(seed):
+    y_true, y_pred, speakers = data(seed, n=150, n_speakers=5)
+    res = speaker_resamples(speakers, n_resamples=200, rng=np.random.default_rng(seed))
+    rep = uar_replicates(y_true, {"x": y_pred}, res, labels=LABELS)
+    want = naive_uar_replicates(y_true, y_pred, speakers, n_resamples=200, seed=seed)
+    np.testing.assert_allclose(rep.replicates[0], want, atol=1e-12, rtol=0)
+    assert rep.estimate[0] == pytest.approx(uar_score(y_true, y_pred, labels=LABELS))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ci_contains_the_point_estimate(seed):
+    y_true, y_pred, speakers = data(seed)
+    res = bootstrap_uar(
+        y_true, y_pred, speakers, labels=LABELS, n_resamples=1000, confidence_level=0.95,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    assert res.ci_low <= res.estimate <= res.ci_high
+    assert res.ci_low < res.ci_high
+    assert res.n == 400 and res.n_speakers == 8 and res.n_resamples == 1000
+
+
+def test_one_utterance_per_speaker_is_the_iid_bootstrap():
+    """Speakers named in utterance order: the same draws resample utterances iid."""
+    rng = np.random.default_rng(5)
+    n = 120
+    y_true = rng.choice(LABELS, size=n)
+    y_pred = np.where(rng.random(n) < 0.6, y_true, rng.choice(LABELS, size=n))
+    speakers = np.array([f"u{i:04d}" for i in range(n)])
+    res = bootstrap_uar(
+        y_true, y_pred, speakers, labels=LABELS, n_resamples=300, confidence_level=0.95,
+        rng=np.random.default_rng(11),
+    )  # fmt: skip
+    iid = np.random.default_rng(11)
+    want = []
+    for _ in range(300):
+        idx = iid.integers(0, n, size=n)
+        want.append(uar_score(y_true[idx], y_pred[idx], labels=LABELS))
+    np.testing.assert_allclose(res.distribution, want, atol=1e-12, rtol=0)
+    assert (res.ci_low, res.ci_high) == pytest.approx(
+        tuple(np.quantile(want, [0.025, 0.975])), abs=1e-12
+    )
+
+
+def test_all_utterances_of_a_speaker_move_together():
+    """Speakers entirely right or entirely wrong: every resampled UAR is k / n_speakers.
+
+    An iid bootstrap over utterances would give values between the grid points.
+    """
+    n_speakers, per = 10, 40
+    speakers = np.repeat([f"s{i}" for i in range(n_speakers)], per)
+    y_true = np.tile(np.repeat(LABELS, per // 4), n_speakers)
+    right = np.repeat(np.arange(n_speakers) % 2 == 0, per)
+    y_pred = np.where(right, y_true, "")
+    res = bootstrap_uar(
+        y_true, y_pred, speakers, labels=LABELS, n_resamples=2000, confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    grid = res.distribution * n_speakers
+    np.testing.assert_allclose(grid, np.round(grid), atol=1e-9)
+    # the spread is that of 10 clusters, not of 400 utterances
+    assert res.ci_high - res.ci_low >= 0.5
+
+
+def test_paired_difference_uses_the_same_resamples():
+    y_true, pred_a, speakers = data(1)
+    pred_b = np.where(np.random.default_rng(2).random(len(y_true)) < 0.9, pred_a, "")
+    kw = dict(labels=LABELS, n_resamples=500, confidence_level=0.95)
+    paired = paired_bootstrap_uar(
+        y_true, pred_a, pred_b, speakers, **kw, rng=np.random.default_rng(3)
+    )
+    a = bootstrap_uar(y_true, pred_a, speakers, **kw, rng=np.random.default_rng(3))
+    b = bootstrap_uar(y_true, pred_b, speakers, **kw, rng=np.random.default_rng(3))
+    np.testing.assert_allclose(paired.distribution, a.distribution - b.distribution, atol=1e-12)
+    assert paired.estimate == pytest.approx(a.estimate - b.estimate)
+    assert paired.ci_low > 0  # b only loses answers
+
+
+def test_same_seed_same_result_and_other_seed_differs():
+    y_true, y_pred, speakers = data(4)
+    kw = dict(labels=LABELS, n_resamples=300, confidence_level=0.95)
+    r1 = bootstrap_uar(y_true, y_pred, speakers, **kw, rng=np.random.default_rng(9))
+    r2 = bootstrap_uar(y_true, y_pred, speakers, **kw, rng=np.random.default_rng(9))
+    r3 = bootstrap_uar(y_true, y_pred, speakers, **kw, rng=np.random.default_rng(10))
+    assert r1 == r2
+    np.testing.assert_array_equal(r1.distribution, r2.distribution)
+    assert not np.array_equal(r1.distribution, r3.distribution)
+
+
+def test_degenerate_resamples_are_counted_and_warned():
+    # speaker s0 alone holds every 'sad' utterance: resamples without s0 lack 'sad'
+    y_true = np.array(["sad"] * 5 + ["angry", "happy", "neutral"] * 5)
+    speakers = np.array(["s0"] * 5 + [f"s{1 + i // 5}" for i in range(15)])
+    with pytest.warns(DegenerateEffectWarning, match=r"of 400 resamples lack at least one class"):
+        res = bootstrap_uar(
+            y_true, y_true, speakers, labels=LABELS, n_resamples=400, confidence_level=0.95,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+    # P(s0 not drawn in 4 draws) = (3/4)^4 ~ 0.32
+    assert 80 < res.n_degenerate < 180
+    assert res.estimate == 1.0 and res.ci_low == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"speakers": ["a"], "n_resamples": 0}, "`n_resamples` must be a positive integer"),
+        ({"speakers": [], "n_resamples": 5}, "`speakers` is empty"),
+        ({"speakers": ["a", None], "n_resamples": 5}, "`speakers` has missing values"),
+    ],
+)
+def test_resample_input_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        speaker_resamples(**kwargs, rng=np.random.default_rng(0))
+
+
+def test_replicate_input_errors():
+    res = speaker_resamples(["a", "b"], n_resamples=3, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="`resamples` covers 2 utterances but `y_true` has 3"):
+        uar_replicates(["sad"] * 3, {"x": ["sad"] * 3}, res, labels=LABELS)
+    with pytest.raises(ValueError, match="`y_pred` names no system"):
+        uar_replicates(["sad"] * 2, {}, res, labels=LABELS)
+    with pytest.raises(ValueError, match=r"`confidence_level` must lie in \(0, 1\)"):
+        percentile_ci([0.1, 0.2], confidence_level=95)
+    with pytest.warns(DegenerateEffectWarning, match="3 of 3 resamples lack"):
+        rep = uar_replicates(["sad"] * 2, {"x": ["sad"] * 2}, res, labels=LABELS)
+    with pytest.raises(KeyError, match="no system 'y'"):
+        rep.index("y")
+    assert np.isnan(percentile_ci([np.nan], confidence_level=0.9)).all()
+
+
+# --- evaluate: one (corpus, model) ----------------------------------------------
+
+
+def fake_run(seed=0, n_speakers=6, per=24, split_of=None):
+    """A manifest and predictions whose accuracy falls with corruption."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per
+    manifest = pd.DataFrame(
+        {
+            "utt_id": [f"u{i:04d}" for i in range(n)],
+            "speaker": np.repeat([f"s{i}" for i in range(n_speakers)], per),
+            "split": "test" if split_of is None else [split_of(i) for i in range(n)],
+            "label": np.tile(LABELS, n // 4),
+        }
+    )
+    acc = {"audio_only": 0.5, "aligned": 0.8, "conflict": 0.55}
+    acc |= {f"shuffle_s{s}": 0.55 for s in range(3)}
+    acc |= {
+        f"corrupt_p{round(100 * p)}_s{s}": 0.8 - 0.25 * p for p in (0, 0.5, 1) for s in range(3)
+    }
+    preds = {}
+    for name, a in acc.items():
+        right = rng.random(n) < a
+        pred = np.where(right, manifest["label"], np.where(rng.random(n) < 0.5, "neutral", ""))
+        preds[name] = pd.DataFrame(
+            {
+                "utt_id": manifest["utt_id"][::-1].to_numpy(),  # order must not matter
+                "pred": pred[::-1],
+                "parse_status": np.where(pred[::-1] == "", "unparsed", "exact"),
+            }
+        )
+    return manifest, preds
+
+
+def test_evaluate_tables():
+    manifest, preds = fake_run()
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["test"], n_resamples=300, confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    m = ev.metrics.set_index("condition")
+    assert len(m) == len(preds)
+    aligned = preds["aligned"].iloc[::-1]
+    assert m.loc["aligned", "uar"] == pytest.approx(
+        uar_score(manifest["label"], aligned["pred"], labels=LABELS)
+    )
+    assert m.loc["aligned", "n_unparsed"] == (aligned["parse_status"] == "unparsed").sum()
+    assert (m["ci_low"] <= m["uar"]).all() and (m["uar"] <= m["ci_high"]).all()
+    assert m.loc["corrupt_p50_s1", ["kind", "p", "seed"]].tolist() == ["corrupt", 0.5, 1]
+
+    conf = ev.confusion
+    rates = conf.groupby(["condition", "true"])["rate"].sum()
+    np.testing.assert_allclose(rates, 1.0)
+
+    comp = ev.comparisons
+    primary = comp[comp["role"] == "primary"]
+    assert set(zip(primary["a"], primary["b"], strict=True)) == {
+        ("aligned", "audio_only"),
+        ("aligned", "shuffle"), ("shuffle", "audio_only"),
+        ("aligned", "conflict"), ("conflict", "audio_only"),
+        ("aligned", "corrupt_p50"), ("corrupt_p50", "audio_only"),
+        ("aligned", "corrupt_p100"), ("corrupt_p100", "audio_only"),
+    }  # fmt: skip
+    np.testing.assert_allclose(primary["p_holm"], holm(primary["p"]))
+    assert comp.loc[comp["role"] == "per_seed", "p_holm"].isna().all()
+    shuffle = primary.set_index(["a", "b"]).loc[("aligned", "shuffle")]
+    assert shuffle["n_seeds_b"] == 3
+    assert shuffle["uar_b"] == pytest.approx(
+        m.loc[[f"shuffle_s{s}" for s in range(3)], "uar"].mean()
+    )
+    gain = primary.set_index(["a", "b"]).loc[("aligned", "audio_only")]
+    assert gain["delta"] > 0 and gain["ci_low"] > 0 and gain["p"] < 1e-4
+
+    cur = ev.corruption
+    assert cur["p"].tolist() == [0.0, 0.5, 1.0]
+    assert (cur["n_seeds"] == 3).all() and (cur["n_runs"] == 9).all()
+    assert cur["rho"].iloc[0] < -0.5
+
+
+def test_evaluate_reports_splits_separately_and_holm_spans_them():
+    manifest, preds = fake_run(split_of=lambda i: "dev" if i < 72 else "test")
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["dev", "test"], n_resamples=200,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert ev.metrics.groupby("split")["n"].first().to_dict() == {"dev": 72, "test": 72}
+    primary = ev.comparisons[ev.comparisons["role"] == "primary"]
+    assert len(primary) == 18
+    np.testing.assert_allclose(primary["p_holm"], holm(primary["p"]))
+    ev_all = evaluate(
+        preds, manifest, labels=LABELS, splits=["all"], n_resamples=200, confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert ev_all.metrics["n"].unique().tolist() == [144]
+
+
+def test_evaluate_errors():
+    manifest, preds = fake_run()
+    kw = dict(labels=LABELS, n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0))
+    short = dict(preds)
+    short["aligned"] = preds["aligned"].iloc[2:]
+    with pytest.raises(
+        ValueError,
+        match=r"condition 'aligned' has no prediction for 2 utterance\(s\) of split 'test'",
+    ):
+        evaluate(short, manifest, splits=["test"], **kw)
+    with pytest.raises(ValueError, match="the manifest has no utterance in split 'dev'"):
+        evaluate(preds, manifest, splits=["dev"], **kw)
+    with pytest.raises(ValueError, match="unknown condition 'bogus'"):
+        evaluate({"bogus": preds["aligned"]}, manifest, splits=["test"], **kw)
+    with pytest.raises(ValueError, match="manifest lacks column 'speaker'"):
+        evaluate(preds, manifest.drop(columns="speaker"), splits=["test"], **kw)
+    with pytest.raises(ValueError, match="predictions of condition 'aligned' lack column 'pred'"):
+        evaluate(
+            {"aligned": preds["aligned"].drop(columns="pred")}, manifest, splits=["test"], **kw
+        )
+    with pytest.raises(ValueError, match="no predictions to evaluate"):
+        evaluate({}, manifest, splits=["test"], **kw)
+    with pytest.raises(ValueError, match="`splits` is empty"):
+        evaluate(preds, manifest, splits=[], **kw)
+
+
+def test_condition_levels_pool_seeds():
+    assert condition_levels(["audio_only", "corrupt_p0_s0", "corrupt_p0_s1", "shuffle_s3"]) == {
+        "audio_only": ["audio_only"],
+        "corrupt_p0": ["corrupt_p0_s0", "corrupt_p0_s1"],
+        "shuffle": ["shuffle_s3"],
+    }

@@ -1,0 +1,203 @@
+"""Tables II-III and the cue-use summary from evaluation tables of synthetic runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cueprobe import tables
+from cueprobe.stats import evaluate
+from cueprobe.summary import cue_use_summary
+from tests.unit.test_stats import LABELS
+from tests.unit.test_stats import fake_run
+
+MODELS = {
+    "af3": {"label": "AF3", "paper_row": "AF3", "zero_shot": True},
+    "reference": {"label": "Reference", "paper_row": None, "zero_shot": False},
+}
+PAPER = {
+    "AF3": {
+        "table3_uar_minus": 0.754,
+        "table3_uar_plus": 0.776,
+        "table2_dev_uar_minus": 0.259,
+        "table2_dev_uar_plus": 0.268,
+    }
+}
+LITERATURE = [
+    {"table": "III", "name": "CLAP", "uar": 0.353, "source": "[26]"},
+    {"table": "III", "name": "ParaCLAP", "uar": 0.600, "source": "[26]"},
+    {"table": "II", "name": "IS09 baseline", "split": "test", "uar": 0.382, "source": "[23]"},
+]
+
+
+def evaluation(corpus, model, splits, seed, split_of=None):
+    manifest, preds = fake_run(seed=seed, split_of=split_of)
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=splits, n_resamples=200, confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    for frame in (ev.metrics, ev.comparisons, ev.corruption):
+        frame.insert(0, "model", model)
+        frame.insert(0, "corpus", corpus)
+    return ev
+
+
+@pytest.fixture(scope="module")
+def iemocap():
+    evs = [evaluation("iemo", "af3", ["all"], 1), evaluation("iemo", "reference", ["test"], 2)]
+    return (
+        pd.concat([e.metrics for e in evs], ignore_index=True),
+        pd.concat([e.comparisons for e in evs], ignore_index=True),
+        evs,
+    )
+
+
+@pytest.fixture(scope="module")
+def aibo():
+    def split_of(i):
+        return "dev" if i < 72 else "test"
+
+    evs = [
+        evaluation("aibo", "af3", ["dev", "test"], 3, split_of),
+        evaluation("aibo", "reference", ["test"], 4, split_of),
+    ]
+    return (
+        pd.concat([e.metrics for e in evs], ignore_index=True),
+        pd.concat([e.comparisons for e in evs], ignore_index=True),
+    )
+
+
+def test_table3_rows_values_and_quoted_references(iemocap):
+    metrics, comparisons, _ = iemocap
+    t = tables.table3(metrics, comparisons, models=MODELS, literature=LITERATURE, paper=PAPER)
+    assert t["label"].tolist() == ["AF3", "Reference", "CLAP", "ParaCLAP"]
+    assert t["group"].tolist() == ["zero_shot", "trained", "quoted", "quoted"]
+    af3 = t.iloc[0]
+    m = metrics[(metrics["model"] == "af3")].set_index("condition")
+    assert af3["split"] == "all" and t.iloc[1]["split"] == "test"
+    assert af3["uar_minus"] == m.loc["audio_only", "uar"]
+    assert af3["uar_plus_ci_high"] == m.loc["aligned", "ci_high"]
+    assert af3["delta"] == pytest.approx(af3["uar_plus"] - af3["uar_minus"])
+    assert af3["uar_minus_paper"] == 0.754 and af3["delta_paper"] == pytest.approx(0.022)
+    assert np.isnan(t.iloc[1]["uar_minus_paper"])
+    clap = t.iloc[2]
+    assert clap["quoted"] and clap["uar_minus"] == 0.353 and np.isnan(clap["uar_plus"])
+
+    md = tables.to_markdown(t, kind="III", title="Table III")
+    assert "| AF3 | all |" in md and "CLAP †" in md
+    assert "† CLAP: quoted from [26], not run here." in md
+    assert (
+        f"{tables.fmt_uar(af3['uar_minus'])} | {tables.fmt_ci(af3['uar_minus_ci_low'], af3['uar_minus_ci_high'])}"
+        in md
+    )
+    tex = tables.to_latex(t, kind="III", title="Table III", label="tab:t3")
+    assert "\\toprule" in tex and "CLAP $^\\dagger$" in tex and "95\\% CI" in tex
+    assert tex.count("\\\\") == 1 + 4 + 3  # header, rows, group lines
+
+
+def test_table2_dev_test_columns_and_missing_split(aibo):
+    metrics, comparisons = aibo
+    t = tables.table2(metrics, comparisons, models=MODELS, literature=LITERATURE, paper=PAPER)
+    assert t["label"].tolist() == ["AF3", "Reference", "IS09 baseline"]
+    ref = t.iloc[1]
+    assert np.isnan(ref["dev_uar_minus"]) and not np.isnan(ref["test_uar_minus"])
+    af3 = t.iloc[0]
+    m = metrics[(metrics["model"] == "af3") & (metrics["split"] == "dev")].set_index("condition")
+    assert af3["dev_uar_plus"] == m.loc["aligned", "uar"]
+    assert af3["dev_uar_minus_paper"] == 0.259 and np.isnan(af3["test_uar_minus_paper"])
+    assert t.iloc[2]["test_uar_minus"] == 0.382
+    md = tables.to_markdown(t, kind="II", title="Table II")
+    assert md.splitlines()[2].startswith("| Model | dev UAR⁻ | dev UAR⁺ | dev Δ |")
+    assert "| Reference | – | – | – |" in md
+
+
+def test_tables_without_paper_rows_have_no_paper_columns(iemocap):
+    metrics, comparisons, _ = iemocap
+    plain = {m: v | {"paper_row": None} for m, v in MODELS.items()}
+    t = tables.table3(metrics, comparisons, models=plain)
+    assert not any(c.endswith("_paper") for c in t.columns)
+
+
+def test_several_corpora_are_named_in_the_rows(iemocap):
+    metrics, comparisons, _ = iemocap
+    other = metrics.assign(corpus="csvcorpus"), comparisons.assign(corpus="csvcorpus")
+    t = tables.table3(
+        pd.concat([metrics, other[0]]), pd.concat([comparisons, other[1]]), models=MODELS
+    )
+    assert "| csvcorpus / AF3 |" in tables.to_markdown(t, kind="III", title="t")
+
+
+def test_table_errors(iemocap):
+    metrics, comparisons, _ = iemocap
+    with pytest.raises(ValueError, match=r"metrics table lacks column\(s\) \['uar'\]"):
+        tables.table3(metrics.drop(columns="uar"), comparisons, models=MODELS)
+    with pytest.raises(ValueError, match=r"comparisons table lacks column\(s\) \['p'\]"):
+        tables.table3(metrics, comparisons.drop(columns="p"), models=MODELS)
+    with pytest.raises(ValueError, match="model 'af3' of the evaluation tables is not in `models`"):
+        tables.table3(metrics, comparisons, models={"reference": MODELS["reference"]})
+    bad = [{"table": "II", "name": "X", "split": "train", "uar": 0.3, "source": "s"}]
+    with pytest.raises(ValueError, match="literature row 'X' of Table II has split 'train'"):
+        tables.table2(metrics, comparisons, models=MODELS, literature=bad)
+
+
+def test_number_formats():
+    assert tables.fmt_uar(0.7541) == ".754"
+    assert tables.fmt_uar(-0.25) == "-.250"
+    assert tables.fmt_delta(0.0224) == "+0.022"
+    assert tables.fmt_ci(0.011, 0.025) == "[.011, .025]"
+    assert tables.fmt_ci(float("nan"), 0.2) == "–"
+    assert tables.fmt_p(4e-7) == "4.0e-07"
+    assert tables.fmt_p(0.0042) == "0.004"
+    assert tables.fmt_p(0.0) == "0"
+    assert tables.fmt_p(float("nan")) == "–"
+
+
+def test_text_outputs_are_byte_identical_on_regeneration(iemocap):
+    metrics, comparisons, _ = iemocap
+    kw = dict(models=MODELS, literature=LITERATURE, paper=PAPER)
+    a = tables.table3(metrics, comparisons, **kw)
+    b = tables.table3(metrics.copy(), comparisons.copy(), **kw)
+    assert tables.to_csv(a) == tables.to_csv(b)
+    assert tables.to_markdown(a, kind="III", title="t") == tables.to_markdown(
+        b, kind="III", title="t"
+    )
+    assert tables.to_latex(a, kind="III", title="t", label="l") == tables.to_latex(
+        b, kind="III", title="t", label="l"
+    )
+    back = pd.read_csv(pd.io.common.StringIO(tables.to_csv(a)))
+    np.testing.assert_allclose(back["uar_minus"], a["uar_minus"], rtol=1e-9)
+
+
+def test_cue_use_summary_words_and_numbers(iemocap):
+    _, _, evs = iemocap
+    ev = evs[0]
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="iemo", model="AF3", alpha=0.05
+    )
+    assert text.startswith("# Cue use of AF3 on iemo")
+    assert "## Split: all (144 utterances, 6 speakers)" in text
+    assert "**Uses the cues.**" in text  # fake_run: aligned .8 vs audio-only .5
+    gain = ev.comparisons.query("a == 'aligned' and b == 'audio_only'").iloc[0]
+    assert tables.fmt_delta(gain["delta"]) in text
+    assert "**Monotone degradation.**" in text
+    for section in ("Robust fallback", "Format prior", "Token sensitivity"):
+        assert f"**{section}**" in text
+
+
+def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
+    _, _, evs = iemocap
+    ev = evs[0]
+    comp = ev.comparisons.copy()
+    sel = (comp["a"] == "conflict") & (comp["b"] == "audio_only")
+    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.001]
+    text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert "**Over-reliance.**" in text
+    only = comp[comp["b"] != "audio_only"]
+    text = cue_use_summary(
+        ev.metrics, only, ev.corruption.iloc[0:0], corpus="c", model="m", alpha=0.05
+    )
+    assert "not measured (needs aligned and audio_only)" in text
+    assert "not measured (no corruption runs)" in text
+    with pytest.raises(ValueError, match=r"`alpha` must lie in \(0, 1\)"):
+        cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=5)

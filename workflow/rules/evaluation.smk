@@ -1,0 +1,167 @@
+# Evaluation stage: predictions -> metrics with speaker-clustered bootstrap CIs, exact
+# McNemar tests (Holm), the corruption curve (Spearman), a cue-use summary per
+# (corpus, model), the paper's Tables II-III and Figures 2-3.
+
+
+rule evaluate_model:
+    input:
+        manifest="results/{corpus}/manifest.parquet",
+        predictions=get_evaluation_predictions,
+    output:
+        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
+        confusion="results/{corpus}/evaluation/{model}/confusion.parquet",
+        comparisons="results/{corpus}/evaluation/{model}/comparisons.parquet",
+        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
+    log:
+        "logs/evaluate_model/{corpus}/{model}.log",
+    benchmark:
+        "benchmarks/evaluate_model/{corpus}/{model}.tsv"
+    conda:
+        "../../envs/cueprobe.yaml"
+    params:
+        labels=get_labels_json,
+        splits=get_eval_splits_json,
+        n_resamples=config["evaluation"]["n_resamples"],
+        confidence_level=config["evaluation"]["confidence_level"],
+        seed=config["seed"],
+    shell:
+        "python -m cueprobe evaluate --manifest {input.manifest:q}"
+        " --predictions {input.predictions:q}"
+        " --labels {params.labels:q} --splits {params.splits:q}"
+        " --n-resamples {params.n_resamples} --confidence-level {params.confidence_level}"
+        " --seed {params.seed} --corpus {wildcards.corpus:q} --model {wildcards.model:q}"
+        " --metrics-out {output.metrics:q} --confusion-out {output.confusion:q}"
+        " --comparisons-out {output.comparisons:q} --corruption-out {output.corruption:q}"
+        " 2> {log:q}"
+
+
+rule summarize_cue_use:
+    input:
+        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
+        comparisons="results/{corpus}/evaluation/{model}/comparisons.parquet",
+        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
+    output:
+        report(
+            "results/{corpus}/evaluation/{model}/summary.md",
+            caption="../report/summary.rst",
+            category="Statistics",
+            subcategory="{corpus}",
+            labels={"model": "{model}", "table": "cue-use summary"},
+        ),
+    log:
+        "logs/summarize_cue_use/{corpus}/{model}.log",
+    benchmark:
+        "benchmarks/summarize_cue_use/{corpus}/{model}.tsv"
+    conda:
+        "../../envs/cueprobe.yaml"
+    params:
+        label=get_model_label,
+        alpha=config["evaluation"]["alpha"],
+    shell:
+        "python -m cueprobe summarize --metrics {input.metrics:q}"
+        " --comparisons {input.comparisons:q} --corruption {input.corruption:q}"
+        " --corpus {wildcards.corpus:q} --label {params.label:q} --alpha {params.alpha}"
+        " --out {output:q} 2> {log:q}"
+
+
+rule make_table:
+    input:
+        metrics=get_table_evaluation("metrics"),
+        comparisons=get_table_evaluation("comparisons"),
+    output:
+        csv=report(
+            "results/tables/table{table}.csv",
+            caption="../report/tables.rst",
+            category="Statistics",
+            subcategory="Tables",
+            labels={"table": "Table {table}", "format": "csv"},
+        ),
+        md=report(
+            "results/tables/table{table}.md",
+            caption="../report/tables.rst",
+            category="Statistics",
+            subcategory="Tables",
+            labels={"table": "Table {table}", "format": "markdown"},
+        ),
+        tex=report(
+            "results/tables/table{table}.tex",
+            caption="../report/tables.rst",
+            category="Statistics",
+            subcategory="Tables",
+            labels={"table": "Table {table}", "format": "latex"},
+        ),
+    log:
+        "logs/make_table/table{table}.log",
+    benchmark:
+        "benchmarks/make_table/table{table}.tsv"
+    wildcard_constraints:
+        table="2|3",
+    conda:
+        "../../envs/cueprobe.yaml"
+    params:
+        numeral=get_table_numeral,
+        models=get_models_table_json,
+        literature=get_literature_json,
+        paper=get_paper_json,
+    shell:
+        "python -m cueprobe make-table --table {params.numeral:q}"
+        " --metrics {input.metrics:q} --comparisons {input.comparisons:q}"
+        " --models {params.models:q} --literature {params.literature:q}"
+        " --paper {params.paper:q}"
+        " --csv-out {output.csv:q} --md-out {output.md:q} --tex-out {output.tex:q} 2> {log:q}"
+
+
+rule plot_confusions:
+    input:
+        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
+        confusion="results/{corpus}/evaluation/{model}/confusion.parquet",
+    output:
+        report(
+            "results/figures/{corpus}/{model}.confusions.{ext}",
+            caption="../report/figure2.rst",
+            category="Statistics",
+            subcategory="{corpus}",
+            labels={"model": "{model}", "figure": "Figure 2 ({ext})"},
+        ),
+    log:
+        "logs/plot_confusions/{corpus}/{model}.{ext}.log",
+    benchmark:
+        "benchmarks/plot_confusions/{corpus}/{model}.{ext}.tsv"
+    wildcard_constraints:
+        ext="png|pdf|svg",
+    conda:
+        "../../envs/cueprobe.yaml"
+    params:
+        title=get_figure_title,
+    shell:
+        "python -m cueprobe plot-confusions --metrics {input.metrics:q}"
+        " --confusion {input.confusion:q} --title {params.title:q}"
+        " --out {output:q} 2> {log:q}"
+
+
+rule plot_corruption_curve:
+    input:
+        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
+        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
+    output:
+        report(
+            "results/figures/{corpus}/{model}.corruption_curve.{ext}",
+            caption="../report/figure3.rst",
+            category="Statistics",
+            subcategory="{corpus}",
+            labels={"model": "{model}", "figure": "Figure 3 ({ext})"},
+        ),
+    log:
+        "logs/plot_corruption_curve/{corpus}/{model}.{ext}.log",
+    benchmark:
+        "benchmarks/plot_corruption_curve/{corpus}/{model}.{ext}.tsv"
+    wildcard_constraints:
+        ext="png|pdf|svg",
+    conda:
+        "../../envs/cueprobe.yaml"
+    params:
+        title=get_figure_title,
+    shell:
+        "python -m cueprobe plot-corruption-curve --metrics {input.metrics:q}"
+        " --corruption {input.corruption:q} --title {params.title:q}"
+        " --out {output:q} 2> {log:q}"
