@@ -18,10 +18,15 @@ wildcard_constraints:
     corpus=corpus_constraint(),
     model=model_constraint(),
     condition=condition_constraint(),
+    shard=r"\d+",
 
 
 include: "workflow/rules/corpus.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/tokens.smk"
 include: "workflow/rules/interventions.smk"
+include: "workflow/rules/inference.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from scipy import signal as sps
 
+from cueprobe.audio import to_mono
 from cueprobe.define import EGEMAPS_LLDS
 
 log = logging.getLogger(__name__)
@@ -126,14 +126,7 @@ def prepare_signal(
     other rates are resampled (polyphase), and samples are clipped so that
     openSMILE's int16 conversion cannot wrap +1.0 around to -1.0.
     """
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    elif x.ndim != 1:
-        raise ValueError(f"`samples` must have shape (n,) or (n, channels), got {x.shape}.")
-    if sampling_rate != target_rate and x.size:
-        g = math.gcd(int(sampling_rate), int(target_rate))
-        x = sps.resample_poly(x, target_rate // g, int(sampling_rate) // g)
+    x = to_mono(samples, int(sampling_rate), target_rate=target_rate)
     return np.clip(x, -1.0, _INT16_MAX).astype(np.float32)
 
 

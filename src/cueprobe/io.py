@@ -15,6 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.define import ORDINAL_CONCEPTS
+from cueprobe.define import Concept
 from cueprobe.typing import PathLike
 
 #: column -> kind ("str", "float", "int", "bool"); the columns each table must have
@@ -31,8 +34,20 @@ TABLES: dict[str, dict[str, str]] = {
         "duration_s": "float",
     },
     "excluded": {"utt_id": "str", "path": "str", "reason": "str"},
-    "features": {"utt_id": "str", "n_frames": "int", "voiced_ratio": "float", "status": "str"},
-    "tokens": {"utt_id": "str", "token_string": "str"},
+    "features": {
+        "utt_id": "str",
+        **dict.fromkeys(EGEMAPS_LLDS, "float"),
+        "n_frames": "int",
+        "voiced_ratio": "float",
+        "status": "str",
+    },
+    "tokens": {
+        "utt_id": "str",
+        **{f"score_{c}": "float" for c in ORDINAL_CONCEPTS},
+        **{c.value: "str" for c in Concept},
+        "token_string": "str",
+        "flag": "str",
+    },
     "conditions": {"utt_id": "str"},
     "predictions": {
         "utt_id": "str",
@@ -42,6 +57,58 @@ TABLES: dict[str, dict[str, str]] = {
         "model_id": "str",
         "revision": "str",
         "prompt_sha": "str",
+        "split": "str",
+        "label": "str",
+    },
+    # evaluation stage (one file per corpus and model)
+    "metrics": {
+        "corpus": "str",
+        "model": "str",
+        "split": "str",
+        "condition": "str",
+        "uar": "float",
+        "ci_low": "float",
+        "ci_high": "float",
+        "wa": "float",
+        "n": "int",
+        "n_unparsed": "int",
+        "unparsed_rate": "float",
+    },
+    "confusion": {
+        "corpus": "str",
+        "model": "str",
+        "split": "str",
+        "condition": "str",
+        "true": "str",
+        "pred": "str",
+        "count": "int",
+        "rate": "float",
+    },
+    "comparisons": {
+        "corpus": "str",
+        "model": "str",
+        "split": "str",
+        "a": "str",
+        "b": "str",
+        "role": "str",
+        "delta": "float",
+        "ci_low": "float",
+        "ci_high": "float",
+        "mcnemar_b": "int",
+        "mcnemar_c": "int",
+        "p": "float",
+        "p_holm": "float",
+    },
+    "corruption": {
+        "corpus": "str",
+        "model": "str",
+        "split": "str",
+        "p": "float",
+        "uar_mean": "float",
+        "ci_low": "float",
+        "ci_high": "float",
+        "rho": "float",
+        "rho_p": "float",
     },
 }
 
@@ -109,6 +176,16 @@ def write_json(obj: Any, path: PathLike) -> None:
     """Write JSON with sorted keys (byte-stable) atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def write_text(text: str, path: PathLike) -> None:
+    """Write a text file (UTF-8, as given) atomically."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes(data: bytes, path: PathLike) -> None:
+    """Write a binary file (e.g. a rendered figure) atomically."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
 def read_json(path: PathLike) -> Any:

@@ -63,6 +63,9 @@ def model_constraint():
 def get_final_output():
     """Everything `snakemake` builds by default."""
     targets = expand("results/{corpus}/manifest.parquet", corpus=corpora.index)
+    targets += get_token_outputs()
+    targets += get_predictions_output()
+    targets += get_evaluation_output()
     return targets
 
 
@@ -138,3 +141,264 @@ def condition_constraint():
 
 def get_conflict_map_json(wildcards):
     return json.dumps(config["interventions"]["conflict_voice_quality"], sort_keys=True)
+
+
+# --- features and tokens stages -----------------------------------------------
+
+
+def get_n_shards(wildcards):
+    return int(corpora.loc[wildcards.corpus, "shards"])
+
+
+def get_feature_shards(wildcards):
+    """The shard tables of a corpus (files go to shards by a stable utt_id hash)."""
+    return expand(
+        "results/{corpus}/features/{shard}.parquet",
+        corpus=wildcards.corpus,
+        shard=range(get_n_shards(wildcards)),
+    )
+
+
+def get_gender_specific_json(wildcards):
+    """Concepts with per-gender bin edges on this corpus, as one JSON argument."""
+    return json.dumps(config["corpora"][wildcards.corpus]["gender_specific"])
+
+
+def get_token_template(wildcards):
+    """The token template (a function, so that its braces are not read as wildcards)."""
+    return config["tokens"]["template"]
+
+
+def get_token_outputs():
+    """Tokens of every corpus, and Figure 1 in each configured format."""
+    targets = expand("results/{corpus}/tokens.parquet", corpus=corpora.index)
+    if config["figures"]["activate"]:
+        targets += expand(
+            "results/figures/{corpus}.token_distribution.{ext}",
+            corpus=corpora.index,
+            ext=config["figures"]["formats"],
+        )
+    return targets
+
+
+# --- inference stage ----------------------------------------------------------
+
+#: per backend, the model config keys that change answers (they go in params: rerun
+#: triggers); client knobs (base_url, concurrency, retries, timeout) travel as resources,
+#: so moving a vLLM server to another node re-runs nothing
+_ANSWER_KEYS = {
+    "reference": ("backend",),
+    "transformers": (
+        "backend",
+        "model_id",
+        "revision",
+        "architecture",
+        "dtype",
+        "batch_size",
+        "max_new_tokens",
+        "trust_remote_code",
+        "adapter",
+    ),
+    "openai": ("backend", "model_id", "revision", "max_new_tokens"),
+}
+
+
+def reference_model_constraint():
+    """Models served by the trained reference backend (a never-matching pattern if none)."""
+    names = [m for m in models.index if models.loc[m, "backend"] == "reference"]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def get_predictions_output():
+    """Predictions of every condition for every (corpus, model)."""
+    return expand(
+        "results/{corpus}/predictions/{model}/{condition}.parquet",
+        corpus=corpora.index,
+        model=models.index,
+        condition=CONDITIONS,
+    )
+
+
+def get_query_inputs(wildcards):
+    """Manifest, condition table and, for the reference model, its trained classifier.
+
+    audio_only gets the audio-only classifier (which depends on the manifest alone), so
+    re-binning the tokens never re-runs audio_only inference.
+    """
+    inputs = {
+        "manifest": f"results/{wildcards.corpus}/manifest.parquet",
+        "condition": f"results/{wildcards.corpus}/conditions/{wildcards.condition}.parquet",
+        "model_files": [],
+    }
+    if config["models"][wildcards.model]["backend"] == "reference":
+        kind = "audio" if wildcards.condition == "audio_only" else "tokens"
+        inputs["model_files"] = [
+            f"results/{wildcards.corpus}/models/{wildcards.model}/reference_{kind}.pkl"
+        ]
+    return inputs
+
+
+def get_model_json(wildcards):
+    """The model's answer-changing config keys, as one JSON argument."""
+    cfg = config["models"][wildcards.model]
+    keys = _ANSWER_KEYS[cfg["backend"]]
+    return json.dumps({k: cfg[k] for k in keys if k in cfg}, sort_keys=True)
+
+
+def get_eval_splits_json(wildcards):
+    """Splits this model is scored on in this corpus (the reference model: held-out only)."""
+    zero_shot = config["models"][wildcards.model]["zero_shot"]
+    return json.dumps(
+        eval_splits(config["corpora"][wildcards.corpus], zero_shot=zero_shot)
+    )
+
+
+def get_prompts_json(wildcards):
+    """Config `prompts` as one JSON argument (a function: its {labels} is no wildcard)."""
+    return json.dumps(config["prompts"], sort_keys=True)
+
+
+def get_model_option(key):
+    """A per-model config value (runtime knobs of the openai client)."""
+
+    def lookup(wildcards):
+        return config["models"][wildcards.model][key]
+
+    return lookup
+
+
+def get_base_url(wildcards):
+    """openai server URL ("none" for other backends: resources cannot be null)."""
+    return config["models"][wildcards.model].get("base_url", "none")
+
+
+def get_timeout_s(wildcards):
+    """Client timeout in whole seconds, rounded up (resources are integers)."""
+    import math
+
+    return math.ceil(config["models"][wildcards.model]["timeout_s"])
+
+
+def get_inference_resource(key):
+    """Cluster resource of a model's inference jobs (config models.<m>.resources)."""
+
+    def lookup(wildcards):
+        return config["models"][wildcards.model]["resources"][key]
+
+    return lookup
+
+
+def get_inference_env(wildcards):
+    """transformers models need torch (alm env); the others run in the light env."""
+    if config["models"][wildcards.model]["backend"] == "transformers":
+        return "../../envs/alm.yaml"
+    return "../../envs/cueprobe.yaml"
+
+
+def get_reference_option(key):
+    def lookup(wildcards):
+        return config["models"][wildcards.model]["reference"][key]
+
+    return lookup
+
+
+# --- evaluation stage ---------------------------------------------------------
+
+#: which paper table a corpus goes to, by its adapter (Aibo-style: dev/test columns)
+_TABLE_OF_ADAPTER = {
+    "aibo": "2",
+    "demo-aibo": "2",
+    "iemocap": "3",
+    "demo-iemocap": "3",
+    "csv": "3",
+}
+
+
+def table_corpora(table):
+    """Corpora reported in Table II ("2") or III ("3")."""
+    return [
+        c
+        for c in corpora.index
+        if _TABLE_OF_ADAPTER[corpora.loc[c, "adapter"]] == table
+    ]
+
+
+def get_evaluation_output():
+    """Per (corpus, model) evaluation + summary, the tables, and Figures 2-3."""
+    targets = expand(
+        "results/{corpus}/evaluation/{model}/summary.md",
+        corpus=corpora.index,
+        model=models.index,
+    )
+    targets += [
+        f"results/tables/table{t}.{ext}"
+        for t in ("2", "3")
+        if table_corpora(t)
+        for ext in ("csv", "md", "tex")
+    ]
+    if config["figures"]["activate"]:
+        targets += expand(
+            "results/figures/{corpus}/{model}.{figure}.{ext}",
+            corpus=corpora.index,
+            model=models.index,
+            figure=(
+                ["confusions", "corruption_curve"]
+                if config["interventions"]["corrupt_p"]
+                else ["confusions"]
+            ),
+            ext=config["figures"]["formats"],
+        )
+    return targets
+
+
+def get_evaluation_predictions(wildcards):
+    """Every condition's predictions of one (corpus, model)."""
+    return expand(
+        "results/{corpus}/predictions/{model}/{condition}.parquet",
+        corpus=wildcards.corpus,
+        model=wildcards.model,
+        condition=CONDITIONS,
+    )
+
+
+def get_table_evaluation(kind):
+    """The metrics or comparisons tables of every (corpus, model) of one paper table."""
+
+    def lookup(wildcards):
+        return expand(
+            "results/{corpus}/evaluation/{model}/{kind}.parquet",
+            corpus=table_corpora(wildcards.table),
+            model=models.index,
+            kind=kind,
+        )
+
+    return lookup
+
+
+def get_models_table_json(wildcards):
+    """label, paper_row and zero_shot of every model, as one JSON argument."""
+    keys = ("label", "paper_row", "zero_shot")
+    return json.dumps(
+        {m: {k: config["models"][m][k] for k in keys} for m in models.index},
+        sort_keys=True,
+    )
+
+
+def get_literature_json(wildcards):
+    return json.dumps(config["tables"]["literature"], sort_keys=True)
+
+
+def get_paper_json(wildcards):
+    return json.dumps(config["tables"]["paper"], sort_keys=True)
+
+
+def get_model_label(wildcards):
+    return config["models"][wildcards.model]["label"] or wildcards.model
+
+
+def get_table_numeral(wildcards):
+    return {"2": "II", "3": "III"}[wildcards.table]
+
+
+def get_figure_title(wildcards):
+    return f"{get_model_label(wildcards)} on {wildcards.corpus}"

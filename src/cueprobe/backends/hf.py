@@ -34,15 +34,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import soundfile
 import torch
-from scipy.signal import resample_poly
 
+from cueprobe.audio import load_audio
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
 
@@ -75,29 +72,6 @@ ARCHITECTURES: dict[str, _Architecture] = {
     ),
     "midashenglm": _Architecture("AutoModelForCausalLM", "AutoProcessor", remote_code=True),
 }
-
-
-def load_audio(path: str, sampling_rate: int) -> np.ndarray:
-    """Read an audio file as mono float32 at ``sampling_rate``.
-
-    Parameters
-    ----------
-    path : str
-        Audio file readable by ``soundfile``.
-    sampling_rate : int
-        Target rate in Hz; the signal is resampled (polyphase) when the file differs.
-
-    Returns
-    -------
-    numpy.ndarray
-        1-D float32 signal.
-    """
-    signal, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    signal = signal.mean(axis=1)
-    if rate != sampling_rate:
-        g = math.gcd(int(rate), int(sampling_rate))
-        signal = resample_poly(signal, sampling_rate // g, rate // g)
-    return np.ascontiguousarray(signal, dtype=np.float32)
 
 
 def new_tokens(sequences: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""Build the backend a model's config entry names; heavy modules are imported only when used.
+
+``torch``/``transformers`` load only for ``transformers`` models, ``httpx`` only for
+``openai`` models, so the reference model runs in an environment without either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cueprobe.backends.base import Backend
+
+__all__ = ["BACKENDS", "make_backend"]
+
+BACKENDS = ("reference", "transformers", "openai")
+
+
+def _require(model_cfg: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    missing = [k for k in keys if not model_cfg.get(k)]
+    if missing:
+        raise ValueError(
+            f"the {model_cfg['backend']!r} backend needs {missing} in the model's config entry."
+        )
+
+
+def make_backend(
+    model_cfg: Mapping[str, Any],
+    *,
+    system_prompt: str | None = None,
+    reference_files: Sequence[str | Path] = (),
+    api_key: str | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> Backend:
+    """The backend of one model config entry (``config.models.<name>``, schema-filled).
+
+    Parameters
+    ----------
+    model_cfg : mapping
+        ``backend`` plus that backend's keys (``model_id``, ``revision``, ``architecture``,
+        ``dtype``, ``batch_size``, ``max_new_tokens``, ``trust_remote_code``, ``adapter``,
+        ``base_url``, ``concurrency``, ``max_retries``, ``timeout_s``).
+    system_prompt : str or None
+        Config ``prompts.system``.
+    reference_files : sequence of path
+        Trained reference classifiers (``reference`` backend): its ``audio`` and/or
+        ``tokens`` classifier.
+    api_key : str or None
+        ``openai`` backend bearer token, read by the caller from the environment.
+    seed : int
+        Decoding seed (``openai``).
+    device : str or None
+        Torch device (``transformers``); None picks CUDA when available.
+
+    Raises
+    ------
+    ValueError
+        On an unknown backend or a missing required key.
+    """
+    backend = model_cfg.get("backend")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
+    if backend == "reference":
+        from cueprobe.backends.reference import ReferenceBackend
+
+        if not reference_files:
+            raise ValueError("the 'reference' backend needs its trained classifier file(s).")
+        return ReferenceBackend.from_files(
+            reference_files, batch_size=model_cfg.get("batch_size", 64)
+        )
+    if backend == "transformers":
+        _require(model_cfg, ("model_id", "architecture"))
+        from cueprobe.backends.hf import TransformersBackend
+
+        return TransformersBackend(
+            model_cfg["model_id"],
+            architecture=model_cfg["architecture"],
+            revision=model_cfg.get("revision", "main"),
+            dtype=model_cfg.get("dtype", "bfloat16"),
+            batch_size=model_cfg.get("batch_size", 8),
+            max_new_tokens=model_cfg.get("max_new_tokens", 16),
+            trust_remote_code=model_cfg.get("trust_remote_code", False),
+            adapter=model_cfg.get("adapter"),
+            system_prompt=system_prompt,
+            device=device,
+        )
+    _require(model_cfg, ("model_id", "base_url"))
+    from cueprobe.backends.openai_compat import OpenAIBackend
+
+    return OpenAIBackend(
+        model_cfg["base_url"],
+        model_cfg["model_id"],
+        api_key=api_key,
+        revision=model_cfg.get("revision", "main"),
+        max_new_tokens=model_cfg.get("max_new_tokens", 16),
+        batch_size=max(model_cfg.get("batch_size", 8), model_cfg.get("concurrency", 8)),
+        concurrency=model_cfg.get("concurrency", 8),
+        max_retries=model_cfg.get("max_retries", 5),
+        timeout_s=model_cfg.get("timeout_s", 120.0),
+        system_prompt=system_prompt,
+        seed=seed,
+    )

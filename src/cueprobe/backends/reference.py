@@ -1,0 +1,467 @@
+"""The ``reference`` backend: a small supervised CPU model, the demo default and a baseline row.
+
+It is deliberately *not* an audio language model, and never presented as one:
+
+* the audio becomes log-mel statistics (mean and standard deviation over frames of
+  ``n_mels`` log-mel bands, 25 ms windows, 10 ms hop), an embedding that is not eGeMAPS,
+  so the token block adds information the audio embedding does not spell out;
+* the tokens are read back from the prompt text (``CONCEPT=VALUE`` pairs through the
+  configured token template and separator) and one-hot encoded; a prompt without a token
+  block encodes as all zeros;
+* a multinomial logistic regression maps the two to a label, and the answer is the label
+  text itself (``raw_output == pred``).
+
+Two classifiers are trained on the corpus' train split and saved separately:
+
+``audio``
+    log-mel statistics only. It answers every prompt without a token block, so
+    ``audio_only`` predictions do not depend on the tokens: a change of the token bins
+    never re-runs them (DESIGN.md, "Incremental by design").
+``tokens``
+    log-mel statistics + token one-hots, trained with token augmentation: each training
+    copy drops its whole token block with probability ``token_dropout`` and replaces each
+    token with probability ``token_corrupt`` by a uniform draw from the concept's
+    vocabulary (:func:`cueprobe.interventions.corrupt`), so it handles both prompt formats
+    and does not trust the tokens blindly. It answers every prompt with a token block.
+
+Everything is deterministic: the augmentation draws from an explicit ``rng`` and the
+solver (lbfgs) is deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import pickle
+import re
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cueprobe.audio import load_audio
+from cueprobe.backends.base import BackendInfo
+from cueprobe.backends.base import Request
+from cueprobe.interventions import CONCEPT_COLUMNS
+from cueprobe.interventions import corrupt
+from cueprobe.interventions import vocabulary
+
+__all__ = [
+    "SAMPLING_RATE",
+    "ReferenceBackend",
+    "ReferenceClassifier",
+    "encode_tokens",
+    "fit_reference",
+    "log_mel_statistics",
+    "mel_filterbank",
+    "parse_token_block",
+    "read_audio",
+]
+
+log = logging.getLogger(__name__)
+
+#: the embedding's sampling rate; files at other rates are resampled (polyphase)
+SAMPLING_RATE = 16000
+_WIN = 400  # 25 ms
+_HOP = 160  # 10 ms
+_N_FFT = 512
+
+
+# -- audio embedding -----------------------------------------------------------------------
+
+
+def read_audio(path: str, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Read an audio file as mono float64 at ``sampling_rate`` (polyphase resampling)."""
+    return load_audio(path, sampling_rate, dtype="float64")
+
+
+def mel_filterbank(n_mels: int, *, n_fft: int, sampling_rate: int) -> np.ndarray:
+    """Triangular mel filters (HTK mel scale), shape ``(n_mels, n_fft // 2 + 1)``."""
+
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    edges = mel_to_hz(np.linspace(hz_to_mel(20.0), hz_to_mel(sampling_rate / 2), n_mels + 2))
+    freqs = np.linspace(0.0, sampling_rate / 2, n_fft // 2 + 1)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs - lower) / (centre - lower)
+    falling = (upper - freqs) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def log_mel_statistics(
+    signal: np.ndarray, *, sampling_rate: int = SAMPLING_RATE, n_mels: int = 40
+) -> np.ndarray:
+    """Mean and standard deviation over frames of the log-mel spectrogram.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray
+        Mono signal at ``sampling_rate``.
+    sampling_rate : int, default: 16000
+        Rate of ``signal`` in Hz.
+    n_mels : int, default: 40
+        Number of mel bands.
+
+    Returns
+    -------
+    numpy.ndarray of shape (2 * n_mels,)
+        ``[means, stds]`` of log mel power (25 ms Hann windows, 10 ms hop); a clip shorter
+        than one window is zero-padded to one frame.
+
+    Examples
+    --------
+    >>> t = np.arange(16000) / 16000
+    >>> log_mel_statistics(np.sin(2 * np.pi * 200 * t)).shape
+    (80,)
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    if signal.ndim != 1:
+        raise ValueError(f"`signal` must be 1-D (mono), got shape {signal.shape}.")
+    if len(signal) < _WIN:
+        signal = np.pad(signal, (0, _WIN - len(signal)))
+    frames = np.lib.stride_tricks.sliding_window_view(signal, _WIN)[::_HOP]
+    power = np.abs(np.fft.rfft(frames * np.hanning(_WIN), n=_N_FFT)) ** 2
+    mel = power @ mel_filterbank(n_mels, n_fft=_N_FFT, sampling_rate=sampling_rate).T
+    logmel = np.log(mel + 1e-10)
+    return np.concatenate([logmel.mean(axis=0), logmel.std(axis=0)])
+
+
+# -- tokens read back from the prompt --------------------------------------------------------
+
+
+def _token_patterns(template: str, separator: str) -> dict[str, re.Pattern[str]]:
+    if "{concept}" not in template or "{value}" not in template:
+        raise ValueError(
+            f"token template {template!r} must contain {{concept}} and {{value}} (config tokens.template)."
+        )
+    stop = "|".join(map(re.escape, [separator.strip() or separator, "\n"]))
+    patterns = {}
+    for concept in CONCEPT_COLUMNS:
+        text = re.escape(template)
+        text = text.replace(re.escape("{concept}"), rf"\b{concept}", 1)
+        text = text.replace(re.escape("{value}"), rf"(?P<value>.+?)\s*(?={stop}|$)", 1)
+        patterns[concept] = re.compile(text, re.MULTILINE)
+    return patterns
+
+
+def parse_token_block(prompt: str, *, template: str, separator: str) -> dict[str, str]:
+    """The ``concept -> value`` pairs found in a prompt; empty without a token block.
+
+    Examples
+    --------
+    >>> parse_token_block(
+    ...     "Which emotion?\\nCues: ENERGY=HIGH; PITCH=VERY_LOW", template="{concept}={value}", separator="; "
+    ... )
+    {'ENERGY': 'HIGH', 'PITCH': 'VERY_LOW'}
+    >>> parse_token_block("Which emotion?", template="{concept}={value}", separator="; ")
+    {}
+    """
+    found = {}
+    for concept, pattern in _token_patterns(template, separator).items():
+        m = pattern.search(prompt)
+        if m:
+            found[concept] = m.group("value")
+    return found
+
+
+def _vocab(n_bins: int) -> list[tuple[str, str]]:
+    return [(c, v) for c in CONCEPT_COLUMNS for v in vocabulary(c, n_bins)]
+
+
+def encode_tokens(rows: Sequence[Mapping[str, Any]], *, n_bins: int) -> np.ndarray:
+    """One-hot encode token rows (concept -> value; missing or None -> zeros).
+
+    Returns
+    -------
+    numpy.ndarray of shape (len(rows), n_values)
+        One column per (concept, value) of the ``n_bins`` vocabularies.
+
+    Raises
+    ------
+    ValueError
+        When a value is outside its concept's vocabulary (tokens made with another
+        ``n_bins`` than the model was trained with).
+    """
+    index = {key: j for j, key in enumerate(_vocab(n_bins))}
+    out = np.zeros((len(rows), len(index)))
+    for i, row in enumerate(rows):
+        for concept in CONCEPT_COLUMNS:
+            value = row.get(concept)
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            j = index.get((concept, value))
+            if j is None:
+                raise ValueError(
+                    f"token {concept}={value!r} is not in the {n_bins}-bin vocabulary "
+                    f"{vocabulary(concept, n_bins)}; retrain the reference model on these tokens."
+                )
+            out[i, j] = 1.0
+    return out
+
+
+# -- the classifier ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceClassifier:
+    """A trained reference classifier (``audio`` or ``tokens``) and what it needs to run.
+
+    Attributes
+    ----------
+    kind : str
+        ``"audio"`` (log-mel statistics) or ``"tokens"`` (log-mel + token one-hots).
+    labels : tuple of str
+        The class set, in config order.
+    pipeline : sklearn.pipeline.Pipeline
+        Standardisation + multinomial logistic regression.
+    n_mels : int
+        Bands of the log-mel embedding.
+    n_bins, token_template, token_separator : int, str, str or None
+        How tokens look in prompts (``tokens`` kind; None for ``audio``).
+    n_train : int
+        Training utterances (before augmentation).
+    options : dict
+        Training options, for provenance.
+    """
+
+    kind: str
+    labels: tuple[str, ...]
+    pipeline: Any
+    n_mels: int
+    n_bins: int | None
+    token_template: str | None
+    token_separator: str | None
+    n_train: int
+    options: dict[str, Any]
+
+    def predict(self, embeddings: np.ndarray, tokens: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Labels for rows of log-mel statistics (+ token rows for the ``tokens`` kind)."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        if self.kind == "tokens":
+            x = np.hstack([x, encode_tokens(tokens, n_bins=self.n_bins)])
+        return [str(p) for p in self.pipeline.predict(x)]
+
+    def save(self, path: str | Path) -> None:
+        """Pickle the classifier (the CLI writes it atomically beside its final path)."""
+        with open(path, "wb") as f:
+            pickle.dump(self, f, protocol=5)
+
+    @staticmethod
+    def load(path: str | Path) -> ReferenceClassifier:
+        """Load a classifier written by :meth:`save` (only load files this pipeline wrote)."""
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+        if not isinstance(obj, ReferenceClassifier):
+            raise ValueError(f"{path} does not hold a ReferenceClassifier.")
+        return obj
+
+
+def fit_reference(
+    embeddings: np.ndarray,
+    y: Sequence[str],
+    *,
+    labels: Sequence[str],
+    tokens: pd.DataFrame | None,
+    C: float,
+    n_bins: int | None = None,
+    token_template: str | None = None,
+    token_separator: str | None = None,
+    token_dropout: float = 0.0,
+    token_corrupt: float = 0.0,
+    n_copies: int = 4,
+    rng: np.random.Generator,
+) -> ReferenceClassifier:
+    """Train the ``audio`` (``tokens=None``) or ``tokens`` reference classifier.
+
+    Parameters
+    ----------
+    embeddings : numpy.ndarray of shape (n, 2 * n_mels)
+        :func:`log_mel_statistics` of the training utterances.
+    y : sequence of str, length n
+        Their labels.
+    labels : sequence of str
+        The class set; every ``y`` must be in it.
+    tokens : pandas.DataFrame or None
+        ``utt_id`` + the six token columns of the same n utterances, in the same order;
+        None trains the audio-only classifier (the token options are then unused).
+    C : float
+        Inverse L2 regularisation strength of the logistic regression.
+    n_bins : int
+        Bins of the ordinal concepts (token vocabularies); required with ``tokens``.
+    token_template, token_separator : str
+        How the token block is serialised in prompts (config ``tokens``); required with
+        ``tokens``.
+    token_dropout : float, default: 0
+        Probability that a training copy loses its whole token block.
+    token_corrupt : float, default: 0
+        Probability that each token of a training copy is replaced by a uniform draw.
+    n_copies : int, default: 4
+        Augmented copies of the training set (``tokens`` kind).
+    rng : numpy.random.Generator
+        Source of the augmentation.
+
+    Returns
+    -------
+    ReferenceClassifier
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(y, dtype=object)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"`embeddings` has shape {x.shape} for {len(y)} labels.")
+    unknown = sorted(set(y) - set(labels))
+    if unknown:
+        raise ValueError(f"training labels {unknown} are not in the class set {list(labels)}.")
+    if len(set(y)) < 2:
+        raise ValueError(f"the training split has {len(set(y))} class(es); need at least 2.")
+    kind = "audio" if tokens is None else "tokens"
+    if tokens is not None:
+        if n_bins is None or token_template is None or token_separator is None:
+            raise ValueError(
+                "a tokens classifier needs `n_bins`, `token_template` and `token_separator`."
+            )
+        _token_patterns(token_template, token_separator)  # fail early on a bad template
+        if len(tokens) != len(y):
+            raise ValueError(f"`tokens` has {len(tokens)} rows for {len(y)} training utterances.")
+        blocks = []
+        for _ in range(n_copies):
+            copy = corrupt(tokens, n_bins=n_bins, p=token_corrupt, rng=rng)
+            onehot = encode_tokens(copy[list(CONCEPT_COLUMNS)].to_dict("records"), n_bins=n_bins)
+            onehot[rng.random(len(copy)) < token_dropout] = 0.0
+            blocks.append(np.hstack([x, onehot]))
+        x = np.vstack(blocks)
+        y = np.tile(y, n_copies)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    pipeline.fit(x, y)
+    return ReferenceClassifier(
+        kind=kind,
+        labels=tuple(labels),
+        pipeline=pipeline,
+        n_mels=len(embeddings[0]) // 2,
+        n_bins=n_bins,
+        token_template=token_template,
+        token_separator=token_separator,
+        n_train=len(embeddings),
+        options={
+            "C": C,
+            "token_dropout": token_dropout,
+            "token_corrupt": token_corrupt,
+            "n_copies": n_copies if tokens is not None else 1,
+        },
+    )
+
+
+# -- the backend ---------------------------------------------------------------------------
+
+
+class ReferenceBackend:
+    """Answer requests with the reference classifiers.
+
+    Prompts without a token block go to the ``audio`` classifier (when given, else to the
+    ``tokens`` one, which was trained with token dropout); prompts with one go to the
+    ``tokens`` classifier. Without a ``tokens`` classifier no prompt is searched for
+    tokens: give one whenever the prompts carry token blocks.
+
+    Parameters
+    ----------
+    audio : ReferenceClassifier or None
+        The log-mel-only classifier.
+    tokens : ReferenceClassifier or None
+        The log-mel + tokens classifier.
+    revision : str
+        Identifies the trained weights (e.g. a hash of the model files).
+    batch_size : int, default: 64
+        Requests per runner batch.
+    """
+
+    def __init__(
+        self,
+        audio: ReferenceClassifier | None,
+        tokens: ReferenceClassifier | None,
+        *,
+        revision: str,
+        batch_size: int = 64,
+    ) -> None:
+        if audio is None and tokens is None:
+            raise ValueError("the reference backend needs an audio or a tokens classifier.")
+        for want, clf in (("audio", audio), ("tokens", tokens)):
+            if clf is not None and clf.kind != want:
+                raise ValueError(f"expected a {want!r} reference classifier, got {clf.kind!r}.")
+        if audio is not None and tokens is not None and audio.labels != tokens.labels:
+            raise ValueError(
+                f"the audio and tokens classifiers disagree on the class set: "
+                f"{list(audio.labels)} vs {list(tokens.labels)}."
+            )
+        self.audio = audio
+        self.tokens = tokens
+        self.batch_size = batch_size
+        self.info = BackendInfo(
+            model_id="cueprobe-reference (log-mel + tokens, logistic regression)",
+            revision=revision,
+            decoding="argmax",
+        )
+        self._embeddings: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], *, batch_size: int = 64) -> ReferenceBackend:
+        """Load saved classifiers (one ``audio`` and/or one ``tokens``).
+
+        The revision is a hash of the files' bytes, so it names the trained weights.
+        """
+        h = hashlib.sha256()
+        loaded: dict[str, ReferenceClassifier] = {}
+        for path in sorted(map(str, paths)):
+            h.update(Path(path).read_bytes())
+            clf = ReferenceClassifier.load(path)
+            if clf.kind in loaded:
+                raise ValueError(f"two {clf.kind!r} reference classifiers given: {list(paths)}.")
+            loaded[clf.kind] = clf
+        return cls(
+            loaded.get("audio"),
+            loaded.get("tokens"),
+            revision=h.hexdigest()[:12],
+            batch_size=batch_size,
+        )
+
+    def _embed(self, request: Request, n_mels: int) -> np.ndarray:
+        key = f"{request.audio_key}\0{n_mels}"
+        if key not in self._embeddings:
+            self._embeddings[key] = log_mel_statistics(
+                read_audio(request.audio_path), n_mels=n_mels
+            )
+        return self._embeddings[key]
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        """One label per request, in order."""
+        routed: dict[str, list[tuple[int, dict[str, str]]]] = {"audio": [], "tokens": []}
+        for i, r in enumerate(requests):
+            found = {}
+            if self.tokens is not None:
+                found = parse_token_block(
+                    r.prompt,
+                    template=self.tokens.token_template,
+                    separator=self.tokens.token_separator,
+                )
+            routed["tokens" if found or self.audio is None else "audio"].append((i, found))
+        answers = [""] * len(requests)
+        for kind, items in routed.items():
+            if not items:
+                continue
+            clf = self.audio if kind == "audio" else self.tokens
+            x = np.vstack([self._embed(requests[i], clf.n_mels) for i, _ in items])
+            for (i, _), label in zip(
+                items, clf.predict(x, [found for _, found in items]), strict=True
+            ):
+                answers[i] = label
+        return answers

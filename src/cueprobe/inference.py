@@ -1,0 +1,330 @@
+"""Inference: requests from (manifest, condition, templates), batched backend calls, predictions.
+
+One job answers one (corpus, model, condition). The pieces:
+
+:func:`build_requests`
+    the evaluated utterances (the model's evaluated splits) joined with the condition's
+    token strings, one prompt each, sorted by ``utt_id`` (deterministic order);
+:func:`run_requests`
+    calls the backend batch by batch over the requests not yet answered and hands each
+    finished batch to a callback (the CLI appends it to a part file and fsyncs), so a
+    killed job loses at most the batch in flight and a restart skips what is done;
+:func:`predictions_table`
+    parses the raw answers (:func:`cueprobe.parsing.parse_answers`) into the predictions
+    table;
+:func:`audio_dependence`
+    the sanity check: does the model's answer vary with the audio at all?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cueprobe.backends.base import Backend
+from cueprobe.backends.base import BackendInfo
+from cueprobe.backends.base import Request
+from cueprobe.define import ParseStatus
+from cueprobe.parsing import parse_answers
+from cueprobe.prompts import PromptTemplates
+from cueprobe.prompts import build_prompt
+from cueprobe.prompts import prompt_sha
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "AudioDependence",
+    "audio_dependence",
+    "build_requests",
+    "predictions_table",
+    "run_requests",
+    "select_splits",
+    "to_requests",
+]
+
+log = logging.getLogger(__name__)
+
+#: columns of the predictions table, in order
+PREDICTION_COLUMNS = (
+    "utt_id",
+    "raw_output",
+    "pred",
+    "parse_status",
+    "model_id",
+    "revision",
+    "decoding",
+    "prompt_sha",
+    "split",
+    "label",
+)
+
+
+def select_splits(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
+    """Rows of the evaluated splits (``"all"`` = every split).
+
+    Raises
+    ------
+    ValueError
+        When ``splits`` is empty or selects no utterance.
+    """
+    if not splits:
+        raise ValueError("`splits` is empty: name the evaluated splits or 'all'.")
+    if "all" in splits:
+        return manifest
+    out = manifest[manifest["split"].isin(list(splits))]
+    if out.empty:
+        raise ValueError(
+            f"no utterance in split(s) {list(splits)}; the manifest has "
+            f"{sorted(manifest['split'].unique())}."
+        )
+    return out
+
+
+def build_requests(
+    manifest: pd.DataFrame,
+    condition: pd.DataFrame,
+    *,
+    templates: PromptTemplates,
+    labels: Sequence[str],
+    splits: Sequence[str],
+) -> pd.DataFrame:
+    """One request per evaluated utterance, sorted by ``utt_id``.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The corpus manifest (``utt_id``, ``path``, ``split``, ``label``).
+    condition : pandas.DataFrame
+        The condition table (``utt_id``, ``token_string``; null ``token_string`` gives the
+        audio-only prompt). It must cover every evaluated utterance.
+    templates : PromptTemplates
+        The two prompt formats.
+    labels : sequence of str
+        The class set, listed in the prompt in this order.
+    splits : sequence of str
+        Evaluated splits (:func:`cueprobe.corpora.eval_splits`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``utt_id``, ``audio_path``, ``prompt``, ``prompt_sha``, ``split``, ``label``.
+
+    Raises
+    ------
+    ValueError
+        When evaluated utterances are missing from the condition table.
+    """
+    for name, df, cols in (
+        ("manifest", manifest, ("utt_id", "path", "split", "label")),
+        ("condition", condition, ("utt_id", "token_string")),
+    ):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"`{name}` lacks column(s) {missing}.")
+    evaluated = select_splits(manifest, splits)
+    tokens = condition.set_index("utt_id")["token_string"]
+    absent = evaluated.loc[~evaluated["utt_id"].isin(tokens.index), "utt_id"]
+    if len(absent):
+        first = ", ".join(map(repr, absent.head(5)))
+        raise ValueError(
+            f"{len(absent)} evaluated utterance(s) are missing from the condition table: {first}."
+        )
+    out = evaluated[["utt_id", "path", "split", "label"]].rename(columns={"path": "audio_path"})
+    out = out.sort_values("utt_id", kind="stable").reset_index(drop=True)
+    token_strings = tokens.reindex(out["utt_id"]).to_numpy()
+    prompts = [
+        build_prompt(templates, labels=labels, token_string=None if pd.isna(t) else str(t))
+        for t in token_strings
+    ]
+    out.insert(2, "prompt", prompts)
+    out.insert(3, "prompt_sha", [prompt_sha(templates, p) for p in prompts])
+    return out
+
+
+def to_requests(frame: pd.DataFrame) -> list[Request]:
+    """:class:`Request` objects of a :func:`build_requests` frame (audio key = utt_id)."""
+    return [
+        Request(utt_id=u, audio_path=a, prompt=p, audio_key=u)
+        for u, a, p in zip(frame["utt_id"], frame["audio_path"], frame["prompt"], strict=True)
+    ]
+
+
+def run_requests(
+    backend: Backend,
+    requests: Sequence[Request],
+    *,
+    batch_size: int,
+    done: Collection[str],
+    on_batch: Callable[[Sequence[Request], Sequence[str | None]], None],
+) -> int:
+    """Answer the requests whose ``utt_id`` is not in ``done``, ``batch_size`` at a time.
+
+    Parameters
+    ----------
+    backend : Backend
+        Anything with ``generate(requests) -> answers``.
+    requests : sequence of Request
+        All requests of the job, in order.
+    batch_size : int
+        Requests per ``generate`` call (and per ``on_batch`` call).
+    done : collection of str
+        ``utt_id`` already answered (read back from the part file).
+    on_batch : callable
+        Called with each batch and its answers as soon as they come back.
+
+    Returns
+    -------
+    int
+        Number of requests answered in this call.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    pending = [r for r in requests if r.utt_id not in done]
+    log.info(
+        "%d request(s), %d already answered, %d to go",
+        len(requests),
+        len(requests) - len(pending),
+        len(pending),
+    )
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        on_batch(batch, backend.generate(batch))
+    return len(pending)
+
+
+def predictions_table(
+    frame: pd.DataFrame,
+    answers: Mapping[str, str | None],
+    *,
+    info: BackendInfo,
+    labels: Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    """The predictions table of one job.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`build_requests` output.
+    answers : mapping
+        ``utt_id -> raw answer`` (None: the backend could not answer: ``parse_status`` is
+        ``error``). Must cover every row of ``frame``.
+    info : BackendInfo
+        Model id, revision and decoding, written on every row.
+    labels : mapping
+        Class set and synonyms for :func:`cueprobe.parsing.parse_answers`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PREDICTION_COLUMNS`, one row per request, in request order.
+    """
+    missing = frame.loc[~frame["utt_id"].isin(list(answers)), "utt_id"]
+    if len(missing):
+        first = ", ".join(map(repr, missing.head(5)))
+        raise ValueError(f"{len(missing)} request(s) have no answer: {first}.")
+    raw = [answers[u] for u in frame["utt_id"]]
+    parsed = parse_answers(raw, labels)
+    error = pd.Series([r is None for r in raw])
+    parsed.loc[error, "parse_status"] = ParseStatus.ERROR.value
+    out = pd.DataFrame(
+        {
+            "utt_id": frame["utt_id"].to_numpy(),
+            "raw_output": pd.Series(raw, dtype=object),
+            "pred": parsed["pred"].to_numpy(),
+            "parse_status": parsed["parse_status"].to_numpy(),
+            "model_id": info.model_id,
+            "revision": info.revision,
+            "decoding": info.decoding,
+            "prompt_sha": frame["prompt_sha"].to_numpy(),
+            "split": frame["split"].to_numpy(),
+            "label": frame["label"].to_numpy(),
+        }
+    )
+    return out[list(PREDICTION_COLUMNS)]
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioDependence:
+    """Does a model's answer vary with the audio? (one predictions table)
+
+    Attributes
+    ----------
+    n : int
+        Predictions checked.
+    n_distinct_pred : int
+        Distinct predicted labels (unparsed/error answers count as one value "").
+    majority_share : float
+        Share of the most frequent prediction.
+    n_shared_prompt : int
+        Utterances whose prompt text is shared with at least one other utterance (all of
+        them in ``audio_only``).
+    prompt_determined_share : float
+        Among those, the share whose prediction equals the most frequent prediction of
+        their prompt group (1.0: the prompt alone decides the answer); NaN when none.
+    invariant : bool
+        True when the predictions do not depend on the audio: a single answer for every
+        utterance, or the same answer for every utterance sharing a prompt.
+    reason : str
+        Why ``invariant`` is set ("" when it is not).
+    """
+
+    n: int
+    n_distinct_pred: int
+    majority_share: float
+    n_shared_prompt: int
+    prompt_determined_share: float
+    invariant: bool
+    reason: str
+
+
+def audio_dependence(predictions: pd.DataFrame, *, min_shared: int = 10) -> AudioDependence:
+    """Check whether predictions vary with the audio; see :class:`AudioDependence`.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        ``pred`` and ``prompt_sha`` of one (corpus, model, condition).
+    min_shared : int, default: 10
+        Utterances with shared prompts needed before "the prompt decides" is concluded.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"pred": ["sad"] * 12, "prompt_sha": ["a"] * 12})
+    >>> audio_dependence(df).invariant
+    True
+    """
+    n = len(predictions)
+    pred = predictions["pred"].fillna("")
+    counts = pred.value_counts()
+    majority = float(counts.iloc[0] / n) if n else float("nan")
+    group_size = predictions.groupby("prompt_sha")["prompt_sha"].transform("size")
+    shared = predictions[group_size > 1]
+    if len(shared):
+        mode = shared.groupby("prompt_sha")["pred"].agg(
+            lambda s: s.fillna("").value_counts().index[0]
+        )
+        determined = float((shared["pred"].fillna("") == shared["prompt_sha"].map(mode)).mean())
+    else:
+        determined = float("nan")
+    reason = ""
+    if n >= 2 and len(counts) == 1:
+        reason = f"every one of the {n} utterances got the same answer {counts.index[0]!r}"
+    elif len(shared) >= min_shared and determined == 1.0:
+        reason = (
+            f"all {len(shared)} utterances that share a prompt with another got the same answer "
+            "as the others with that prompt: the prompt alone decides the answer"
+        )
+    return AudioDependence(
+        n=n,
+        n_distinct_pred=int(len(counts)),
+        majority_share=majority,
+        n_shared_prompt=int(len(shared)),
+        prompt_determined_share=determined,
+        invariant=bool(reason),
+        reason=reason,
+    )

@@ -1,0 +1,99 @@
+"""The demo run through inference: every condition's predictions, and what re-runs when."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from cueprobe import io
+from cueprobe.corpora import eval_splits
+from cueprobe.interventions import ConditionSpec
+from tests.e2e.conftest import E2E_CONFIG
+from tests.e2e.conftest import snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = yaml.safe_load(E2E_CONFIG.read_text())
+DEFAULT_GRID = ConditionSpec((0, 1, 2, 3, 4), (0.0, 0.25, 0.5, 0.75, 1.0), (0, 1, 2, 3, 4))
+
+
+def _dry_run(workdir, config) -> tuple[list[dict[str, str]], set[str]]:
+    """Wildcards of every query_model job a dry run would schedule, and all rule names."""
+    proc = snakemake(workdir, "--cores", "2", "--dry-run", config=config)
+    text = proc.stdout + proc.stderr
+    jobs, rules = [], set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if m:
+            rules.add(m[1])
+        if block.startswith("rule query_model:"):
+            m = re.search(r"wildcards: (.*)", block)
+            jobs.append(dict(kv.split("=", 1) for kv in m[1].split(", ")))
+    return jobs, rules
+
+
+def _changed_config(tmp_path, change) -> str:
+    cfg = yaml.safe_load(E2E_CONFIG.read_text())
+    change(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_every_condition_has_predictions_of_the_evaluated_utterances(demo_run):
+    conditions = DEFAULT_GRID.names()
+    assert len(conditions) == 33  # audio_only, aligned, 5 shuffles, conflict, 5 x 5 corruptions
+    for corpus, corpus_cfg in CONFIG["corpora"].items():
+        manifest = io.read_table(demo_run / f"results/{corpus}/manifest.parquet", "manifest")
+        for model, model_cfg in CONFIG["models"].items():
+            splits = eval_splits(corpus_cfg, zero_shot=model_cfg.get("zero_shot", True))
+            assert "train" not in splits  # the reference model never meets its training data
+            expected = set(manifest.loc[manifest["split"].isin(splits), "utt_id"])
+            folder = demo_run / f"results/{corpus}/predictions/{model}"
+            shas = {}
+            for condition in conditions:
+                pred = io.read_table(folder / f"{condition}.parquet", "predictions")
+                assert set(pred["utt_id"]) == expected, (corpus, condition)
+                assert set(pred["split"]) == set(splits)
+                assert set(pred["parse_status"]) == {"exact"}  # the reference answers with labels
+                check = json.loads((folder / f"{condition}.check.json").read_text())
+                assert check["n"] == len(expected)
+                shas[condition] = set(pred["prompt_sha"])
+            assert len(shas["audio_only"]) == 1  # one audio-only prompt for everyone
+            assert not shas["audio_only"] & shas["aligned"]
+            assert not list(folder.glob("*.part.jsonl"))  # finished jobs leave no part file
+
+
+def test_reference_classifiers_are_trained_per_corpus(demo_run):
+    for corpus in CONFIG["corpora"]:
+        folder = demo_run / f"results/{corpus}/models/reference"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "reference_audio.pkl",
+            "reference_tokens.pkl",
+        ]
+
+
+def test_new_bins_rerun_token_conditions_but_never_audio_only(demo_copy, tmp_path):
+    config = _changed_config(tmp_path, lambda c: c.setdefault("tokens", {}).update(n_bins=3))
+    jobs, rules = _dry_run(demo_copy, config)
+    assert "train_reference_tokens" in rules and "train_reference_audio" not in rules
+    conditions = {j["condition"] for j in jobs}
+    assert conditions == set(DEFAULT_GRID.names()) - {"audio_only"}
+    assert len(jobs) == (len(DEFAULT_GRID.names()) - 1) * len(CONFIG["corpora"])
+
+
+def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_copy, tmp_path):
+    def knobs(cfg):
+        cfg["models"]["reference"] |= {"concurrency": 3, "max_retries": 1, "timeout_s": 10}
+
+    assert _dry_run(demo_copy, _changed_config(tmp_path, knobs)) == ([], set())
+
+    def add(cfg):
+        cfg["models"]["reference_b"] = dict(cfg["models"]["reference"])
+
+    jobs, _ = _dry_run(demo_copy, _changed_config(tmp_path, add))
+    assert {j["model"] for j in jobs} == {"reference_b"}
+    assert len(jobs) == len(DEFAULT_GRID.names()) * len(CONFIG["corpora"])

@@ -1,0 +1,282 @@
+"""The reference backend: log-mel statistics + tokens read back from the prompt -> logistic regression."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+from cueprobe.backends.base import Backend
+from cueprobe.backends.base import Request
+from cueprobe.backends.reference import ReferenceBackend
+from cueprobe.backends.reference import ReferenceClassifier
+from cueprobe.backends.reference import encode_tokens
+from cueprobe.backends.reference import fit_reference
+from cueprobe.backends.reference import log_mel_statistics
+from cueprobe.backends.reference import mel_filterbank
+from cueprobe.backends.reference import parse_token_block
+from cueprobe.backends.reference import read_audio
+from cueprobe.corpora import build_manifest
+from cueprobe.corpora import demo
+from cueprobe.define import level_names
+from cueprobe.interventions import CONCEPT_COLUMNS
+from cueprobe.prompts import PromptTemplates
+from cueprobe.prompts import build_prompt
+
+TEMPLATE, SEPARATOR = "{concept}={value}", "; "
+TEMPLATES = PromptTemplates(
+    "Which emotion? One of: {labels}.", "Which emotion? One of: {labels}.\nCues: {tokens}"
+)
+AIBO_LABELS = ["angry", "emphatic", "neutral", "positive", "rest"]
+
+
+def token_string(row) -> str:
+    return SEPARATOR.join(TEMPLATE.format(concept=c, value=row[c]) for c in CONCEPT_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The Aibo-layout demo (Ohm train, Mont test), its log-mel embeddings and tokens.
+
+    Tokens are quintiles of the generating parameters: informative, like real ones.
+    """
+    root = tmp_path_factory.mktemp("aibo")
+    params = demo.make_demo_aibo(root, n_per_speaker=8, seed=2).set_index("utt_id")
+    manifest, _ = build_manifest("aibo", root)
+    manifest = manifest.sort_values("utt_id").reset_index(drop=True)
+    p = params.loc[manifest["utt_id"]]
+    tokens = pd.DataFrame({"utt_id": manifest["utt_id"]})
+    for concept, col in [
+        ("ENERGY", "level_db"),
+        ("PITCH", "f0_hz"),
+        ("DYNAMICS", "rate_hz"),
+        ("BRIGHTNESS", "tilt"),
+        ("FORMANTS", "formant_scale"),
+    ]:
+        tokens[concept] = pd.qcut(p[col].to_numpy(), 5, labels=level_names(concept, 5)).astype(str)
+    tokens["VOICE_QUALITY"] = np.where(p["breathiness"].to_numpy() > 0.15, "BREATHY", "MODAL")
+    embeddings = np.vstack([log_mel_statistics(read_audio(x)) for x in manifest["path"]])
+    return manifest, embeddings, tokens
+
+
+def _fit(corpus, *, with_tokens: bool, seed: int = 0) -> ReferenceClassifier:
+    manifest, embeddings, tokens = corpus
+    train = (manifest["split"] == "train").to_numpy()
+    return fit_reference(
+        embeddings[train],
+        manifest.loc[train, "label"].tolist(),
+        labels=AIBO_LABELS,
+        tokens=tokens[train].reset_index(drop=True) if with_tokens else None,
+        n_bins=5,
+        token_template=TEMPLATE,
+        token_separator=SEPARATOR,
+        token_dropout=0.3,
+        token_corrupt=0.3,
+        C=1.0,
+        rng=np.random.default_rng(seed),
+    )
+
+
+@pytest.fixture(scope="module")
+def model_files(corpus, tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("models")
+    files = {}
+    for kind in ("audio", "tokens"):
+        files[kind] = d / f"reference_{kind}.pkl"
+        _fit(corpus, with_tokens=kind == "tokens").save(files[kind])
+    return files
+
+
+def _requests(corpus, *, with_tokens: bool) -> list[Request]:
+    manifest, _, tokens = corpus
+    held_out = manifest["split"] != "train"
+    out = []
+    for (_, m), (_, t) in zip(
+        manifest[held_out].iterrows(), tokens[held_out].iterrows(), strict=True
+    ):
+        prompt = build_prompt(
+            TEMPLATES, labels=AIBO_LABELS, token_string=token_string(t) if with_tokens else None
+        )
+        out.append(Request(m["utt_id"], m["path"], prompt, m["utt_id"]))
+    return out
+
+
+# -- embedding ---------------------------------------------------------------------------------
+
+
+def test_log_mel_statistics_shape_and_sensitivity():
+    t = np.arange(16000) / 16000
+    low = log_mel_statistics(0.3 * np.sin(2 * np.pi * 150 * t))
+    high = log_mel_statistics(0.3 * np.sin(2 * np.pi * 2500 * t))
+    assert low.shape == high.shape == (80,)
+    assert np.all(np.isfinite(low))
+    # the tone's energy sits in a low band for 150 Hz and a high band for 2.5 kHz
+    assert np.argmax(low[:40]) < np.argmax(high[:40])
+    assert log_mel_statistics(np.zeros(100), n_mels=64).shape == (128,)  # padded to one frame
+
+
+def test_log_mel_statistics_rejects_multichannel():
+    with pytest.raises(ValueError, match="must be 1-D"):
+        log_mel_statistics(np.zeros((2, 1000)))
+
+
+def test_mel_filterbank_covers_the_band():
+    fb = mel_filterbank(40, n_fft=512, sampling_rate=16000)
+    assert fb.shape == (40, 257)
+    assert np.all(fb.max(axis=1) > 0.5)  # no empty filter
+    centres = fb.argmax(axis=1)
+    assert np.all(np.diff(centres) >= 0)
+
+
+def test_read_audio_resamples_and_mixes_down(tmp_path):
+    import soundfile
+
+    stereo = np.stack([np.ones(8000) * 0.5, np.zeros(8000)], axis=1)
+    soundfile.write(tmp_path / "s.wav", stereo, 8000, subtype="FLOAT")
+    signal = read_audio(str(tmp_path / "s.wav"))
+    assert signal.ndim == 1 and len(signal) == 16000
+    assert signal[4000:12000].mean() == pytest.approx(0.25, abs=1e-3)
+
+
+# -- tokens in prompts -------------------------------------------------------------------------
+
+
+def test_parse_token_block_reads_back_the_serialised_tokens():
+    row = {
+        "ENERGY": "HIGH",
+        "PITCH": "VERY_LOW",
+        "DYNAMICS": "MID",
+        "BRIGHTNESS": "VERY_DARK",
+        "FORMANTS": "LOW",
+        "VOICE_QUALITY": "MODAL",
+    }
+    prompt = build_prompt(TEMPLATES, labels=AIBO_LABELS, token_string=token_string(row))
+    assert parse_token_block(prompt, template=TEMPLATE, separator=SEPARATOR) == row
+    plain = build_prompt(TEMPLATES, labels=AIBO_LABELS, token_string=None)
+    assert parse_token_block(plain, template=TEMPLATE, separator=SEPARATOR) == {}
+
+
+def test_parse_token_block_follows_a_custom_template():
+    prompt = "Cues: ENERGY is LOW, PITCH is VERY_HIGH\nAnswer now."
+    found = parse_token_block(prompt, template="{concept} is {value}", separator=", ")
+    assert found == {"ENERGY": "LOW", "PITCH": "VERY_HIGH"}
+
+
+def test_parse_token_block_rejects_a_template_without_fields():
+    with pytest.raises(ValueError, match="must contain"):
+        parse_token_block("x", template="{concept}", separator="; ")
+
+
+def test_encode_tokens_one_hot():
+    x = encode_tokens([{"ENERGY": "LOW", "VOICE_QUALITY": "MODAL"}, {}, {"PITCH": None}], n_bins=3)
+    assert x.shape == (3, 5 * 3 + 6)
+    assert x.sum(axis=1).tolist() == [2.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="not in the 3-bin vocabulary"):
+        encode_tokens([{"ENERGY": "VERY_LOW"}], n_bins=3)
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def test_reference_is_deterministic(corpus):
+    a, b = _fit(corpus, with_tokens=True), _fit(corpus, with_tokens=True)
+    coef = [m.pipeline[-1].coef_ for m in (a, b)]
+    np.testing.assert_array_equal(coef[0], coef[1])
+    assert pickle.dumps(a) == pickle.dumps(b)
+    other = _fit(corpus, with_tokens=True, seed=1)
+    assert not np.array_equal(coef[0], other.pipeline[-1].coef_)  # the seed drives augmentation
+
+
+@pytest.mark.parametrize("with_tokens", [False, True])
+def test_reference_beats_chance_on_held_out_demo(corpus, model_files, with_tokens):
+    manifest, _, _ = corpus
+    backend = ReferenceBackend.from_files(list(model_files.values()))
+    requests = _requests(corpus, with_tokens=with_tokens)
+    answers = backend.generate(requests)
+    truth = manifest.set_index("utt_id").loc[[r.utt_id for r in requests], "label"]
+    uar = balanced_accuracy_score(truth, answers)
+    # chance is 1/5; measured 0.48 (audio) on the 64 held-out utterances
+    assert uar > 0.35
+    assert set(answers) <= set(AIBO_LABELS)
+
+
+def test_tokens_change_the_answer_and_routing(corpus, model_files):
+    audio = ReferenceClassifier.load(model_files["audio"])
+    tokens = ReferenceClassifier.load(model_files["tokens"])
+    both = ReferenceBackend(audio, tokens, revision="r")
+    plain = _requests(corpus, with_tokens=False)
+    cued = _requests(corpus, with_tokens=True)
+    # no token block -> the audio classifier, whatever else is loaded
+    x = np.vstack([log_mel_statistics(read_audio(r.audio_path)) for r in plain])
+    assert both.generate(plain) == audio.predict(x, [])
+    # a token block -> the tokens classifier, with the tokens read from the prompt
+    _, _, table = corpus
+    rows = table.set_index("utt_id").loc[[r.utt_id for r in cued], list(CONCEPT_COLUMNS)]
+    assert both.generate(cued) == tokens.predict(x, rows.to_dict("records"))
+    # a tokens-only backend answers both formats (trained with token dropout)
+    only_tokens = ReferenceBackend(None, tokens, revision="r")
+    assert only_tokens.generate(plain) == tokens.predict(x, [{}] * len(plain))
+    assert isinstance(both, Backend)
+
+
+def test_from_files_revision_names_the_weights(model_files):
+    a = ReferenceBackend.from_files([model_files["audio"]])
+    b = ReferenceBackend.from_files([model_files["audio"], model_files["tokens"]])
+    assert a.info.revision != b.info.revision
+    assert ReferenceBackend.from_files([model_files["audio"]]).info.revision == a.info.revision
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tokens": None, "labels": ["angry"]}, "not in the class set"),
+        ({"tokens": "short"}, "rows for"),
+        ({"n_bins": None}, "needs `n_bins`"),
+    ],
+)
+def test_fit_reference_errors(corpus, kwargs, message):
+    manifest, embeddings, tokens = corpus
+    args = dict(
+        labels=AIBO_LABELS,
+        tokens=tokens,
+        n_bins=5,
+        token_template=TEMPLATE,
+        token_separator=SEPARATOR,
+        C=1.0,
+        rng=np.random.default_rng(0),
+    )
+    args.update(kwargs)
+    if isinstance(args["tokens"], str):
+        args["tokens"] = tokens.head(3)
+    with pytest.raises(ValueError, match=message):
+        fit_reference(embeddings, manifest["label"].tolist(), **args)
+
+
+def test_fit_reference_needs_two_classes_and_matching_shapes(corpus):
+    _, embeddings, _ = corpus
+    kw = dict(labels=AIBO_LABELS, tokens=None, C=1.0, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="need at least 2"):
+        fit_reference(embeddings[:4], ["angry"] * 4, **kw)
+    with pytest.raises(ValueError, match="has shape"):
+        fit_reference(embeddings[:4], ["angry"] * 3, **kw)
+
+
+def test_backend_construction_errors(model_files, tmp_path):
+    audio = ReferenceClassifier.load(model_files["audio"])
+    tokens = ReferenceClassifier.load(model_files["tokens"])
+    with pytest.raises(ValueError, match="needs an audio or a tokens"):
+        ReferenceBackend(None, None, revision="r")
+    with pytest.raises(ValueError, match="expected a 'audio' reference classifier"):
+        ReferenceBackend(tokens, None, revision="r")
+    other = ReferenceClassifier(**{**audio.__dict__, "labels": ("a", "b")})
+    with pytest.raises(ValueError, match="disagree on the class set"):
+        ReferenceBackend(other, tokens, revision="r")
+    with pytest.raises(ValueError, match="two 'audio' reference classifiers"):
+        ReferenceBackend.from_files([model_files["audio"], model_files["audio"]])
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(ValueError, match="does not hold a ReferenceClassifier"):
+        ReferenceClassifier.load(tmp_path / "x.pkl")

@@ -1,0 +1,555 @@
+"""The inference runner: requests, prompts, batching, the part file, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cueprobe import io
+from cueprobe.backends.base import BackendInfo
+from cueprobe.backends.reference import ReferenceBackend
+from cueprobe.cli import main
+from cueprobe.inference import PREDICTION_COLUMNS
+from cueprobe.inference import audio_dependence
+from cueprobe.inference import build_requests
+from cueprobe.inference import predictions_table
+from cueprobe.inference import run_requests
+from cueprobe.inference import select_splits
+from cueprobe.inference import to_requests
+from cueprobe.interventions import CONCEPT_COLUMNS
+from cueprobe.prompts import PromptTemplates
+
+# the schema's default prompt templates
+TEMPLATES = PromptTemplates(
+    audio_only="What emotion does the speaker express? Answer with exactly one word from: {labels}.",
+    with_tokens="What emotion does the speaker express? Answer with exactly one word from: {labels}."
+    "\nAcoustic cues extracted from the audio: {tokens}",
+)
+LABELS = {"angry": ["anger"], "happy": ["joy"], "neutral": [], "sad": ["sadness"]}
+LABEL_LIST = "angry, happy, neutral, sad"
+VALUES = ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def token_block_count(text: str) -> int:
+    """How many times the six-concept token block appears in a text."""
+    counts = {text.count(f"{c}=") for c in CONCEPT_COLUMNS}
+    assert len(counts) == 1, f"a partial token block in {text!r}"
+    return counts.pop()
+
+
+def _manifest(paths: list[Path], n: int) -> pd.DataFrame:
+    """n utterances over the given wavs (reused round-robin); 3/4 train, 1/4 test."""
+    labels = list(LABELS)
+    return pd.DataFrame(
+        {
+            "utt_id": [f"utt{i:04d}" for i in range(n)][::-1],  # unsorted on purpose
+            "path": [str(paths[i % len(paths)]) for i in range(n)],
+            "speaker": [f"s{i % 3}" for i in range(n)],
+            "gender": "unknown",
+            "session": "1",
+            "split": ["test" if i % 4 == 0 else "train" for i in range(n)],
+            "label": [labels[(i % len(paths)) % 4] for i in range(n)],
+            "label_raw": "x",
+            "duration_s": 0.5,
+        }
+    )
+
+
+def _tokens(manifest: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    out = pd.DataFrame({"utt_id": manifest["utt_id"]})
+    for c in CONCEPT_COLUMNS:
+        vocab = ["MODAL", "BREATHY"] if c == "VOICE_QUALITY" else VALUES
+        if c == "BRIGHTNESS":
+            vocab = ["VERY_DARK", "DARK", "MID", "BRIGHT", "VERY_BRIGHT"]
+        if c == "DYNAMICS":
+            vocab = ["VERY_STATIC", "STATIC", "MID", "DYNAMIC", "VERY_DYNAMIC"]
+        out[c] = rng.choice(vocab, len(out))
+        if c != "VOICE_QUALITY":
+            out[f"score_{c}"] = rng.standard_normal(len(out))
+    out["flag"] = ""
+    out["token_string"] = [
+        "; ".join(f"{c}={row[c]}" for c in CONCEPT_COLUMNS) for _, row in out.iterrows()
+    ]
+    return out
+
+
+def _condition(tokens: pd.DataFrame, *, audio_only: bool) -> pd.DataFrame:
+    out = tokens[["utt_id", "token_string", *CONCEPT_COLUMNS]].copy()
+    if audio_only:
+        out.loc[:, ["token_string", *CONCEPT_COLUMNS]] = None
+    return out
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory) -> list[Path]:
+    import soundfile
+
+    d = tmp_path_factory.mktemp("wavs")
+    rng = np.random.default_rng(0)
+    out = []
+    for i, f0 in enumerate([120.0, 180.0, 240.0, 300.0, 150.0, 210.0, 270.0, 330.0]):
+        t = np.arange(8000) / 16000
+        x = (0.1 + 0.05 * i) * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.standard_normal(len(t))
+        out.append(d / f"w{i}.wav")
+        soundfile.write(out[-1], x, 16000, subtype="PCM_16")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables(wavs, tmp_path_factory):
+    """A 64-utterance corpus on disk: manifest, tokens, aligned and audio_only conditions."""
+    d = tmp_path_factory.mktemp("tables")
+    manifest = _manifest(wavs, 64)
+    tokens = _tokens(manifest)
+    io.write_table(manifest, d / "manifest.parquet", "manifest")
+    io.write_table(tokens, d / "tokens.parquet", "tokens")
+    io.write_table(_condition(tokens, audio_only=False), d / "aligned.parquet", "conditions")
+    io.write_table(_condition(tokens, audio_only=True), d / "audio_only.parquet", "conditions")
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(tables) -> dict[str, Path]:
+    """Both reference classifiers, trained through the CLI."""
+    files = {}
+    for kind in ("audio", "tokens"):
+        files[kind] = tables / f"reference_{kind}.pkl"
+        argv = ["train-reference", "--manifest", str(tables / "manifest.parquet")]
+        argv += ["--labels", json.dumps(LABELS), "--C", "1.0", "--seed", "3"]
+        argv += ["--out", str(files[kind])]
+        if kind == "tokens":
+            argv += ["--tokens", str(tables / "tokens.parquet"), "--n-bins", "5"]
+            argv += ["--token-template", "{concept}={value}", "--token-separator", "; "]
+            argv += ["--token-dropout", "0.3", "--token-corrupt", "0.3"]
+        assert main(argv) == 0
+    return files
+
+
+def _infer_argv(tables: Path, out: Path, condition: str, model: dict, *extra: str) -> list[str]:
+    return [
+        "infer",
+        "--manifest",
+        str(tables / "manifest.parquet"),
+        "--condition",
+        str(tables / f"{condition}.parquet"),
+        "--model-config",
+        json.dumps(model),
+        "--labels",
+        json.dumps(LABELS),
+        "--splits",
+        json.dumps(["test"]),
+        "--prompts",
+        json.dumps({"audio_only": TEMPLATES.audio_only, "with_tokens": TEMPLATES.with_tokens}),
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--check-out",
+        str(out.with_suffix(".check.json")),
+        *extra,
+    ]
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+def test_build_requests_sorted_filtered_and_formatted(tables):
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    aligned = io.read_table(tables / "aligned.parquet", "conditions")
+    audio_only = io.read_table(tables / "audio_only.parquet", "conditions")
+    kw = dict(templates=TEMPLATES, labels=list(LABELS), splits=["test"])
+    cued = build_requests(manifest, aligned, **kw)
+    plain = build_requests(manifest, audio_only, **kw)
+    assert list(cued["utt_id"]) == sorted(manifest.loc[manifest["split"] == "test", "utt_id"])
+    assert set(cued["split"]) == {"test"}
+    tokens = aligned.set_index("utt_id")["token_string"]
+    for _, row in cued.iterrows():
+        assert token_block_count(row["prompt"]) == 1
+        assert row["prompt"].count(tokens[row["utt_id"]]) == 1
+        assert row["prompt"].startswith(TEMPLATES.audio_only.format(labels=LABEL_LIST))
+    assert all(token_block_count(p) == 0 for p in plain["prompt"])
+    assert set(plain["prompt"]) == {TEMPLATES.audio_only.format(labels=LABEL_LIST)}
+    assert plain["prompt_sha"].nunique() == 1
+    assert not set(plain["prompt_sha"]) & set(cued["prompt_sha"])
+    every = build_requests(
+        manifest, aligned, templates=TEMPLATES, labels=list(LABELS), splits=["all"]
+    )
+    assert len(every) == len(manifest)
+    reqs = to_requests(cued)
+    assert [r.utt_id for r in reqs] == [r.audio_key for r in reqs] == list(cued["utt_id"])
+
+
+def test_build_requests_errors(tables):
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    aligned = io.read_table(tables / "aligned.parquet", "conditions")
+    kw = dict(templates=TEMPLATES, labels=list(LABELS))
+    test_ids = manifest.loc[manifest["split"] == "test", "utt_id"]
+    with pytest.raises(ValueError, match="16 evaluated utterance"):
+        build_requests(manifest, aligned[~aligned["utt_id"].isin(test_ids)], splits=["test"], **kw)
+    with pytest.raises(ValueError, match=r"`condition` lacks column\(s\) \['token_string'\]"):
+        build_requests(manifest, aligned[["utt_id"]], splits=["test"], **kw)
+    with pytest.raises(ValueError, match="no utterance in split"):
+        select_splits(manifest, ["dev"])
+    with pytest.raises(ValueError, match="`splits` is empty"):
+        select_splits(manifest, [])
+
+
+# -- running and assembling -------------------------------------------------------------------
+
+
+def test_run_requests_batches_and_skips_done(tables, trained):
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    aligned = io.read_table(tables / "aligned.parquet", "conditions")
+    frame = build_requests(
+        manifest, aligned, templates=TEMPLATES, labels=list(LABELS), splits=["test"]
+    )
+    requests = to_requests(frame)
+    backend = ReferenceBackend.from_files([trained["tokens"]])
+    batches = []
+    n = run_requests(
+        backend,
+        requests,
+        batch_size=5,
+        done={r.utt_id for r in requests[:3]},
+        on_batch=lambda b, a: batches.append(([r.utt_id for r in b], list(a))),
+    )
+    assert n == 13
+    assert [len(ids) for ids, _ in batches] == [5, 5, 3]
+    assert [u for ids, _ in batches for u in ids] == [r.utt_id for r in requests[3:]]
+    assert [a for _, ans in batches for a in ans] == backend.generate(requests[3:])
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        run_requests(backend, requests, batch_size=0, done=(), on_batch=print)
+
+
+def test_predictions_table_parses_and_marks_errors():
+    frame = pd.DataFrame(
+        {
+            "utt_id": ["a", "b", "c", "d"],
+            "prompt_sha": ["p"] * 4,
+            "split": ["test"] * 4,
+            "label": ["sad", "sad", "angry", "happy"],
+        }
+    )
+    answers = {"a": "Sad.", "b": "I hear sadness", "c": None, "d": "no idea"}
+    info = BackendInfo("m", "r1", "greedy")
+    out = predictions_table(frame, answers, info=info, labels=LABELS)
+    assert list(out.columns) == list(PREDICTION_COLUMNS)
+    assert out["pred"].tolist() == ["sad", "sad", "", ""]
+    assert out["parse_status"].tolist() == ["exact", "mention", "error", "unparsed"]
+    assert out["raw_output"].tolist()[2] is None
+    assert set(out["revision"]) == {"r1"}
+    io.validate_table(out, "predictions")
+    with pytest.raises(ValueError, match="1 request\\(s\\) have no answer: 'd'"):
+        predictions_table(frame, {k: answers[k] for k in "abc"}, info=info, labels=LABELS)
+
+
+def test_audio_dependence_flags_constant_and_prompt_determined_answers():
+    n = 20
+    constant = pd.DataFrame({"pred": ["sad"] * n, "prompt_sha": [f"p{i}" for i in range(n)]})
+    check = audio_dependence(constant)
+    assert check.invariant and "same answer 'sad'" in check.reason
+    # two prompts, each always answered the same way: the prompt decides
+    by_prompt = pd.DataFrame({"pred": ["sad", "happy"] * 10, "prompt_sha": ["a", "b"] * 10})
+    check = audio_dependence(by_prompt)
+    assert check.invariant and "prompt alone decides" in check.reason
+    assert check.prompt_determined_share == 1.0 and check.n_shared_prompt == 20
+    assert not audio_dependence(by_prompt, min_shared=21).invariant
+    varied = by_prompt.assign(pred=["sad", "happy", "happy", "sad"] * 5)
+    check = audio_dependence(varied)
+    assert not check.invariant and check.reason == ""
+    assert check.n_distinct_pred == 2 and check.majority_share == 0.5
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def test_infer_cli_reference(tables, trained, tmp_path, caplog):
+    model = {"backend": "reference", "batch_size": 4}
+    for condition, files in (("audio_only", [trained["audio"]]), ("aligned", [trained["tokens"]])):
+        out = tmp_path / f"{condition}.parquet"
+        argv = _infer_argv(tables, out, condition, model, "--model-files", *map(str, files))
+        assert main(argv) == 0
+        pred = io.read_table(out, "predictions")
+        assert len(pred) == 16 and set(pred["split"]) == {"test"}
+        assert (pred["raw_output"] == pred["pred"]).all()  # answers are label texts
+        assert set(pred["parse_status"]) == {"exact"}
+        assert not Path(f"{out}.part.jsonl").exists()
+        check = json.loads(out.with_suffix(".check.json").read_text())
+        assert check["n"] == 16 and check["parse_status"] == {"exact": 16}
+
+
+def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
+    tables, trained, tmp_path, capsys
+):
+    out = tmp_path / "x.parquet"
+    argv = _infer_argv(
+        tables, out, "aligned", {"backend": "reference"}, "--model-files", str(trained["audio"])
+    )
+    assert main(argv) == 1
+    assert "carries token blocks (64 rows) but no tokens classifier" in capsys.readouterr().err
+    argv[argv.index("--splits") + 1] = json.dumps(["train", "test"])
+    assert main(argv) == 1
+    assert "must not be scored on it" in capsys.readouterr().err
+
+
+def test_infer_cli_resumes_from_part_file(tables, trained, tmp_path, caplog):
+    model = {"backend": "reference", "batch_size": 4}
+    files = ["--model-files", str(trained["tokens"])]
+    full = tmp_path / "full.parquet"
+    assert main(_infer_argv(tables, full, "aligned", model, *files)) == 0
+    expected = io.read_table(full, "predictions")
+    # a part file from an interrupted run: a header, 5 answers (one deliberately odd, to
+    # show it is kept, not recomputed) and a torn last line
+    out = tmp_path / "resumed.parquet"
+    header = {
+        "header": {
+            "model_id": expected["model_id"][0],
+            "revision": expected["revision"][0],
+            "decoding": "argmax",
+        }
+    }
+    rows = [
+        {"utt_id": u, "prompt_sha": s, "raw_output": "happy" if i == 0 else r}
+        for i, (u, s, r) in enumerate(
+            zip(
+                expected["utt_id"][:5],
+                expected["prompt_sha"][:5],
+                expected["raw_output"][:5],
+                strict=True,
+            )
+        )
+    ]
+    part = Path(f"{out}.part.jsonl")
+    part.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]) + '{"utt_id": "utt0')
+    with caplog.at_level("INFO"):
+        assert main(_infer_argv(tables, out, "aligned", model, *files)) == 0
+    assert "5 already answered, 11 to go" in caplog.text
+    got = io.read_table(out, "predictions")
+    assert got["raw_output"][0] == "happy"
+    pd.testing.assert_frame_equal(got.iloc[1:], expected.iloc[1:])
+    # a part file of another model revision is discarded, with a warning
+    part.write_text(
+        json.dumps({"header": {**header["header"], "revision": "old"}})
+        + "\n"
+        + json.dumps(rows[0])
+        + "\n"
+    )
+    caplog.clear()
+    assert main(_infer_argv(tables, out, "aligned", model, *files)) == 0
+    assert "discarding" in caplog.text
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+
+
+def test_infer_cli_warns_when_predictions_ignore_the_audio(tables, trained, tmp_path, caplog):
+    # one wav for every utterance: the audio cannot make a difference
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    d = tmp_path / "same"
+    d.mkdir()
+    io.write_table(manifest.assign(path=manifest["path"][0]), d / "manifest.parquet", "manifest")
+    (d / "audio_only.parquet").write_bytes((tables / "audio_only.parquet").read_bytes())
+    out = tmp_path / "same.parquet"
+    argv = _infer_argv(
+        d, out, "audio_only", {"backend": "reference"}, "--model-files", str(trained["audio"])
+    )
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    assert "PREDICTIONS DO NOT VARY WITH THE AUDIO" in caplog.text
+    check = json.loads(out.with_suffix(".check.json").read_text())
+    assert check["invariant"] is True and check["n_distinct_pred"] == 1
+
+
+def test_infer_cli_openai_server_down_keeps_part_file(tables, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = {
+        "backend": "openai",
+        "model_id": "m",
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "max_retries": 0,
+    }
+    out = tmp_path / "o.parquet"
+    with pytest.raises(SystemExit, match=f"server at http://127.0.0.1:{port}/v1 failed 1 attempt"):
+        main(_infer_argv(tables, out, "aligned", model))
+    assert not out.exists()
+    assert (
+        json.loads(Path(f"{out}.part.jsonl").read_text().splitlines()[0])["header"]["model_id"]
+        == "m"
+    )
+
+
+def test_train_reference_cli_needs_tokens_for_every_training_utterance(tables, tmp_path, capsys):
+    tokens = io.read_table(tables / "tokens.parquet", "tokens")
+    io.write_table(tokens.iloc[2:], tmp_path / "tokens.parquet", "tokens")
+    argv = [
+        "train-reference",
+        "--manifest",
+        str(tables / "manifest.parquet"),
+        "--tokens",
+        str(tmp_path / "tokens.parquet"),
+    ]
+    argv += [
+        "--labels",
+        json.dumps(LABELS),
+        "--C",
+        "1",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path / "m.pkl"),
+    ]
+    argv += ["--n-bins", "5", "--token-template", "{concept}={value}", "--token-separator", "; "]
+    assert main(argv) == 1
+    assert "training utterance(s) have no tokens" in capsys.readouterr().err
+
+
+# -- the transformers backend behind the runner; SIGKILL and resume --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2_audio(tmp_path_factory) -> str:
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(REPO / "tests"))
+    import tiny_models
+
+    # a 2 s feature window keeps each request cheap on CPU
+    return tiny_models.build_tiny_qwen2_audio(
+        tmp_path_factory.mktemp("tiny") / "qwen2_audio", chunk_length=2
+    )
+
+
+def _hf_model(path: str) -> dict:
+    return {
+        "backend": "transformers",
+        "model_id": path,
+        "architecture": "qwen2_audio",
+        "dtype": "float32",
+        "batch_size": 1,
+        "max_new_tokens": 2,
+    }
+
+
+def test_chat_text_carries_the_token_block_once(tables, tiny_qwen2_audio):
+    from cueprobe.backends.factory import make_backend
+
+    backend = make_backend(_hf_model(tiny_qwen2_audio), device="cpu")
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    for condition, want in (("aligned", 1), ("audio_only", 0)):
+        table = io.read_table(tables / f"{condition}.parquet", "conditions")
+        frame = build_requests(
+            manifest, table, templates=TEMPLATES, labels=list(LABELS), splits=["test"]
+        )
+        for r in to_requests(frame)[:4]:
+            text = backend.processor.apply_chat_template(
+                backend.conversation(r.prompt, r.audio_path),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            assert token_block_count(text) == want
+            assert text.count(TEMPLATES.audio_only.format(labels=LABEL_LIST)) == 1
+
+
+def _run_infer(argv: list[str]) -> subprocess.Popen:
+    env = os.environ | {"PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cueprobe", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(wavs, trained, tmp_path):
+    d = tmp_path / "corpus"
+    manifest = _manifest(wavs, 800)  # 200 test utterances, one request per batch
+    tokens = _tokens(manifest)
+    io.write_table(manifest, d / "manifest.parquet", "manifest")
+    io.write_table(_condition(tokens, audio_only=False), d / "aligned.parquet", "conditions")
+    model = {"backend": "reference", "batch_size": 1}
+    extra = ("--model-files", str(trained["tokens"]))
+
+    full = tmp_path / "full.parquet"  # the uninterrupted run (in-process: same code path)
+    assert main(_infer_argv(d, full, "aligned", model, *extra)) == 0
+
+    out = tmp_path / "killed.parquet"
+    part = Path(f"{out}.part.jsonl")
+    proc = _run_infer(_infer_argv(d, out, "aligned", model, *extra))
+    deadline = time.monotonic() + 300
+    while not (part.exists() and part.read_text().count("\n") >= 4):  # header + 3 answers
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    n_before = part.read_text().count("\n") - 1
+    assert not out.exists()
+    assert 3 <= n_before < 200  # killed mid-inference
+
+    proc = _run_infer(_infer_argv(d, out, "aligned", model, *extra))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert f"{n_before} already answered, {200 - n_before} to go" in err.decode()
+    pd.testing.assert_frame_equal(
+        io.read_table(out, "predictions"), io.read_table(full, "predictions")
+    )
+    assert not part.exists()
+
+
+# -- the backend factory ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"backend": "vllm"}, "unknown backend 'vllm'"),
+        ({"backend": "transformers", "model_id": "x"}, r"needs \['architecture'\]"),
+        ({"backend": "openai", "model_id": "m"}, r"needs \['base_url'\]"),
+        ({"backend": "reference"}, "needs its trained classifier file"),
+    ],
+)
+def test_make_backend_errors(cfg, message):
+    from cueprobe.backends.factory import make_backend
+
+    with pytest.raises(ValueError, match=message):
+        make_backend(cfg)
+
+
+def test_make_backend_builds_each_kind(trained):
+    from cueprobe.backends.factory import make_backend
+    from cueprobe.backends.openai_compat import OpenAIBackend
+
+    reference = make_backend(
+        {"backend": "reference", "batch_size": 3}, reference_files=[trained["audio"]]
+    )
+    assert isinstance(reference, ReferenceBackend) and reference.batch_size == 3
+    client = make_backend(
+        {"backend": "openai", "model_id": "m", "base_url": "http://h:1/v1", "concurrency": 16},
+        system_prompt="S",
+        api_key="k",
+        seed=5,
+    )
+    assert isinstance(client, OpenAIBackend)
+    assert client.batch_size == 16 and client.system_prompt == "S" and client.seed == 5
+
+
+def test_inference_modules_import_no_heavy_library():
+    """Every `python -m cueprobe` call imports the stage CLIs: they must stay light."""
+    code = (
+        "import sys, cueprobe.cli.inference, cueprobe.inference, cueprobe.backends.factory;"
+        "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
