@@ -17,7 +17,10 @@ from tests.e2e.conftest import snakemake
 pytestmark = pytest.mark.slow
 
 CONFIG = yaml.safe_load(E2E_CONFIG.read_text())
-DEFAULT_GRID = ConditionSpec((0, 1, 2, 3, 4), (0.0, 0.25, 0.5, 0.75, 1.0), (0, 1, 2, 3, 4))
+_GRID = CONFIG["interventions"]
+GRID = ConditionSpec(
+    tuple(_GRID["shuffle_seeds"]), tuple(_GRID["corrupt_p"]), tuple(_GRID["corrupt_seeds"])
+)
 
 
 def _dry_run(workdir, config) -> tuple[list[dict[str, str]], set[str]]:
@@ -44,8 +47,9 @@ def _changed_config(tmp_path, change) -> str:
 
 
 def test_every_condition_has_predictions_of_the_evaluated_utterances(demo_run):
-    conditions = DEFAULT_GRID.names()
-    assert len(conditions) == 33  # audio_only, aligned, 5 shuffles, conflict, 5 x 5 corruptions
+    conditions = GRID.names()
+    # the e2e grid: audio_only, aligned, 2 shuffles, conflict, 3 p x 2 seeds corruptions
+    assert len(conditions) == 1 + 1 + 2 + 1 + 3 * 2
     for corpus, corpus_cfg in CONFIG["corpora"].items():
         manifest = io.read_table(demo_run / f"results/{corpus}/manifest.parquet", "manifest")
         for model, model_cfg in CONFIG["models"].items():
@@ -81,8 +85,8 @@ def test_new_bins_rerun_token_conditions_but_never_audio_only(demo_copy, tmp_pat
     jobs, rules = _dry_run(demo_copy, config)
     assert "train_reference_tokens" in rules and "train_reference_audio" not in rules
     conditions = {j["condition"] for j in jobs}
-    assert conditions == set(DEFAULT_GRID.names()) - {"audio_only"}
-    assert len(jobs) == (len(DEFAULT_GRID.names()) - 1) * len(CONFIG["corpora"])
+    assert conditions == set(GRID.names()) - {"audio_only"}
+    assert len(jobs) == (len(GRID.names()) - 1) * len(CONFIG["corpora"])
 
 
 def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_copy, tmp_path):
@@ -96,4 +100,4 @@ def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_c
 
     jobs, _ = _dry_run(demo_copy, _changed_config(tmp_path, add))
     assert {j["model"] for j in jobs} == {"reference_b"}
-    assert len(jobs) == len(DEFAULT_GRID.names()) * len(CONFIG["corpora"])
+    assert len(jobs) == len(GRID.names()) * len(CONFIG["corpora"])
