@@ -44,7 +44,7 @@ rule summarize_cue_use:
         report(
             "results/{corpus}/evaluation/{model}/summary.md",
             caption="../report/summary.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="{corpus}",
             labels={"model": "{model}", "table": "cue-use summary"},
         ),
@@ -72,21 +72,21 @@ rule make_table:
         csv=report(
             "results/tables/table{table}.csv",
             caption="../report/tables.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="Tables",
             labels={"table": "Table {table}", "format": "csv"},
         ),
         md=report(
             "results/tables/table{table}.md",
             caption="../report/tables.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="Tables",
             labels={"table": "Table {table}", "format": "markdown"},
         ),
         tex=report(
             "results/tables/table{table}.tex",
             caption="../report/tables.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="Tables",
             labels={"table": "Table {table}", "format": "latex"},
         ),
@@ -119,7 +119,7 @@ rule plot_confusions:
         report(
             "results/figures/{corpus}/{model}.confusions.{ext}",
             caption="../report/figure2.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="{corpus}",
             labels={"model": "{model}", "figure": "Figure 2 ({ext})"},
         ),
@@ -147,7 +147,7 @@ rule plot_corruption_curve:
         report(
             "results/figures/{corpus}/{model}.corruption_curve.{ext}",
             caption="../report/figure3.rst",
-            category="Statistics",
+            category="Evaluation",
             subcategory="{corpus}",
             labels={"model": "{model}", "figure": "Figure 3 ({ext})"},
         ),

@@ -33,12 +33,7 @@ rule gather_features:
         manifest="results/{corpus}/manifest.parquet",
         shards=get_feature_shards,
     output:
-        report(
-            "results/{corpus}/features.parquet",
-            caption="../report/features.rst",
-            category="Features",
-            subcategory="{corpus}",
-        ),
+        "results/{corpus}/features.parquet",
     log:
         "logs/gather_features/{corpus}.log",
     benchmark:
