@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,19 @@ def test_configfile_replaces_the_default(tmp_path):
     out = proc.stdout + proc.stderr
     assert "is replaced by additional config" in out
     assert "demo_aibo" not in out
+
+
+def test_model_resources_reach_the_inference_jobs(tmp_path):
+    config = BASE.replace(
+        "reference: {backend: reference, zero_shot: false}",
+        "reference: {backend: reference, zero_shot: false, resources: "
+        "{gpu: 0, mem_mb: 3000, runtime: 7, slurm_partition: gpu, constraint: a100}}",
+    )
+    proc = _dry_run(tmp_path, config % "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    jobs = re.findall(r"^rule query_model:\n.*?^    resources: ([^\n]*)", out, re.M | re.S)
+    assert jobs
+    for resources in jobs:
+        assert "mem_mb=3000" in resources and "runtime=7" in resources
+        assert "slurm_partition=gpu" in resources and "constraint=a100" in resources

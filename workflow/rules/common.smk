@@ -280,10 +280,14 @@ def get_timeout_s(wildcards):
 
 
 def get_inference_resource(key):
-    """Cluster resource of a model's inference jobs (config models.<m>.resources)."""
+    """Cluster resource of a model's inference jobs (config models.<m>.resources).
+
+    A key the model does not set (slurm_partition, constraint) gives None, which
+    Snakemake drops: the job then goes to the cluster's default.
+    """
 
     def lookup(wildcards):
-        return config["models"][wildcards.model]["resources"][key]
+        return config["models"][wildcards.model]["resources"].get(key)
 
     return lookup
 

@@ -75,6 +75,8 @@ rule query_model:
         gpu=get_inference_resource("gpu"),
         mem_mb=get_inference_resource("mem_mb"),
         runtime=get_inference_resource("runtime"),
+        slurm_partition=get_inference_resource("slurm_partition"),
+        constraint=get_inference_resource("constraint"),
         # openai client knobs: resources, not params, so changing them re-runs nothing
         base_url=get_base_url,
         concurrency=get_model_option("concurrency"),
