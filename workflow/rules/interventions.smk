@@ -24,20 +24,20 @@ rule build_condition:
         tokens="results/{corpus}/tokens.parquet",
     output:
         "results/{corpus}/conditions/{condition}.parquet",
+    log:
+        "logs/build_condition/{corpus}/{condition}.log",
+    benchmark:
+        "benchmarks/build_condition/{corpus}/{condition}.tsv"
     wildcard_constraints:
         condition=token_condition_constraint(),
+    conda:
+        "../../envs/cueprobe.yaml"
     params:
         n_bins=config["tokens"]["n_bins"],
         template=get_token_template,
         separator=config["tokens"]["separator"],
         vq_map=get_conflict_map_json,
         seed=config["seed"],
-    log:
-        "logs/build_condition/{corpus}/{condition}.log",
-    benchmark:
-        "benchmarks/build_condition/{corpus}/{condition}.tsv"
-    conda:
-        "../../envs/cueprobe.yaml"
     shell:
         "python -m cueprobe condition --name {wildcards.condition:q}"
         " --manifest {input.manifest:q} --tokens {input.tokens:q}"
