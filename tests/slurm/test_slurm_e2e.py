@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import cannot_run
 from tests.e2e.conftest import E2E_CONFIG
 from tests.e2e.conftest import REPO
 from tests.e2e.conftest import snakemake
@@ -39,13 +40,6 @@ SLURM_REQUIREMENTS = REPO / "requirements/slurm.txt"
 SLURM_VENV = REPO / ".venv-slurm"
 TARGETS: list[str] = []  # the default target
 RUN_LIMIT_S = 600
-
-
-def cannot_run(reason: str):
-    """Skip with ``reason``, or fail under CI, where the test must not go missing."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true, but the SLURM test cannot run: {reason}")
-    pytest.skip(reason)
 
 
 def alive(pidfile: Path) -> bool:
