@@ -127,16 +127,22 @@ def rule_peaks(workdir: Path) -> pd.DataFrame:
     return peaks
 
 
-def shell_of(workdir: Path, config: Path, target: str) -> str | None:
-    """The shell command Snakemake runs for ``target`` (from a forced dry run)."""
-    proc, _ = _common.snakemake(workdir, config, "-n", "-p", "-f", target, check=False)
+def shell_of(workdir: Path, config: Path, target: str, rule: str) -> str | None:
+    """The shell command Snakemake runs for ``target`` (from a forced dry run).
+
+    Only the rule that writes ``target`` may run: a forced target must not pull in
+    upstream jobs (synthetic model outputs would then be "re-made" by real models).
+    """
+    proc, _ = _common.snakemake(
+        workdir, config, "-n", "-p", "-f", target, "--allowed-rules", rule, check=False
+    )
     text = proc.stdout + proc.stderr
     match = re.search(r"^Shell command: (python -m cueprobe .*?)\s*$", text, flags=re.M)
     return match.group(1) if match else None
 
 
-def exact_peak(workdir: Path, config: Path, target: str) -> float | None:
-    cmd = shell_of(workdir, config, target)
+def exact_peak(workdir: Path, config: Path, target: str, rule: str) -> float | None:
+    cmd = shell_of(workdir, config, target, rule)
     if cmd is None:
         return None
     peak, _ = _common.peak_rss_mb(
@@ -188,8 +194,10 @@ def at_scale(workdir: Path, args) -> tuple[pd.DataFrame, dict]:
         _common.snakemake(workdir, config_path, *cores)
     peaks = rule_peaks(workdir)
     peaks["time_v"] = [
-        exact_peak(workdir, config_path, t) if (t := target_of(tsv, workdir, all_jobs)) else None
-        for tsv in peaks["tsv"]
+        exact_peak(workdir, config_path, t, rule)
+        if (t := target_of(tsv, workdir, all_jobs))
+        else None
+        for rule, tsv in zip(peaks.index, peaks["tsv"], strict=True)
     ]
     sizes = {c: len(pd.read_parquet(workdir / f"results/{c}/manifest.parquet")) for c in corpora}
     feature_rules = sorted({j.rule for j in features})
