@@ -462,6 +462,18 @@ def test_chat_text_carries_the_token_block_once(tables, tiny_qwen2_audio):
             assert text.count(TEMPLATES.audio_only.format(labels=LABEL_LIST)) == 1
 
 
+def test_make_backend_loads_an_adapter_from_a_subfolder(tiny_qwen2_audio, tmp_path):
+    from cueprobe.backends.factory import make_backend
+    from tests.tiny_models import build_tiny_peft_adapter
+
+    build_tiny_peft_adapter(tiny_qwen2_audio, tmp_path / "repo" / "think")
+    cfg = _hf_model(tiny_qwen2_audio) | {"adapter": str(tmp_path / "repo")}
+    backend = make_backend(cfg | {"adapter_subfolder": "think"}, device="cpu")
+    assert backend.info.decoding.endswith(f"adapter={tmp_path / 'repo'}/think")
+    with pytest.raises(ValueError, match="Can't find 'adapter_config.json'"):
+        make_backend(cfg, device="cpu")  # peft's own error: no adapter at the repo's root
+
+
 def _run_infer(argv: list[str]) -> subprocess.Popen:
     env = os.environ | {"PYTHONPATH": str(REPO / "src")}
     return subprocess.Popen(

@@ -198,6 +198,7 @@ _ANSWER_KEYS = {
         "max_new_tokens",
         "trust_remote_code",
         "adapter",
+        "adapter_subfolder",
     ),
     "openai": ("backend", "model_id", "revision", "max_new_tokens"),
 }

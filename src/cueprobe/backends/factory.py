@@ -84,6 +84,7 @@ def make_backend(
             max_new_tokens=model_cfg.get("max_new_tokens", 16),
             trust_remote_code=model_cfg.get("trust_remote_code", False),
             adapter=model_cfg.get("adapter"),
+            adapter_subfolder=model_cfg.get("adapter_subfolder"),
             system_prompt=system_prompt,
             device=device,
         )
