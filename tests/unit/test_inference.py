@@ -565,3 +565,24 @@ def test_inference_modules_import_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_answer_config_keeps_only_answer_changing_keys():
+    from cueprobe.backends.factory import answer_config
+
+    cfg = {
+        "backend": "transformers",
+        "model_id": "m",
+        "revision": "abc",
+        "concurrency": 3,
+        "resources": {"gpu": 1},
+        "adapter_subfolder": "think",
+    }
+    assert answer_config(cfg) == {
+        "backend": "transformers",
+        "model_id": "m",
+        "revision": "abc",
+        "adapter_subfolder": "think",
+    }
+    with pytest.raises(ValueError, match="unknown backend 'vllm'"):
+        answer_config({"backend": "vllm"})

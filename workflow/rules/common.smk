@@ -9,6 +9,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from cueprobe.corpora import corpus_labels
+from cueprobe.backends.factory import answer_config
 from cueprobe.corpora import eval_splits
 
 validate(config, "../schemas/config.schema.yaml")
@@ -183,26 +184,6 @@ def get_token_outputs():
 
 # --- inference stage ----------------------------------------------------------
 
-#: per backend, the model config keys that change answers (they go in params: rerun
-#: triggers); client knobs (base_url, concurrency, retries, timeout) travel as resources,
-#: so moving a vLLM server to another node re-runs nothing
-_ANSWER_KEYS = {
-    "reference": ("backend",),
-    "transformers": (
-        "backend",
-        "model_id",
-        "revision",
-        "architecture",
-        "dtype",
-        "batch_size",
-        "max_new_tokens",
-        "trust_remote_code",
-        "adapter",
-        "adapter_subfolder",
-    ),
-    "openai": ("backend", "model_id", "revision", "max_new_tokens"),
-}
-
 
 def reference_model_constraint():
     """Models served by the trained reference backend (a never-matching pattern if none)."""
@@ -241,9 +222,7 @@ def get_query_inputs(wildcards):
 
 def get_model_json(wildcards):
     """The model's answer-changing config keys, as one JSON argument."""
-    cfg = config["models"][wildcards.model]
-    keys = _ANSWER_KEYS[cfg["backend"]]
-    return json.dumps({k: cfg[k] for k in keys if k in cfg}, sort_keys=True)
+    return json.dumps(answer_config(config["models"][wildcards.model]), sort_keys=True)
 
 
 def get_eval_splits_json(wildcards):

@@ -13,9 +13,43 @@ from typing import Any
 
 from cueprobe.backends.base import Backend
 
-__all__ = ["BACKENDS", "make_backend"]
+__all__ = ["ANSWER_KEYS", "BACKENDS", "answer_config", "make_backend"]
 
 BACKENDS = ("reference", "transformers", "openai")
+
+#: per backend, the model config keys that change answers: the workflow passes them as
+#: params (rerun triggers). Client knobs (base_url, concurrency, retries, timeout) are
+#: not among them, so moving a vLLM server to another node re-runs nothing.
+ANSWER_KEYS: dict[str, tuple[str, ...]] = {
+    "reference": ("backend",),
+    "transformers": (
+        "backend",
+        "model_id",
+        "revision",
+        "architecture",
+        "dtype",
+        "batch_size",
+        "max_new_tokens",
+        "trust_remote_code",
+        "adapter",
+        "adapter_subfolder",
+    ),
+    "openai": ("backend", "model_id", "revision", "max_new_tokens"),
+}
+
+
+def answer_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a model's config entry that can change its answers.
+
+    Examples
+    --------
+    >>> answer_config({"backend": "openai", "model_id": "m", "concurrency": 8})
+    {'backend': 'openai', 'model_id': 'm'}
+    """
+    backend = model_cfg.get("backend")
+    if backend not in ANSWER_KEYS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
+    return {k: model_cfg[k] for k in ANSWER_KEYS[backend] if k in model_cfg}
 
 
 def _require(model_cfg: Mapping[str, Any], keys: tuple[str, ...]) -> None:
