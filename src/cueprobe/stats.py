@@ -707,7 +707,7 @@ def _comparison_rows(
         for i, name in enumerate(rep.systems)
     }
     for lv, names in levels.items():
-        if len(names) > 1:
+        if lv not in sides:  # a pooled level, even of a single seed (shuffle_s0 -> shuffle)
             sides[lv] = (
                 float(np.mean([sides[c][0] for c in names])),
                 np.mean([sides[c][1] for c in names], axis=0),

@@ -363,6 +363,24 @@ def test_evaluate_tables():
     assert cur["rho"].iloc[0] < -0.5
 
 
+def test_evaluate_with_a_single_seed_per_intervention():
+    """Regression: one shuffle seed and one corrupt seed still form the levels."""
+    manifest, preds = fake_run()
+    single = {k: v for k, v in preds.items() if not k.endswith(("_s1", "_s2"))}
+    ev = evaluate(
+        single, manifest, labels=LABELS, splits=["test"], n_resamples=200, confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    primary = ev.comparisons[ev.comparisons["role"] == "primary"].set_index(["a", "b"])
+    shuffle = primary.loc[("aligned", "shuffle")]
+    assert shuffle["n_seeds_b"] == 1
+    assert shuffle["uar_b"] == pytest.approx(
+        ev.metrics.set_index("condition").loc["shuffle_s0", "uar"]
+    )
+    assert ("corrupt_p100", "audio_only") in primary.index
+    assert (ev.comparisons["role"] == "per_seed").sum() == 0
+
+
 def test_evaluate_reports_splits_separately_and_holm_spans_them():
     manifest, preds = fake_run(split_of=lambda i: "dev" if i < 72 else "test")
     ev = evaluate(

@@ -1,0 +1,49 @@
+"""A corpus brought as a CSV sheet runs end to end (path with a space, one seed per grid)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cueprobe import io
+from tests.e2e.conftest import snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """seed: 3
+corpora:
+  my_corpus:
+    adapter: csv
+    root: "{sheet}"
+    labels: {{angry: [anger], happy: [joy], neutral: [], sad: [sadness]}}
+    gender_specific: [PITCH]
+    shards: 2
+models:
+  reference: {{backend: reference, zero_shot: false}}
+interventions: {{shuffle_seeds: [0], corrupt_p: [0.0, 1.0], corrupt_seeds: [0]}}
+evaluation: {{n_resamples: 200}}
+"""
+
+
+def test_csv_corpus_end_to_end(demo_run, tmp_path):
+    manifest = io.read_table(demo_run / "results/demo_iemocap/manifest.parquet", "manifest")
+    sheet = manifest[["path", "label", "speaker", "gender", "split"]].copy()
+    sheet.loc[0, "label"] = "bored"  # outside the label set: excluded with its reason
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    sheet.to_csv(folder / "sheet.csv", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(sheet=folder / "sheet.csv"))
+    workdir = tmp_path / "run"
+    snakemake(workdir, "--cores", "2", config=config)
+
+    excluded = io.read_table(workdir / "results/my_corpus/excluded.parquet", "excluded")
+    assert excluded["reason"].tolist() == ["label_not_in_set: bored"]
+    kept = io.read_table(workdir / "results/my_corpus/manifest.parquet", "manifest")
+    assert len(kept) == len(manifest) - 1
+    table3 = pd.read_csv(workdir / "results/tables/table3.csv")
+    assert "reference" in set(table3.astype(str).stack())
+    comparisons = pd.read_parquet(
+        workdir / "results/my_corpus/evaluation/reference/comparisons.parquet"
+    )
+    assert {"shuffle", "conflict", "corrupt_p100"} <= set(comparisons["b"]) | set(comparisons["a"])
