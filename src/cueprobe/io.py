@@ -173,8 +173,9 @@ def write_table(df: pd.DataFrame, path: PathLike, kind: str | None = None) -> No
 
 
 def write_json(obj: Any, path: PathLike) -> None:
-    """Write JSON with sorted keys (byte-stable) atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    """Write strict JSON (NaN becomes null) with sorted keys (byte-stable), atomically."""
+    text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, default=_json_default)
+    text += "\n"
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
@@ -191,6 +192,17 @@ def write_bytes(data: bytes, path: PathLike) -> None:
 def read_json(path: PathLike) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """NaN is not JSON: browsers and jq reject it; write null instead."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, Mapping):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,0 +1,48 @@
+"""Table contracts checked on every read and write; strict, byte-stable JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cueprobe import io
+
+ROW = {"utt_id": "u1", "path": "/a.wav", "reason": "missing_audio"}
+
+
+def test_round_trip_and_atomic_write(tmp_path):
+    df = pd.DataFrame([ROW])
+    io.write_table(df, tmp_path / "sub/excluded.parquet", "excluded")
+    pd.testing.assert_frame_equal(io.read_table(tmp_path / "sub/excluded.parquet", "excluded"), df)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["excluded.parquet"]
+
+
+def test_contract_errors_name_table_file_and_column(tmp_path):
+    with pytest.raises(
+        io.TableError, match=r"excluded table \(x.parquet\) lacks column\(s\) \['reason'\]"
+    ):
+        io.validate_table(
+            pd.DataFrame([ROW]).drop(columns="reason"), "excluded", source="x.parquet"
+        )
+    with pytest.raises(io.TableError, match="column 'duration_s' must be float"):
+        manifest = {c: ["x"] for c in io.TABLES["manifest"]}
+        io.validate_table(pd.DataFrame(manifest), "manifest")
+    with pytest.raises(io.TableError, match=r"2 duplicate utt_id\(s\): 'u1'"):
+        io.validate_table(pd.DataFrame([ROW, ROW, ROW]), "excluded")
+    with pytest.raises(io.TableError, match="missing utt_id values"):
+        io.validate_table(pd.DataFrame([ROW | {"utt_id": None}]), "excluded")
+    with pytest.raises(FileNotFoundError, match="manifest table not found"):
+        io.read_table(tmp_path / "nope.parquet", "manifest")
+
+
+def test_json_is_strict_and_sorted(tmp_path):
+    io.write_json(
+        {"b": float("nan"), "a": [np.float64("nan"), 1.5], "c": np.int64(3)}, tmp_path / "x.json"
+    )
+    text = (tmp_path / "x.json").read_text()
+    assert "NaN" not in text
+    assert json.loads(text) == {"a": [None, 1.5], "b": None, "c": 3}
+    assert text.index('"a"') < text.index('"b"')
