@@ -20,6 +20,7 @@ corpora:
     shards: 2
 models:
   reference: {{backend: reference, zero_shot: false}}
+  reference_sharded: {{backend: reference, zero_shot: false, shards: 2}}
 interventions: {{shuffle_seeds: [0], corrupt_p: [0.0, 1.0], corrupt_seeds: [0]}}
 evaluation: {{n_resamples: 200}}
 """
@@ -47,3 +48,15 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
         workdir / "results/my_corpus/evaluation/reference/comparisons.parquet"
     )
     assert {"shuffle", "conflict", "corrupt_p100"} <= set(comparisons["b"]) | set(comparisons["a"])
+
+    # a model answered in 2 utterance shards per condition gives the same table as one job
+    # (same training data and seed, so the same classifier)
+    folder = workdir / "results/my_corpus/predictions"
+    for condition in ("audio_only", "aligned", "corrupt_p100_s0"):
+        shards = sorted((folder / f"reference_sharded/{condition}").glob("shard*.parquet"))
+        assert [p.name for p in shards] == ["shard0.parquet", "shard1.parquet"]
+        assert all(len(pd.read_parquet(p)) for p in shards)  # both shards hold utterances
+        one = pd.read_parquet(folder / f"reference/{condition}.parquet")
+        two = pd.read_parquet(folder / f"reference_sharded/{condition}.parquet")
+        pd.testing.assert_frame_equal(one, two)
+        assert (folder / f"reference_sharded/{condition}.check.json").exists()

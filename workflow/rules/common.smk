@@ -185,6 +185,33 @@ def get_token_outputs():
 # --- inference stage ----------------------------------------------------------
 
 
+def _model_shards(model):
+    return int(config["models"][model]["shards"])
+
+
+def unsharded_model_constraint():
+    """Models answered in one job per condition (`shards: 1`)."""
+    names = [m for m in models.index if _model_shards(m) == 1]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def sharded_model_constraint():
+    """Models answered in several jobs per condition, one per utterance shard."""
+    names = [m for m in models.index if _model_shards(m) > 1]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def get_prediction_shards(wildcards):
+    """The shard tables of one (corpus, model, condition)."""
+    return expand(
+        "results/{corpus}/predictions/{model}/{condition}/shard{shard}.parquet",
+        corpus=wildcards.corpus,
+        model=wildcards.model,
+        condition=wildcards.condition,
+        shard=range(_model_shards(wildcards.model)),
+    )
+
+
 def reference_model_constraint():
     """Models served by the trained reference backend (a never-matching pattern if none)."""
     names = [m for m in models.index if models.loc[m, "backend"] == "reference"]

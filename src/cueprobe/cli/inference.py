@@ -64,9 +64,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-retries", type=int, default=None, help="openai: retries per call")
     p.add_argument("--timeout-s", type=float, default=None, help="openai: per-call timeout")
     p.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
+    p.add_argument("--shard", type=int, default=0, help="answer only this utterance shard")
+    p.add_argument("--n-shards", type=int, default=1, help="shards of the evaluated utterances")
+    p.add_argument("--out", type=Path, required=True, help="predictions parquet")
+    p.add_argument(
+        "--check-out", type=Path, default=None, help="sanity-check JSON (not for a shard)"
+    )
+    p.set_defaults(func=_infer)
+
+    p = sub.add_parser(
+        "gather-predictions", help="join the utterance shards of one condition's predictions"
+    )
+    p.add_argument("--parts", type=Path, nargs="+", required=True, help="shard tables")
     p.add_argument("--out", type=Path, required=True, help="predictions parquet")
     p.add_argument("--check-out", type=Path, required=True, help="sanity-check JSON")
-    p.set_defaults(func=_infer)
+    p.set_defaults(func=_gather)
 
 
 # -- train-reference -----------------------------------------------------------------------
@@ -192,7 +204,7 @@ class _PartWriter:
 
 def _infer(args: argparse.Namespace) -> None:
     from cueprobe.backends.factory import make_backend
-    from cueprobe.inference import audio_dependence
+    from cueprobe.features import select_shard
     from cueprobe.inference import build_requests
     from cueprobe.inference import predictions_table
     from cueprobe.inference import run_requests
@@ -214,6 +226,9 @@ def _infer(args: argparse.Namespace) -> None:
     frame = build_requests(
         manifest, condition, templates=templates, labels=list(args.labels), splits=args.splits
     )
+    if args.n_shards > 1:
+        frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
+        log.info("shard %d of %d: %d utterances", args.shard, args.n_shards, len(frame))
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     backend = make_backend(
         cfg,
@@ -257,18 +272,39 @@ def _infer(args: argparse.Namespace) -> None:
         if shas.get(u) == row["prompt_sha"]
     }
     predictions = predictions_table(frame, answers, info=backend.info, labels=args.labels)
+    io.write_table(predictions, args.out, "predictions")
+    if args.check_out is not None:
+        _write_check(predictions, args.out, args.check_out)
+    part.unlink()
+    status = predictions["parse_status"].value_counts().to_dict()
+    log.info("%d predictions -> %s; parse status %s", len(predictions), args.out, status)
+
+
+def _write_check(predictions, out: Path, check_out: Path) -> None:
+    """The audio-dependence check of a whole condition; warns loudly when it fails."""
+    from cueprobe.inference import audio_dependence
+
     check = audio_dependence(predictions)
     if check.invariant:
         log.warning(
             "PREDICTIONS DO NOT VARY WITH THE AUDIO (%s): %s. Is the audio reaching the model?",
-            args.out,
+            out,
             check.reason,
         )
-    io.write_table(predictions, args.out, "predictions")
     status = predictions["parse_status"].value_counts().to_dict()
+    model_id = predictions["model_id"].iloc[0] if len(predictions) else ""
     io.write_json(
-        dataclasses.asdict(check) | {"parse_status": status, "model_id": backend.info.model_id},
-        args.check_out,
+        dataclasses.asdict(check) | {"parse_status": status, "model_id": model_id}, check_out
     )
-    part.unlink()
-    log.info("%d predictions -> %s; parse status %s", len(predictions), args.out, status)
+
+
+def _gather(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    parts = [io.read_table(p, "predictions") for p in args.parts]
+    predictions = pd.concat(parts, ignore_index=True)
+    # same order as an unsharded job (requests are sorted by utt_id); duplicates fail here
+    predictions = predictions.sort_values("utt_id", ignore_index=True)
+    io.write_table(predictions, args.out, "predictions")
+    _write_check(predictions, args.out, args.check_out)
+    log.info("%d predictions from %d shards -> %s", len(predictions), len(parts), args.out)
