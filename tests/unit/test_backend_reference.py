@@ -14,12 +14,12 @@ from cueprobe.backends.base import Backend
 from cueprobe.backends.base import Request
 from cueprobe.backends.reference import ReferenceBackend
 from cueprobe.backends.reference import ReferenceClassifier
+from cueprobe.backends.reference import embed_file
 from cueprobe.backends.reference import encode_tokens
 from cueprobe.backends.reference import fit_reference
 from cueprobe.backends.reference import log_mel_statistics
 from cueprobe.backends.reference import mel_filterbank
 from cueprobe.backends.reference import parse_token_block
-from cueprobe.backends.reference import read_audio
 from cueprobe.corpora import build_manifest
 from cueprobe.corpora import demo
 from cueprobe.define import level_names
@@ -59,7 +59,7 @@ def corpus(tmp_path_factory):
     ]:
         tokens[concept] = pd.qcut(p[col].to_numpy(), 5, labels=level_names(concept, 5)).astype(str)
     tokens["VOICE_QUALITY"] = np.where(p["breathiness"].to_numpy() > 0.15, "BREATHY", "MODAL")
-    embeddings = np.vstack([log_mel_statistics(read_audio(x)) for x in manifest["path"]])
+    embeddings = np.vstack([embed_file(x) for x in manifest["path"]])
     return manifest, embeddings, tokens
 
 
@@ -135,9 +135,11 @@ def test_mel_filterbank_covers_the_band():
 def test_read_audio_resamples_and_mixes_down(tmp_path):
     import soundfile
 
+    from cueprobe.audio import load_audio
+
     stereo = np.stack([np.ones(8000) * 0.5, np.zeros(8000)], axis=1)
     soundfile.write(tmp_path / "s.wav", stereo, 8000, subtype="FLOAT")
-    signal = read_audio(str(tmp_path / "s.wav"))
+    signal = load_audio(str(tmp_path / "s.wav"), 16000, dtype="float64")
     assert signal.ndim == 1 and len(signal) == 16000
     assert signal[4000:12000].mean() == pytest.approx(0.25, abs=1e-3)
 
@@ -211,7 +213,7 @@ def test_tokens_change_the_answer_and_routing(corpus, model_files):
     plain = _requests(corpus, with_tokens=False)
     cued = _requests(corpus, with_tokens=True)
     # no token block -> the audio classifier, whatever else is loaded
-    x = np.vstack([log_mel_statistics(read_audio(r.audio_path)) for r in plain])
+    x = np.vstack([embed_file(r.audio_path) for r in plain])
     assert both.generate(plain) == audio.predict(x, [])
     # a token block -> the tokens classifier, with the tokens read from the prompt
     _, _, table = corpus

@@ -59,7 +59,7 @@ __all__ = [
     "log_mel_statistics",
     "mel_filterbank",
     "parse_token_block",
-    "read_audio",
+    "embed_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ _N_FFT = 512
 # -- audio embedding -----------------------------------------------------------------------
 
 
-def read_audio(path: str, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Read an audio file as mono float64 at ``sampling_rate`` (polyphase resampling)."""
-    return load_audio(path, sampling_rate, dtype="float64")
+def embed_file(path: str, *, n_mels: int = 40) -> np.ndarray:
+    """The reference model's audio embedding of one file (training and inference alike)."""
+    return log_mel_statistics(load_audio(path, SAMPLING_RATE, dtype="float64"), n_mels=n_mels)
 
 
 def mel_filterbank(n_mels: int, *, n_fft: int, sampling_rate: int) -> np.ndarray:
@@ -437,9 +437,7 @@ class ReferenceBackend:
     def _embed(self, request: Request, n_mels: int) -> np.ndarray:
         key = f"{request.audio_key}\0{n_mels}"
         if key not in self._embeddings:
-            self._embeddings[key] = log_mel_statistics(
-                read_audio(request.audio_path), n_mels=n_mels
-            )
+            self._embeddings[key] = embed_file(request.audio_path, n_mels=n_mels)
         return self._embeddings[key]
 
     def generate(self, requests: Sequence[Request]) -> list[str]:

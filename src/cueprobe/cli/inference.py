@@ -100,12 +100,7 @@ def _train_reference(args: argparse.Namespace) -> None:
                 + ", ".join(map(repr, absent.head(5)))
             )
         tokens = table.loc[train["utt_id"]].reset_index()
-    embeddings = np.vstack(
-        [
-            reference.log_mel_statistics(reference.read_audio(p), n_mels=args.n_mels)
-            for p in train["path"]
-        ]
-    )
+    embeddings = np.vstack([reference.embed_file(p, n_mels=args.n_mels) for p in train["path"]])
     rng = np.random.default_rng([args.seed, _STAGE])
     clf = reference.fit_reference(
         embeddings,
