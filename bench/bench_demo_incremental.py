@@ -8,9 +8,13 @@ with the count of feature jobs and of ``audio_only`` jobs (goal 0 and 0). Jobs a
 read from Snakemake's output and cross-checked against the ``benchmarks/`` TSVs
 that the incremental run rewrote.
 
+``--scale K`` multiplies every demo corpus's ``n_per_speaker`` (the demo's ~300 short
+files make its token-independent work small; K shows how the ratio moves as the
+audio grows towards a real corpus).
+
 Usage::
 
-    python bench/bench_demo_incremental.py [--config demo|e2e] [--cores 2] [--keep DIR]
+    python bench/bench_demo_incremental.py [--config demo|e2e] [--scale 1] [--cores 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -49,20 +53,36 @@ def rewritten_benchmarks(workdir: Path, since: float) -> list[str]:
     )
 
 
+def job_seconds(workdir: Path, tsvs: list[str] | None = None) -> dict[str, float]:
+    """Per rule: the summed wall time of its jobs (``s`` of each benchmark TSV)."""
+    root = workdir / "benchmarks"
+    paths = [root / t for t in tsvs] if tsvs is not None else list(root.rglob("*.tsv"))
+    out: dict[str, float] = {}
+    for path in paths:
+        rule = path.relative_to(root).parts[0]
+        seconds = float(path.read_text().splitlines()[1].split("\t")[0])
+        out[rule] = out.get(rule, 0.0) + seconds
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--n-bins", type=int, default=3, help="the changed tokens.n_bins")
     parser.add_argument("--keep", type=Path, default=None, help="run here and keep it")
+    parser.add_argument("--scale", type=int, default=1, help="x demo n_per_speaker")
     args = parser.parse_args()
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench_demo_"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         cold_config = workdir / "config.yaml"
-        shutil.copy(CONFIGS[args.config], cold_config)
-        config = yaml.safe_load(cold_config.read_text())
+        config = yaml.safe_load(CONFIGS[args.config].read_text())
+        for corpus in config["corpora"].values():
+            if "demo" in corpus:
+                corpus["demo"]["n_per_speaker"] = args.scale * corpus["demo"]["n_per_speaker"]
+        cold_config.write_text(yaml.safe_dump(config, sort_keys=False))
         old_bins = config.get("tokens", {}).get("n_bins", 5)
         config.setdefault("tokens", {})["n_bins"] = args.n_bins
         new_config = workdir / "config.n_bins.yaml"
@@ -71,6 +91,7 @@ def main() -> None:
         cores = ("--cores", str(args.cores))
         proc, t_cold = _common.snakemake(workdir, cold_config, *cores)
         cold_stats = _common.job_stats(proc.stdout + proc.stderr)
+        cold_seconds = job_seconds(workdir)
         time.sleep(1.0)  # mtime resolution: separate the two runs' files
         since = time.time()
         proc, t_incr = _common.snakemake(workdir, new_config, *cores)
@@ -85,7 +106,8 @@ def main() -> None:
         bench_audio_only = [b for b in benchmarks if "audio_only" in b]
 
         print(
-            f"config: {CONFIGS[args.config]} ({args.cores} cores), n_bins {old_bins} -> {args.n_bins}"
+            f"config: {CONFIGS[args.config]} x{args.scale} n_per_speaker ({args.cores} cores), "
+            f"n_bins {old_bins} -> {args.n_bins}"
         )
         print(f"cold run: {sum(cold_stats.values())} jobs")
         print("\nincremental run, jobs per rule:")
@@ -94,6 +116,13 @@ def main() -> None:
         print(
             f"  {'total':32s} {sum(stats.values()):5d}  ({len(benchmarks)} benchmark TSVs rewritten)"
         )
+        incr_seconds = job_seconds(workdir, benchmarks)
+        print(f"\njob seconds per rule (sum over its jobs; {args.cores} cores run them)")
+        print(f"  {'rule':32s} {'cold':>7s} {'incr':>7s}")
+        for rule in sorted(cold_seconds, key=cold_seconds.get, reverse=True):
+            print(f"  {rule:32s} {cold_seconds[rule]:7.1f} {incr_seconds.get(rule, 0.0):7.1f}")
+        total_cold, total_incr = sum(cold_seconds.values()), sum(incr_seconds.values())
+        print(f"  {'total':32s} {total_cold:7.1f} {total_incr:7.1f}")
         print(f"\n{'measure':34s} {'value':>8s} {'goal':>8s}")
         print(f"{'cold run (s)':34s} {t_cold:8.1f}")
         print(f"{'incremental run (s)':34s} {t_incr:8.1f}")

@@ -1,14 +1,21 @@
 """Inference: requests from (manifest, condition, templates), batched backend calls, predictions.
 
-One job answers one (corpus, model, condition). The pieces:
+One job answers many conditions of one (corpus, model): every token condition at once
+(or audio_only alone), so a model is loaded once and each distinct model call is made
+once. The pieces:
 
 :func:`build_requests`
     the evaluated utterances (the model's evaluated splits) joined with the condition's
     token strings, one prompt each, sorted by ``utt_id`` (deterministic order);
+:func:`unique_requests`
+    the distinct model calls of several conditions, keyed by :func:`answer_key`
+    (utterance, prompt hash, audio hash), utterance-major: identical prompts (``aligned``
+    and every ``corrupt_p0_s*``) are asked once, and the requests that share an audio
+    file are neighbours in a batch;
 :func:`run_requests`
     calls the backend batch by batch over the requests not yet answered and hands each
-    finished batch to a callback (the CLI appends it to a part file and fsyncs), so a
-    killed job loses at most the batch in flight and a restart skips what is done;
+    finished batch to a callback (the CLI appends it to the answer journal and fsyncs),
+    so a killed job loses at most the batch in flight and a restart skips what is done;
 :func:`predictions_table`
     parses the raw answers (:func:`cueprobe.parsing.parse_answers`) into the predictions
     table;
@@ -42,9 +49,11 @@ __all__ = [
     "audio_dependence",
     "build_requests",
     "predictions_table",
+    "answer_key",
     "run_requests",
     "select_splits",
     "to_requests",
+    "unique_requests",
 ]
 
 log = logging.getLogger(__name__)
@@ -154,28 +163,84 @@ def to_requests(frame: pd.DataFrame) -> list[Request]:
     ]
 
 
+def answer_key(utt_id: str, prompt_sha: str, audio_sha: str) -> str:
+    """What identifies one model call: the utterance, the exact text read, the audio bytes.
+
+    Two conditions that give an utterance the same prompt share the answer; a changed
+    audio file (same ``utt_id``) or a changed prompt never does.
+    """
+    return f"{utt_id}\t{prompt_sha}\t{audio_sha}"
+
+
+def unique_requests(
+    frames: Mapping[str, pd.DataFrame], audio_sha: Mapping[str, str]
+) -> tuple[dict[str, Request], dict[str, pd.Series]]:
+    """The distinct model calls of several conditions, and each condition's keys.
+
+    Parameters
+    ----------
+    frames : mapping
+        ``condition -> build_requests(...)`` frame.
+    audio_sha : mapping
+        ``audio_path -> content hash`` of every audio file in the frames.
+
+    Returns
+    -------
+    requests : dict
+        ``answer_key -> Request``, each key once, ordered by utterance then by the
+        order of ``frames`` (the requests of one audio file are neighbours).
+    keys : dict
+        ``condition -> Series`` of answer keys, aligned with that condition's frame.
+    """
+    keys: dict[str, pd.Series] = {}
+    rows = []
+    for rank, (name, frame) in enumerate(frames.items()):
+        missing = sorted(set(frame["audio_path"]) - set(audio_sha))
+        if missing:
+            raise ValueError(f"no audio hash for {len(missing)} file(s): {missing[:3]}.")
+        k = [
+            answer_key(u, s, audio_sha[a])
+            for u, s, a in zip(
+                frame["utt_id"], frame["prompt_sha"], frame["audio_path"], strict=True
+            )
+        ]
+        keys[name] = pd.Series(k, index=frame.index, dtype=object)
+        rows.append(frame[["utt_id", "audio_path", "prompt"]].assign(key=k, rank=rank))
+    if not rows:
+        return {}, keys
+    every = pd.concat(rows, ignore_index=True).sort_values(["utt_id", "rank"], kind="stable")
+    every = every.drop_duplicates("key")
+    requests = {
+        key: Request(utt_id=u, audio_path=a, prompt=p, audio_key=u)
+        for key, u, a, p in zip(
+            every["key"], every["utt_id"], every["audio_path"], every["prompt"], strict=True
+        )
+    }
+    return requests, keys
+
+
 def run_requests(
     backend: Backend,
-    requests: Sequence[Request],
+    requests: Mapping[str, Request],
     *,
     batch_size: int,
     done: Collection[str],
-    on_batch: Callable[[Sequence[Request], Sequence[str | None]], None],
+    on_batch: Callable[[Sequence[str], Sequence[Request], Sequence[str | None]], None],
 ) -> int:
-    """Answer the requests whose ``utt_id`` is not in ``done``, ``batch_size`` at a time.
+    """Answer the requests whose key is not in ``done``, ``batch_size`` at a time.
 
     Parameters
     ----------
     backend : Backend
         Anything with ``generate(requests) -> answers``.
-    requests : sequence of Request
-        All requests of the job, in order.
+    requests : mapping
+        ``key -> Request``: all requests of the job, in order.
     batch_size : int
         Requests per ``generate`` call (and per ``on_batch`` call).
     done : collection of str
-        ``utt_id`` already answered (read back from the part file).
+        Keys already answered (read back from the answer journal).
     on_batch : callable
-        Called with each batch and its answers as soon as they come back.
+        Called with each batch's keys, requests and answers as soon as they come back.
 
     Returns
     -------
@@ -184,7 +249,7 @@ def run_requests(
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-    pending = [r for r in requests if r.utt_id not in done]
+    pending = [(k, r) for k, r in requests.items() if k not in done]
     log.info(
         "%d request(s), %d already answered, %d to go",
         len(requests),
@@ -192,8 +257,9 @@ def run_requests(
         len(pending),
     )
     for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        on_batch(batch, backend.generate(batch))
+        chunk = pending[start : start + batch_size]
+        batch = [r for _, r in chunk]
+        on_batch([k for k, _ in chunk], batch, backend.generate(batch))
     return len(pending)
 
 

@@ -6,6 +6,7 @@ here, so that every table on disk has passed :func:`validate_table`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -112,6 +113,9 @@ TABLES: dict[str, dict[str, str]] = {
     },
 }
 
+# one utterance shard of several conditions' predictions (long: utt_id repeats)
+TABLES["prediction_shard"] = {**TABLES["predictions"], "condition": "str"}
+
 #: tables whose utt_id must be unique
 _KEYED = {"manifest", "excluded", "features", "tokens", "conditions", "predictions"}
 
@@ -170,6 +174,12 @@ def write_table(df: pd.DataFrame, path: PathLike, kind: str | None = None) -> No
     if kind is not None:
         validate_table(df, kind, source=path)
     _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def file_digest(path: PathLike) -> str:
+    """Short BLAKE2b of a file's bytes (16 hex digits): identifies its content."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=8)).hexdigest()
 
 
 def write_json(obj: Any, path: PathLike) -> None:

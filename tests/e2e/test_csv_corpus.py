@@ -49,13 +49,16 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
     )
     assert {"shuffle", "conflict", "corrupt_p100"} <= set(comparisons["b"]) | set(comparisons["a"])
 
-    # a model answered in 2 utterance shards per condition gives the same table as one job
-    # (same training data and seed, so the same classifier)
+    # a model answered in 2 utterance shards per group (audio_only; the token conditions)
+    # gives the same tables as one job (same training data and seed: the same classifier)
     folder = workdir / "results/my_corpus/predictions"
+    shards = sorted(p.name for p in (folder / "reference_sharded/shards").glob("*.parquet"))
+    assert shards == [f"{g}.shard{k}.parquet" for g in ("audio_only", "tokens") for k in (0, 1)]
+    for name in shards:  # both shards hold utterances, the same ones for every condition
+        part = io.read_table(folder / "reference_sharded/shards" / name, "prediction_shard")
+        per_condition = part.groupby("condition")["utt_id"].apply(frozenset)
+        assert len(part) and per_condition.nunique() == 1
     for condition in ("audio_only", "aligned", "corrupt_p100_s0"):
-        shards = sorted((folder / f"reference_sharded/{condition}").glob("shard*.parquet"))
-        assert [p.name for p in shards] == ["shard0.parquet", "shard1.parquet"]
-        assert all(len(pd.read_parquet(p)) for p in shards)  # both shards hold utterances
         one = pd.read_parquet(folder / f"reference/{condition}.parquet")
         two = pd.read_parquet(folder / f"reference_sharded/{condition}.parquet")
         pd.testing.assert_frame_equal(one, two)

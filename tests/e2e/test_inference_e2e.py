@@ -23,8 +23,11 @@ GRID = ConditionSpec(
 )
 
 
+QUERY_RULES = ("query_audio_only", "query_token_conditions")
+
+
 def _dry_run(workdir, config) -> tuple[list[dict[str, str]], set[str]]:
-    """Wildcards of every query_model job a dry run would schedule, and all rule names."""
+    """Rule and wildcards of every inference job a dry run would schedule, and all rules."""
     proc = snakemake(workdir, "--cores", "2", "--dry-run", config=config)
     text = proc.stdout + proc.stderr
     jobs, rules = [], set()
@@ -32,9 +35,9 @@ def _dry_run(workdir, config) -> tuple[list[dict[str, str]], set[str]]:
         m = re.match(r"(?:local)?rule (\w+):", block)
         if m:
             rules.add(m[1])
-        if block.startswith("rule query_model:"):
-            m = re.search(r"wildcards: (.*)", block)
-            jobs.append(dict(kv.split("=", 1) for kv in m[1].split(", ")))
+        if m and m[1] in QUERY_RULES:
+            w = re.search(r"wildcards: (.*)", block)
+            jobs.append({"rule": m[1]} | dict(kv.split("=", 1) for kv in w[1].split(", ")))
     return jobs, rules
 
 
@@ -57,7 +60,7 @@ def test_every_condition_has_predictions_of_the_evaluated_utterances(demo_run):
             assert "train" not in splits  # the reference model never meets its training data
             expected = set(manifest.loc[manifest["split"].isin(splits), "utt_id"])
             folder = demo_run / f"results/{corpus}/predictions/{model}"
-            shas = {}
+            shas, pairs = {}, {}
             for condition in conditions:
                 pred = io.read_table(folder / f"{condition}.parquet", "predictions")
                 assert set(pred["utt_id"]) == expected, (corpus, condition)
@@ -66,9 +69,19 @@ def test_every_condition_has_predictions_of_the_evaluated_utterances(demo_run):
                 check = json.loads((folder / f"{condition}.check.json").read_text())
                 assert check["n"] == len(expected)
                 shas[condition] = set(pred["prompt_sha"])
+                pairs[condition] = set(zip(pred["utt_id"], pred["prompt_sha"], strict=True))
             assert len(shas["audio_only"]) == 1  # one audio-only prompt for everyone
             assert not shas["audio_only"] & shas["aligned"]
-            assert not list(folder.glob("*.part.jsonl"))  # finished jobs leave no part file
+            # one journal per job; each distinct (utterance, prompt) was asked once
+            journals = sorted(p.name for p in (folder / "journal").iterdir())
+            assert journals == ["audio_only.jsonl", "tokens.jsonl"]
+            rows = (folder / "journal/tokens.jsonl").read_text().splitlines()[1:]
+            asked = [tuple(json.loads(r)[k] for k in ("utt_id", "prompt_sha")) for r in rows]
+            assert len(asked) == len(set(asked))
+            distinct = {(u, s) for c in conditions[1:] for u, s in pairs[c]}
+            assert set(asked) == distinct
+            # aligned and every corrupt_p0_s* carry the same prompts: asked once, shared
+            assert len(distinct) < len(expected) * (len(conditions) - 1)
 
 
 def test_reference_classifiers_are_trained_per_corpus(demo_run):
@@ -84,9 +97,30 @@ def test_new_bins_rerun_token_conditions_but_never_audio_only(demo_copy, tmp_pat
     config = _changed_config(tmp_path, lambda c: c.setdefault("tokens", {}).update(n_bins=3))
     jobs, rules = _dry_run(demo_copy, config)
     assert "train_reference_tokens" in rules and "train_reference_audio" not in rules
-    conditions = {j["condition"] for j in jobs}
-    assert conditions == set(GRID.names()) - {"audio_only"}
-    assert len(jobs) == (len(GRID.names()) - 1) * len(CONFIG["corpora"])
+    assert "build_token_conditions" in rules and "build_audio_only_condition" not in rules
+    # one job per (corpus, model) answers every token condition; audio_only is untouched
+    assert sorted((j["rule"], j["corpus"]) for j in jobs) == sorted(
+        ("query_token_conditions", c) for c in CONFIG["corpora"]
+    )
+
+
+def test_a_new_condition_reruns_the_token_job_but_asks_only_the_new_prompts(demo_copy, tmp_path):
+    def more(cfg):
+        cfg["interventions"]["shuffle_seeds"] = [*cfg["interventions"]["shuffle_seeds"], 99]
+
+    config = _changed_config(tmp_path, more)
+    corpus = next(iter(CONFIG["corpora"]))
+    audio_only = demo_copy / f"results/{corpus}/predictions/reference/audio_only.parquet"
+    before = audio_only.stat().st_mtime_ns
+    snakemake(demo_copy, "--cores", "2", config=config)
+    log = (demo_copy / f"logs/query_model/{corpus}/reference/tokens.log").read_text()
+    folder = demo_copy / f"results/{corpus}/predictions/reference"
+    n = len(io.read_table(folder / "shuffle_s99.parquet", "predictions"))
+    old = len(io.read_table(folder / "aligned.parquet", "predictions"))
+    # every prompt of the old conditions comes from the journal; only shuffle_s99 is asked
+    m = re.search(r"(\d+) request\(s\), (\d+) already answered, (\d+) to go", log)
+    assert m and int(m[3]) <= n and int(m[2]) >= old, m and m[0]
+    assert audio_only.stat().st_mtime_ns == before
 
 
 def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_copy, tmp_path):
@@ -100,4 +134,6 @@ def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_c
 
     jobs, _ = _dry_run(demo_copy, _changed_config(tmp_path, add))
     assert {j["model"] for j in jobs} == {"reference_b"}
-    assert len(jobs) == len(GRID.names()) * len(CONFIG["corpora"])
+    assert sorted((j["rule"], j["corpus"]) for j in jobs) == sorted(
+        (r, c) for r in QUERY_RULES for c in CONFIG["corpora"]
+    )

@@ -186,11 +186,27 @@ def test_encode_tokens_one_hot():
 
 def test_reference_is_deterministic(corpus):
     a, b = _fit(corpus, with_tokens=True), _fit(corpus, with_tokens=True)
-    coef = [m.pipeline[-1].coef_ for m in (a, b)]
+    coef = [m.model["coef"] for m in (a, b)]
     np.testing.assert_array_equal(coef[0], coef[1])
     assert pickle.dumps(a) == pickle.dumps(b)
     other = _fit(corpus, with_tokens=True, seed=1)
-    assert not np.array_equal(coef[0], other.pipeline[-1].coef_)  # the seed drives augmentation
+    assert not np.array_equal(coef[0], other.model["coef"])  # the seed drives augmentation
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_numpy_prediction_equals_the_sklearn_pipeline(corpus, n_classes):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    manifest, embeddings, _ = corpus
+    keep = manifest["label"].isin(AIBO_LABELS[:n_classes]).to_numpy()
+    x, y = embeddings[keep], manifest.loc[keep, "label"].tolist()
+    assert len(set(y)) == n_classes
+    ours = fit_reference(x, y, labels=AIBO_LABELS, tokens=None, C=0.5, rng=None)
+    theirs = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=5000)).fit(x, y)
+    probe = embeddings + np.random.default_rng(0).normal(0, 0.5, embeddings.shape)
+    assert ours.predict(probe, []) == theirs.predict(probe).tolist()
 
 
 @pytest.mark.parametrize("with_tokens", [False, True])

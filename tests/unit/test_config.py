@@ -95,7 +95,11 @@ def test_model_resources_reach_the_inference_jobs(tmp_path):
     proc = _dry_run(tmp_path, config % "")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    jobs = re.findall(r"^rule query_model:\n.*?^    resources: ([^\n]*)", out, re.M | re.S)
+    jobs = re.findall(
+        r"^rule query_(?:audio_only|token_conditions):\n.*?^    resources: ([^\n]*)",
+        out,
+        re.M | re.S,
+    )
     assert jobs
     for resources in jobs:
         assert "mem_mb=3000" in resources and "runtime=7" in resources

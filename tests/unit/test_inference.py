@@ -1,4 +1,4 @@
-"""The inference runner: requests, prompts, batching, the part file, resume after SIGKILL."""
+"""The inference runner: requests, prompts, batching, the answer journal, resume after SIGKILL."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from cueprobe.inference import predictions_table
 from cueprobe.inference import run_requests
 from cueprobe.inference import select_splits
 from cueprobe.inference import to_requests
+from cueprobe.inference import unique_requests
 from cueprobe.interventions import CONCEPT_COLUMNS
 from cueprobe.prompts import PromptTemplates
 
@@ -136,6 +137,10 @@ def trained(tables) -> dict[str, Path]:
     return files
 
 
+def _journal(out: Path) -> Path:
+    return Path(f"{out}.answers.jsonl")
+
+
 def _infer_argv(tables: Path, out: Path, condition: str, model: dict, *extra: str) -> list[str]:
     return [
         "infer",
@@ -208,28 +213,67 @@ def test_build_requests_errors(tables):
 # -- running and assembling -------------------------------------------------------------------
 
 
+def _audio_sha(manifest: pd.DataFrame) -> dict[str, str]:
+    return {p: io.file_digest(p) for p in manifest["path"]}
+
+
 def test_run_requests_batches_and_skips_done(tables, trained):
     manifest = io.read_table(tables / "manifest.parquet", "manifest")
     aligned = io.read_table(tables / "aligned.parquet", "conditions")
     frame = build_requests(
         manifest, aligned, templates=TEMPLATES, labels=list(LABELS), splits=["test"]
     )
-    requests = to_requests(frame)
+    requests, _ = unique_requests({"aligned": frame}, _audio_sha(manifest))
+    keys = list(requests)
     backend = ReferenceBackend.from_files([trained["tokens"]])
     batches = []
     n = run_requests(
         backend,
         requests,
         batch_size=5,
-        done={r.utt_id for r in requests[:3]},
-        on_batch=lambda b, a: batches.append(([r.utt_id for r in b], list(a))),
+        done=set(keys[:3]),
+        on_batch=lambda k, b, a: batches.append((list(k), [r.utt_id for r in b], list(a))),
     )
     assert n == 13
-    assert [len(ids) for ids, _ in batches] == [5, 5, 3]
-    assert [u for ids, _ in batches for u in ids] == [r.utt_id for r in requests[3:]]
-    assert [a for _, ans in batches for a in ans] == backend.generate(requests[3:])
+    assert [len(ids) for _, ids, _ in batches] == [5, 5, 3]
+    assert [k for ks, _, _ in batches for k in ks] == keys[3:]
+    assert [u for _, ids, _ in batches for u in ids] == list(frame["utt_id"][3:])
+    assert [a for _, _, ans in batches for a in ans] == backend.generate(
+        [requests[k] for k in keys[3:]]
+    )
     with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
         run_requests(backend, requests, batch_size=0, done=(), on_batch=print)
+
+
+def test_unique_requests_asks_a_shared_prompt_once_utterance_major(tables):
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    aligned = io.read_table(tables / "aligned.parquet", "conditions")
+    audio_only = io.read_table(tables / "audio_only.parquet", "conditions")
+    kw = dict(templates=TEMPLATES, labels=list(LABELS), splits=["test"])
+    other = aligned.assign(token_string=aligned["token_string"].str.lower())
+    frames = {
+        "aligned": build_requests(manifest, aligned, **kw),
+        "copy": build_requests(manifest, aligned, **kw),  # like corrupt_p0_s*: same prompts
+        "lower": build_requests(manifest, other, **kw),
+        "audio_only": build_requests(manifest, audio_only, **kw),
+    }
+    shas = _audio_sha(manifest)
+    requests, keys = unique_requests(frames, shas)
+    assert len(requests) == 3 * 16  # aligned == copy: asked once
+    assert keys["aligned"].tolist() == keys["copy"].tolist()
+    assert not set(keys["aligned"]) & set(keys["lower"])
+    utts = [r.utt_id for r in requests.values()]
+    assert utts == sorted(utts)  # utterance-major: one audio file's requests are neighbours
+    first = [requests[k].prompt for k in list(requests)[:3]]
+    assert first == [
+        f["prompt"].iloc[0] for f in (frames["aligned"], frames["lower"], frames["audio_only"])
+    ]
+    # the same utterance and prompt with other audio bytes is another model call
+    moved = {p: "0" * 16 for p in shas}
+    again, _ = unique_requests(frames, moved)
+    assert not set(again) & set(requests)
+    with pytest.raises(ValueError, match="no audio hash for"):
+        unique_requests(frames, {})
 
 
 def test_predictions_table_parses_and_marks_errors():
@@ -284,9 +328,57 @@ def test_infer_cli_reference(tables, trained, tmp_path, caplog):
         assert len(pred) == 16 and set(pred["split"]) == {"test"}
         assert (pred["raw_output"] == pred["pred"]).all()  # answers are label texts
         assert set(pred["parse_status"]) == {"exact"}
-        assert not Path(f"{out}.part.jsonl").exists()
+        assert _journal(out).exists()  # kept: a later run reuses its answers
         check = json.loads(out.with_suffix(".check.json").read_text())
         assert check["n"] == 16 and check["parse_status"] == {"exact": 16}
+
+
+def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
+    tables, trained, tmp_path, caplog
+):
+    model = {"backend": "reference", "batch_size": 4}
+    files = ["--model-files", str(trained["tokens"])]
+    single = {}
+    for c in ("aligned", "audio_only"):
+        single[c] = tmp_path / f"one_{c}.parquet"
+        assert main(_infer_argv(tables, single[c], c, model, *files)) == 0
+    # one job, both conditions (the tokens classifier answers audio_only through dropout)
+    argv = _infer_argv(tables, tmp_path / "x.parquet", "aligned", model, *files)
+    cut = argv.index("--condition")
+    argv[cut + 1 : cut + 2] = [str(tables / f"{c}.parquet") for c in ("aligned", "audio_only")]
+    both = {c: tmp_path / f"both_{c}.parquet" for c in ("aligned", "audio_only")}
+    cut = argv.index("--out")
+    argv[cut:] = ["--out", *map(str, both.values())]
+    argv += ["--check-out", *(str(v.with_suffix(".check.json")) for v in both.values())]
+    argv += files
+    with caplog.at_level("INFO"):
+        assert main(argv) == 0
+    assert "2 condition(s), 32 prompts, 32 distinct model calls" in caplog.text
+    for c in both:
+        pd.testing.assert_frame_equal(
+            io.read_table(both[c], "predictions"), io.read_table(single[c], "predictions")
+        )
+        assert json.loads(both[c].with_suffix(".check.json").read_text())["n"] == 16
+    # the same in two utterance shards, joined by gather-predictions
+    shards = []
+    for k in range(2):
+        shards.append(tmp_path / f"shard{k}.parquet")
+        shard_argv = [*argv[: argv.index("--out")], *files, "--out", str(shards[-1])]
+        assert main([*shard_argv, "--shard", str(k), "--n-shards", "2"]) == 0
+        part = io.read_table(shards[-1], "prediction_shard")
+        assert set(part["condition"]) == set(both) and 0 < len(part) < 32
+    joined = {c: tmp_path / f"joined_{c}.parquet" for c in both}
+    gather = ["gather-predictions", "--parts", *map(str, shards), "--condition", *joined]
+    gather += ["--out", *map(str, joined.values())]
+    gather += ["--check-out", *(str(v.with_suffix(".check.json")) for v in joined.values())]
+    assert main(gather) == 0
+    for c in both:
+        pd.testing.assert_frame_equal(
+            io.read_table(joined[c], "predictions"), io.read_table(single[c], "predictions")
+        )
+    # paths that do not pair up are refused, naming the flag
+    assert main([*argv[: argv.index("--check-out")], *files, "--check-out", "one.json"]) == 1
+    assert main([*shard_argv, "--shard", "0", "--n-shards", "2", "--check-out", "a"]) == 1
 
 
 def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
@@ -303,13 +395,13 @@ def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
     assert "must not be scored on it" in capsys.readouterr().err
 
 
-def test_infer_cli_resumes_from_part_file(tables, trained, tmp_path, caplog):
+def test_infer_cli_resumes_from_its_journal(tables, trained, tmp_path, caplog):
     model = {"backend": "reference", "batch_size": 4}
     files = ["--model-files", str(trained["tokens"])]
     full = tmp_path / "full.parquet"
     assert main(_infer_argv(tables, full, "aligned", model, *files)) == 0
     expected = io.read_table(full, "predictions")
-    # a part file from an interrupted run: a header, 5 answers (one deliberately odd, to
+    # a journal from an interrupted run: a header, 5 answers (one deliberately odd, to
     # show it is kept, not recomputed) and a torn last line
     out = tmp_path / "resumed.parquet"
     header = {
@@ -319,8 +411,16 @@ def test_infer_cli_resumes_from_part_file(tables, trained, tmp_path, caplog):
             "decoding": "argmax",
         }
     }
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    sha = _audio_sha(manifest)
+    path = manifest.set_index("utt_id")["path"]
     rows = [
-        {"utt_id": u, "prompt_sha": s, "raw_output": "happy" if i == 0 else r}
+        {
+            "utt_id": u,
+            "prompt_sha": s,
+            "audio_sha": sha[path[u]],
+            "raw_output": "happy" if i == 0 else r,
+        }
         for i, (u, s, r) in enumerate(
             zip(
                 expected["utt_id"][:5],
@@ -330,7 +430,7 @@ def test_infer_cli_resumes_from_part_file(tables, trained, tmp_path, caplog):
             )
         )
     ]
-    part = Path(f"{out}.part.jsonl")
+    part = _journal(out)
     part.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]) + '{"utt_id": "utt0')
     with caplog.at_level("INFO"):
         assert main(_infer_argv(tables, out, "aligned", model, *files)) == 0
@@ -338,7 +438,7 @@ def test_infer_cli_resumes_from_part_file(tables, trained, tmp_path, caplog):
     got = io.read_table(out, "predictions")
     assert got["raw_output"][0] == "happy"
     pd.testing.assert_frame_equal(got.iloc[1:], expected.iloc[1:])
-    # a part file of another model revision is discarded, with a warning
+    # a journal of another model revision is discarded, with a warning
     part.write_text(
         json.dumps({"header": {**header["header"], "revision": "old"}})
         + "\n"
@@ -369,7 +469,7 @@ def test_infer_cli_warns_when_predictions_ignore_the_audio(tables, trained, tmp_
     assert check["invariant"] is True and check["n_distinct_pred"] == 1
 
 
-def test_infer_cli_openai_server_down_keeps_part_file(tables, tmp_path, capsys):
+def test_infer_cli_openai_server_down_keeps_the_journal(tables, tmp_path, capsys):
     import socket
 
     with socket.socket() as s:
@@ -385,10 +485,7 @@ def test_infer_cli_openai_server_down_keeps_part_file(tables, tmp_path, capsys):
     with pytest.raises(SystemExit, match=f"server at http://127.0.0.1:{port}/v1 failed 1 attempt"):
         main(_infer_argv(tables, out, "aligned", model))
     assert not out.exists()
-    assert (
-        json.loads(Path(f"{out}.part.jsonl").read_text().splitlines()[0])["header"]["model_id"]
-        == "m"
-    )
+    assert json.loads(_journal(out).read_text().splitlines()[0])["header"]["model_id"] == "m"
 
 
 def test_train_reference_cli_needs_tokens_for_every_training_utterance(tables, tmp_path, capsys):
@@ -497,7 +594,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(wavs, trained, tmp_path):
     assert main(_infer_argv(d, full, "aligned", model, *extra)) == 0
 
     out = tmp_path / "killed.parquet"
-    part = Path(f"{out}.part.jsonl")
+    part = _journal(out)
     proc = _run_infer(_infer_argv(d, out, "aligned", model, *extra))
     deadline = time.monotonic() + 300
     while not (part.exists() and part.read_text().count("\n") >= 4):  # header + 3 answers
@@ -517,7 +614,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(wavs, trained, tmp_path):
     pd.testing.assert_frame_equal(
         io.read_table(out, "predictions"), io.read_table(full, "predictions")
     )
-    assert not part.exists()
+    assert part.read_text().count("\n") == 1 + 200  # header + every answer, each once
 
 
 # -- the backend factory ---------------------------------------------------------------------
@@ -562,6 +659,18 @@ def test_inference_modules_import_no_heavy_library():
     code = (
         "import sys, cueprobe.cli.inference, cueprobe.inference, cueprobe.backends.factory;"
         "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_reference_inference_and_statistics_skip_sklearn_and_scipy_stats(trained):
+    """Loading a trained reference model and the statistics need neither (0.8 s each)."""
+    code = (
+        "import sys; from cueprobe.backends.reference import ReferenceBackend;"
+        f"ReferenceBackend.from_files([{str(trained['audio'])!r}, {str(trained['tokens'])!r}]);"
+        "import cueprobe.stats, cueprobe.cli.evaluation;"
+        "print(sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 # Helpers that turn the validated config into targets, parameters and resources.
 # Rules only wire files to `cueprobe` subcommands; every decision lives in src/.
 import json
+import shlex
 import os
 import re
 from pathlib import Path
@@ -129,11 +130,8 @@ condition_spec = ConditionSpec(
     corrupt_seeds=tuple(config["interventions"]["corrupt_seeds"]),
 )
 CONDITIONS = condition_spec.names()
-
-
-def token_condition_constraint():
-    """The configured conditions that carry a token block (all but audio_only)."""
-    return "|".join(re.escape(c) for c in CONDITIONS if c != "audio_only")
+#: the conditions with a token block: built, and answered, by one job per corpus (model)
+TOKEN_CONDITIONS = [c for c in CONDITIONS if c != "audio_only"]
 
 
 def condition_constraint():
@@ -170,6 +168,25 @@ def get_token_template(wildcards):
     return config["tokens"]["template"]
 
 
+def figure_outputs(pattern, *, caption, category, subcategory, labels=None):
+    """One report() output per configured format: a figure is drawn once, saved in each.
+
+    ``pattern`` and the ``labels`` values may hold ``{ext}``.
+    """
+    outputs = []
+    for ext in config["figures"]["formats"]:
+        flagged = report(
+            pattern.replace("{ext}", ext),
+            caption=caption,
+            category=category,
+            subcategory=subcategory,
+            labels={k: v.replace("{ext}", ext) for k, v in (labels or {}).items()}
+            or None,
+        )
+        outputs.append(flagged)
+    return outputs
+
+
 def get_token_outputs():
     """Tokens of every corpus, and Figure 1 in each configured format."""
     targets = expand("results/{corpus}/tokens.parquet", corpus=corpora.index)
@@ -201,14 +218,32 @@ def sharded_model_constraint():
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def get_prediction_shards(wildcards):
-    """The shard tables of one (corpus, model, condition)."""
+#: the conditions each inference job answers: audio_only alone (it must never re-run
+#: when the tokens change), and every token condition together
+QUERY_GROUPS = {"audio_only": ["audio_only"], "tokens": TOKEN_CONDITIONS}
+
+
+def get_prediction_shards(group):
+    """The utterance-shard tables of one (corpus, model, group)."""
+
+    def lookup(wildcards):
+        return expand(
+            "results/{corpus}/predictions/{model}/shards/{group}.shard{shard}.parquet",
+            corpus=wildcards.corpus,
+            model=wildcards.model,
+            group=group,
+            shard=range(_model_shards(wildcards.model)),
+        )
+
+    return lookup
+
+
+def query_outputs(group, ext):
+    """Per-condition outputs of one (corpus, model) inference job (wildcards kept)."""
     return expand(
-        "results/{corpus}/predictions/{model}/{condition}/shard{shard}.parquet",
-        corpus=wildcards.corpus,
-        model=wildcards.model,
-        condition=wildcards.condition,
-        shard=range(_model_shards(wildcards.model)),
+        "results/{{corpus}}/predictions/{{model}}/{condition}.{ext}",
+        condition=QUERY_GROUPS[group],
+        ext=ext,
     )
 
 
@@ -228,23 +263,47 @@ def get_predictions_output():
     )
 
 
-def get_query_inputs(wildcards):
-    """Manifest, condition table and, for the reference model, its trained classifier.
+def get_query_inputs(group=None):
+    """Manifest, condition tables and, for the reference model, its trained classifier.
 
+    ``group`` is "audio_only" or "tokens" (None: the job's ``group`` wildcard).
     audio_only gets the audio-only classifier (which depends on the manifest alone), so
     re-binning the tokens never re-runs audio_only inference.
     """
-    inputs = {
-        "manifest": f"results/{wildcards.corpus}/manifest.parquet",
-        "condition": f"results/{wildcards.corpus}/conditions/{wildcards.condition}.parquet",
-        "model_files": [],
-    }
-    if config["models"][wildcards.model]["backend"] == "reference":
-        kind = "audio" if wildcards.condition == "audio_only" else "tokens"
-        inputs["model_files"] = [
-            f"results/{wildcards.corpus}/models/{wildcards.model}/reference_{kind}.pkl"
-        ]
-    return inputs
+
+    def lookup(wildcards):
+        which = group or wildcards.group
+        inputs = {
+            "manifest": f"results/{wildcards.corpus}/manifest.parquet",
+            "conditions": expand(
+                "results/{corpus}/conditions/{condition}.parquet",
+                corpus=wildcards.corpus,
+                condition=QUERY_GROUPS[which],
+            ),
+            "model_files": [],
+        }
+        if config["models"][wildcards.model]["backend"] == "reference":
+            kind = "audio" if which == "audio_only" else "tokens"
+            inputs["model_files"] = [
+                f"results/{wildcards.corpus}/models/{wildcards.model}/reference_{kind}.pkl"
+            ]
+        return inputs
+
+    return lookup
+
+
+def get_shard_args(wildcards):
+    """`--shard k --n-shards n` for an utterance-shard job, else nothing."""
+    if "shard" not in wildcards.keys():
+        return ""
+    return f"--shard {int(wildcards.shard)} --n-shards {_model_shards(wildcards.model)}"
+
+
+def get_check_args(wildcards, output):
+    """`--check-out <one per condition>` where the job writes checks (not for a shard)."""
+    if "checks" not in output.keys():
+        return ""
+    return shlex.join(["--check-out", *output.checks])
 
 
 def get_model_json(wildcards):

@@ -116,7 +116,7 @@ rule plot_confusions:
         metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
         confusion="results/{corpus}/evaluation/{model}/confusion.parquet",
     output:
-        report(
+        figure_outputs(
             "results/figures/{corpus}/{model}.confusions.{ext}",
             caption="../report/figure2.rst",
             category="Evaluation",
@@ -124,11 +124,9 @@ rule plot_confusions:
             labels={"model": "{model}", "figure": "Figure 2 ({ext})"},
         ),
     log:
-        "logs/plot_confusions/{corpus}/{model}.{ext}.log",
+        "logs/plot_confusions/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/plot_confusions/{corpus}/{model}.{ext}.tsv"
-    wildcard_constraints:
-        ext="png|pdf|svg",
+        "benchmarks/plot_confusions/{corpus}/{model}.tsv"
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -144,7 +142,7 @@ rule plot_corruption_curve:
         metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
         corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
     output:
-        report(
+        figure_outputs(
             "results/figures/{corpus}/{model}.corruption_curve.{ext}",
             caption="../report/figure3.rst",
             category="Evaluation",
@@ -152,11 +150,9 @@ rule plot_corruption_curve:
             labels={"model": "{model}", "figure": "Figure 3 ({ext})"},
         ),
     log:
-        "logs/plot_corruption_curve/{corpus}/{model}.{ext}.log",
+        "logs/plot_corruption_curve/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/plot_corruption_curve/{corpus}/{model}.{ext}.tsv"
-    wildcard_constraints:
-        ext="png|pdf|svg",
+        "benchmarks/plot_corruption_curve/{corpus}/{model}.tsv"
     conda:
         "../../envs/cueprobe.yaml"
     params:

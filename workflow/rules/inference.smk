@@ -1,7 +1,11 @@
 # Inference stage: the reference model is trained per corpus, then every model answers
-# every condition. One job per (corpus, model, condition): it batches internally, appends
-# each finished batch to a part file and resumes from it, so a retry is cheap and the DAG
-# stays small (corpora x models x conditions jobs, whatever the corpus size).
+# every condition. Two jobs per (corpus, model): audio_only alone (it never re-runs when
+# the tokens change) and every token condition together, so a model is loaded once per
+# corpus, not once per condition, and a prompt shared by several conditions (aligned and
+# corrupt_p0_s*) is asked once. A job batches internally and appends each finished batch
+# to its answer journal (predictions/{model}/journal/), which it keeps: a retry resumes,
+# and a grid that gains a condition asks only the new prompts. The DAG stays small
+# (corpora x models x 2 jobs, whatever the corpus size and the number of conditions).
 
 
 rule train_reference_audio:
@@ -58,16 +62,16 @@ rule train_reference_tokens:
         " --C {params.C} --seed {params.seed} --out {output:q} 2> {log:q}"
 
 
-rule query_model:
+rule query_token_conditions:
     input:
-        unpack(get_query_inputs),
+        unpack(get_query_inputs("tokens")),
     output:
-        predictions="results/{corpus}/predictions/{model}/{condition}.parquet",
-        check="results/{corpus}/predictions/{model}/{condition}.check.json",
+        predictions=query_outputs("tokens", "parquet"),
+        checks=query_outputs("tokens", "check.json"),
     log:
-        "logs/query_model/{corpus}/{model}/{condition}.log",
+        "logs/query_model/{corpus}/{model}/tokens.log",
     benchmark:
-        "benchmarks/query_model/{corpus}/{model}/{condition}.tsv"
+        "benchmarks/query_model/{corpus}/{model}/tokens.tsv"
     wildcard_constraints:
         model=unsharded_model_constraint(),
     retries: 2
@@ -91,76 +95,83 @@ rule query_model:
         prompts=get_prompts_json,
         api_key_env=get_model_option("api_key_env"),
         seed=config["seed"],
+        journal="results/{corpus}/predictions/{model}/journal/tokens.jsonl",
+        shards=get_shard_args,
+        checks=get_check_args,
     shell:
-        "python -m cueprobe infer --manifest {input.manifest:q} --condition {input.condition:q}"
+        "python -m cueprobe infer --manifest {input.manifest:q} --condition {input.conditions:q}"
         " --model-files {input.model_files:q} --model-config {params.model:q}"
         " --labels {params.labels:q} --splits {params.splits:q} --prompts {params.prompts:q}"
         " --api-key-env {params.api_key_env:q} --seed {params.seed}"
         " --base-url {resources.base_url:q} --concurrency {resources.concurrency} --max-retries {resources.max_retries}"
-        " --timeout-s {resources.timeout_s}"
-        " --out {output.predictions:q} --check-out {output.check:q} 2> {log:q}"
+        " --timeout-s {resources.timeout_s} --journal {params.journal:q} {params.shards}"
+        " --out {output.predictions:q} {params.checks} 2> {log:q}"
 
 
-# A model with `shards: n > 1` answers each condition in n jobs, one per shard of the
-# evaluated utterances (stable utt_id hash), then one job joins them: more GPUs at once.
-rule query_model_shard:
+use rule query_token_conditions as query_audio_only with:
     input:
-        unpack(get_query_inputs),
+        unpack(get_query_inputs("audio_only")),
     output:
-        "results/{corpus}/predictions/{model}/{condition}/shard{shard}.parquet",
+        predictions=query_outputs("audio_only", "parquet"),
+        checks=query_outputs("audio_only", "check.json"),
     log:
-        "logs/query_model_shard/{corpus}/{model}/{condition}/{shard}.log",
+        "logs/query_model/{corpus}/{model}/audio_only.log",
     benchmark:
-        "benchmarks/query_model_shard/{corpus}/{model}/{condition}/{shard}.tsv"
+        "benchmarks/query_model/{corpus}/{model}/audio_only.tsv"
+    params:
+        journal="results/{corpus}/predictions/{model}/journal/audio_only.jsonl",
+
+
+# A model with `shards: n > 1` answers each group in n jobs, one per shard of the
+# evaluated utterances (stable utt_id hash), then one job per group splits the shard
+# tables into per-condition predictions: more GPUs at once.
+use rule query_token_conditions as query_model_shard with:
+    input:
+        unpack(get_query_inputs()),
+    output:
+        predictions="results/{corpus}/predictions/{model}/shards/{group}.shard{shard}.parquet",
+    log:
+        "logs/query_model_shard/{corpus}/{model}/{group}.shard{shard}.log",
+    benchmark:
+        "benchmarks/query_model_shard/{corpus}/{model}/{group}.shard{shard}.tsv"
     wildcard_constraints:
         model=sharded_model_constraint(),
+        group="audio_only|tokens",
         shard=r"\d+",
-    retries: 2
-    conda:
-        get_inference_env
-    resources:
-        gpu=get_inference_resource("gpu"),
-        mem_mb=get_inference_resource("mem_mb"),
-        runtime=get_inference_resource("runtime"),
-        slurm_partition=get_inference_resource("slurm_partition"),
-        constraint=get_inference_resource("constraint"),
-        base_url=get_base_url,
-        concurrency=get_model_option("concurrency"),
-        max_retries=get_model_option("max_retries"),
-        timeout_s=get_timeout_s,
     params:
-        model=get_model_json,
-        labels=get_labels_json,
-        splits=get_eval_splits_json,
-        prompts=get_prompts_json,
-        api_key_env=get_model_option("api_key_env"),
-        seed=config["seed"],
-        n_shards=get_model_option("shards"),
-    shell:
-        "python -m cueprobe infer --manifest {input.manifest:q} --condition {input.condition:q}"
-        " --model-files {input.model_files:q} --model-config {params.model:q}"
-        " --labels {params.labels:q} --splits {params.splits:q} --prompts {params.prompts:q}"
-        " --api-key-env {params.api_key_env:q} --seed {params.seed}"
-        " --base-url {resources.base_url:q} --concurrency {resources.concurrency} --max-retries {resources.max_retries}"
-        " --timeout-s {resources.timeout_s}"
-        " --shard {wildcards.shard} --n-shards {params.n_shards}"
-        " --out {output:q} 2> {log:q}"
+        journal="results/{corpus}/predictions/{model}/journal/{group}.shard{shard}.jsonl",
 
 
-rule gather_predictions:
+rule gather_token_predictions:
     input:
-        get_prediction_shards,
+        get_prediction_shards("tokens"),
     output:
-        predictions="results/{corpus}/predictions/{model}/{condition}.parquet",
-        check="results/{corpus}/predictions/{model}/{condition}.check.json",
+        predictions=query_outputs("tokens", "parquet"),
+        checks=query_outputs("tokens", "check.json"),
     log:
-        "logs/gather_predictions/{corpus}/{model}/{condition}.log",
+        "logs/gather_predictions/{corpus}/{model}/tokens.log",
     benchmark:
-        "benchmarks/gather_predictions/{corpus}/{model}/{condition}.tsv"
+        "benchmarks/gather_predictions/{corpus}/{model}/tokens.tsv"
     wildcard_constraints:
         model=sharded_model_constraint(),
     conda:
         "../../envs/cueprobe.yaml"
+    params:
+        names=QUERY_GROUPS["tokens"],
     shell:
-        "python -m cueprobe gather-predictions --parts {input:q}"
-        " --out {output.predictions:q} --check-out {output.check:q} 2> {log:q}"
+        "python -m cueprobe gather-predictions --parts {input:q} --condition {params.names}"
+        " --out {output.predictions:q} --check-out {output.checks:q} 2> {log:q}"
+
+
+use rule gather_token_predictions as gather_audio_only_predictions with:
+    input:
+        get_prediction_shards("audio_only"),
+    output:
+        predictions=query_outputs("audio_only", "parquet"),
+        checks=query_outputs("audio_only", "check.json"),
+    log:
+        "logs/gather_predictions/{corpus}/{model}/audio_only.log",
+    benchmark:
+        "benchmarks/gather_predictions/{corpus}/{model}/audio_only.tsv"
+    params:
+        names=QUERY_GROUPS["audio_only"],

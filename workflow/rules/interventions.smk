@@ -1,5 +1,6 @@
 # Interventions stage: one table per (corpus, condition) with the token block of each
-# utterance. audio_only depends on the manifest alone, so re-binning never touches it.
+# utterance. audio_only depends on the manifest alone, so re-binning never touches it;
+# the token conditions of a corpus are built by one job (one process start, one read).
 
 
 rule build_audio_only_condition:
@@ -18,28 +19,30 @@ rule build_audio_only_condition:
         " --out {output:q} 2> {log:q}"
 
 
-rule build_condition:
+rule build_token_conditions:
     input:
         manifest="results/{corpus}/manifest.parquet",
         tokens="results/{corpus}/tokens.parquet",
     output:
-        "results/{corpus}/conditions/{condition}.parquet",
+        expand(
+            "results/{{corpus}}/conditions/{condition}.parquet",
+            condition=TOKEN_CONDITIONS,
+        ),
     log:
-        "logs/build_condition/{corpus}/{condition}.log",
+        "logs/build_token_conditions/{corpus}.log",
     benchmark:
-        "benchmarks/build_condition/{corpus}/{condition}.tsv"
-    wildcard_constraints:
-        condition=token_condition_constraint(),
+        "benchmarks/build_token_conditions/{corpus}.tsv"
     conda:
         "../../envs/cueprobe.yaml"
     params:
+        names=TOKEN_CONDITIONS,
         n_bins=config["tokens"]["n_bins"],
         template=get_token_template,
         separator=config["tokens"]["separator"],
         vq_map=get_conflict_map_json,
         seed=config["seed"],
     shell:
-        "python -m cueprobe condition --name {wildcards.condition:q}"
+        "python -m cueprobe condition --name {params.names}"
         " --manifest {input.manifest:q} --tokens {input.tokens:q}"
         " --n-bins {params.n_bins} --template {params.template:q} --separator {params.separator:q}"
         " --voice-quality-map {params.vq_map:q} --seed {params.seed} --out {output:q} 2> {log:q}"

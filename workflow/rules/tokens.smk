@@ -46,18 +46,16 @@ rule plot_token_distribution:
         edges="results/{corpus}/token_edges.json",
         manifest="results/{corpus}/manifest.parquet",
     output:
-        report(
+        figure_outputs(
             "results/figures/{corpus}.token_distribution.{ext}",
             caption="../report/figure1.rst",
             category="Concept tokens",
             subcategory="{corpus}",
         ),
     log:
-        "logs/plot_token_distribution/{corpus}.{ext}.log",
+        "logs/plot_token_distribution/{corpus}.log",
     benchmark:
-        "benchmarks/plot_token_distribution/{corpus}.{ext}.tsv"
-    wildcard_constraints:
-        ext="png|pdf|svg",
+        "benchmarks/plot_token_distribution/{corpus}.tsv"
     localrule: True
     conda:
         "../../envs/cueprobe.yaml"

@@ -1,10 +1,13 @@
 """Subcommands ``train-reference`` (fit the reference model) and ``infer`` (query a model).
 
-``infer`` writes as it goes: every finished batch is appended to ``<out>.part.jsonl`` and
-fsync'd, so a killed job (SIGKILL, preemption, a down server) loses at most the batch in
-flight. Run again with the same arguments, it skips the utterances already answered (with
-the same prompt, model and revision), then writes the predictions table atomically and
-removes the part file.
+``infer`` answers one or more conditions in one process (the model is loaded once) and
+asks each distinct model call once (:func:`cueprobe.inference.unique_requests`). It
+writes as it goes: every finished batch is appended to the answer journal (``--journal``)
+and fsync'd, so a killed job (SIGKILL, preemption, a down server) loses at most the
+batch in flight. The journal is kept: a later run with the same model, revision and
+decoding skips every call already answered (same utterance, prompt and audio bytes),
+so a restart, or a grid that gains a condition, only asks what is new. Predictions
+tables are written atomically at the end.
 """
 
 from __future__ import annotations
@@ -46,9 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="classifier file (.pkl)")
     p.set_defaults(func=_train_reference)
 
-    p = sub.add_parser("infer", help="answer one condition's prompts with one model")
+    p = sub.add_parser("infer", help="answer the prompts of one or more conditions with one model")
     p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--condition", type=Path, required=True, help="conditions/{condition}.parquet")
+    p.add_argument(
+        "--condition",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="conditions/{condition}.parquet, one or more (the name is the file stem)",
+    )
     p.add_argument("--model-config", type=json.loads, required=True, help="JSON model entry")
     p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["test"]')
@@ -66,18 +75,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
     p.add_argument("--shard", type=int, default=0, help="answer only this utterance shard")
     p.add_argument("--n-shards", type=int, default=1, help="shards of the evaluated utterances")
-    p.add_argument("--out", type=Path, required=True, help="predictions parquet")
     p.add_argument(
-        "--check-out", type=Path, default=None, help="sanity-check JSON (not for a shard)"
+        "--out",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="predictions parquet, one per condition; with --n-shards > 1 one shard table"
+        " of every condition (for gather-predictions)",
+    )
+    p.add_argument(
+        "--check-out", type=Path, nargs="*", default=[], help="sanity-check JSON per condition"
+    )
+    p.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="answer journal: every model answer, appended as it comes (resume and reuse);"
+        " default <first output>.answers.jsonl",
     )
     p.set_defaults(func=_infer)
 
     p = sub.add_parser(
-        "gather-predictions", help="join the utterance shards of one condition's predictions"
+        "gather-predictions", help="join utterance shards into one predictions table per condition"
     )
     p.add_argument("--parts", type=Path, nargs="+", required=True, help="shard tables")
-    p.add_argument("--out", type=Path, required=True, help="predictions parquet")
-    p.add_argument("--check-out", type=Path, required=True, help="sanity-check JSON")
+    p.add_argument("--condition", nargs="+", required=True, help="condition names")
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="parquet per condition")
+    p.add_argument("--check-out", type=Path, nargs="+", required=True, help="JSON per condition")
     p.set_defaults(func=_gather)
 
 
@@ -140,16 +164,14 @@ def _token_rows(tokens) -> list[dict[str, Any]]:
 # -- infer ---------------------------------------------------------------------------------
 
 
-def _part_path(out: Path) -> Path:
-    return out.with_name(out.name + ".part.jsonl")
+def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
+    """Answers of earlier runs, ``answer_key -> raw_output`` (last row per key wins).
 
-
-def _read_part(path: Path, header: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Rows answered by an earlier, interrupted run (last row per utt_id wins).
-
-    A torn last line (killed mid-write) is cut off; a part file of another model,
+    A torn last line (killed mid-write) is cut off; a journal of another model,
     revision or decoding is discarded.
     """
+    from cueprobe.inference import answer_key
+
     if not path.exists():
         return {}
     data = path.read_bytes()
@@ -162,21 +184,17 @@ def _read_part(path: Path, header: dict[str, str]) -> dict[str, dict[str, Any]]:
         log.warning("discarding %s: written by another model, revision or decoding", path)
         path.unlink()
         return {}
-    rows = {}
-    for line in lines[1:]:
-        row = json.loads(line)
-        rows[row["utt_id"]] = row
-    return rows
+    rows = (json.loads(line) for line in lines[1:])
+    return {answer_key(r["utt_id"], r["prompt_sha"], r["audio_sha"]): r["raw_output"] for r in rows}
 
 
-class _PartWriter:
-    """Append answered batches to the part file, fsync'd per batch."""
+class _JournalWriter:
+    """Append answered batches to the answer journal, fsync'd per batch."""
 
-    def __init__(self, path: Path, header: dict[str, str], shas: dict[str, str]) -> None:
+    def __init__(self, path: Path, header: dict[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
         self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self.shas = shas
         if new:
             self._write([{"header": header}])
 
@@ -185,27 +203,57 @@ class _PartWriter:
         self.f.flush()
         os.fsync(self.f.fileno())
 
-    def __call__(self, batch, answers) -> None:
-        self._write(
-            [
-                {"utt_id": r.utt_id, "prompt_sha": self.shas[r.utt_id], "raw_output": a}
-                for r, a in zip(batch, answers, strict=True)
-            ]
-        )
+    def __call__(self, keys, batch, answers) -> None:
+        rows = []
+        for key, answer in zip(keys, answers, strict=True):
+            utt_id, prompt_sha, audio_sha = key.split("\t")
+            rows.append(
+                {
+                    "utt_id": utt_id,
+                    "prompt_sha": prompt_sha,
+                    "audio_sha": audio_sha,
+                    "raw_output": answer,
+                }
+            )
+        self._write(rows)
 
     def close(self) -> None:
         self.f.close()
 
 
+def _paired(args: argparse.Namespace) -> list[tuple[str, Path, Path | None, Path | None]]:
+    """(condition name, condition table, predictions out, check out) per condition."""
+    n = len(args.condition)
+    if args.n_shards > 1:
+        if len(args.out) != 1 or args.check_out:
+            raise ValueError(
+                "with --n-shards > 1, --out is the one shard table (no --check-out); "
+                f"got {len(args.out)} --out and {len(args.check_out)} --check-out path(s)."
+            )
+        return [(c.stem, c, None, None) for c in args.condition]
+    if len(args.out) != n:
+        raise ValueError(f"--out needs one path per --condition ({n}), got {len(args.out)}.")
+    checks = args.check_out or [None] * n
+    if len(checks) != n:
+        raise ValueError(f"--check-out needs one path per --condition ({n}), got {len(checks)}.")
+    return [(c.stem, c, o, k) for c, o, k in zip(args.condition, args.out, checks, strict=True)]
+
+
 def _infer(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from cueprobe.backends.factory import make_backend
     from cueprobe.features import select_shard
     from cueprobe.inference import build_requests
     from cueprobe.inference import predictions_table
     from cueprobe.inference import run_requests
-    from cueprobe.inference import to_requests
+    from cueprobe.inference import unique_requests
     from cueprobe.prompts import PromptTemplates
 
+    jobs = _paired(args)
+    names = [name for name, *_ in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"condition tables with the same name: {sorted(names)}.")
     cfg = dict(args.model_config)
     for key in ("concurrency", "max_retries", "timeout_s", "batch_size", "base_url"):
         if getattr(args, key) not in (None, "none"):
@@ -217,13 +265,22 @@ def _infer(args: argparse.Namespace) -> None:
         )
     templates = PromptTemplates(**args.prompts)
     manifest = io.read_table(args.manifest, "manifest")
-    condition = io.read_table(args.condition, "conditions")
-    frame = build_requests(
-        manifest, condition, templates=templates, labels=list(args.labels), splits=args.splits
-    )
+    frames, tables = {}, {}
+    for name, path, *_ in jobs:
+        tables[name] = io.read_table(path, "conditions")
+        frame = build_requests(
+            manifest,
+            tables[name],
+            templates=templates,
+            labels=list(args.labels),
+            splits=args.splits,
+        )
+        if args.n_shards > 1:
+            frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
+        frames[name] = frame
     if args.n_shards > 1:
-        frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
-        log.info("shard %d of %d: %d utterances", args.shard, args.n_shards, len(frame))
+        n_utts = len(next(iter(frames.values())))
+        log.info("shard %d of %d: %d utterances", args.shard, args.n_shards, n_utts)
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     backend = make_backend(
         cfg,
@@ -234,45 +291,58 @@ def _infer(args: argparse.Namespace) -> None:
         device=args.device,
     )
     if cfg["backend"] == "reference" and backend.tokens is None:
-        with_tokens = condition["token_string"].notna()
-        if with_tokens.any():
-            raise ValueError(
-                f"{args.condition} carries token blocks ({int(with_tokens.sum())} rows) but no "
-                "tokens classifier was given (--model-files)."
-            )
+        for name, path, *_ in jobs:
+            with_tokens = tables[name]["token_string"].notna()
+            if with_tokens.any():
+                raise ValueError(
+                    f"{path} carries token blocks ({int(with_tokens.sum())} rows) but no "
+                    "tokens classifier was given (--model-files)."
+                )
+    paths = sorted({a for f in frames.values() for a in f["audio_path"]})
+    audio_sha = {a: io.file_digest(a) for a in paths}
+    requests, keys = unique_requests(frames, audio_sha)
+    log.info(
+        "%d condition(s), %d prompts, %d distinct model calls",
+        len(frames),
+        sum(map(len, frames.values())),
+        len(requests),
+    )
     header = dataclasses.asdict(backend.info)
-    part = _part_path(args.out)
-    shas = dict(zip(frame["utt_id"], frame["prompt_sha"], strict=True))
-    answered = {
-        u: row["raw_output"]
-        for u, row in _read_part(part, header).items()
-        if shas.get(u) == row["prompt_sha"]
-    }
-    writer = _PartWriter(part, header, shas)
+    journal = args.journal or _default_journal(args)
+    answered = _read_journal(journal, header)
+    writer = _JournalWriter(journal, header)
     try:
         run_requests(
-            backend,
-            to_requests(frame),
-            batch_size=backend.batch_size,
-            done=answered,
-            on_batch=writer,
+            backend, requests, batch_size=backend.batch_size, done=answered, on_batch=writer
         )
-    except ConnectionError as err:  # openai: the server stayed down; the part file is kept
+    except ConnectionError as err:  # openai: the server stayed down; the journal is kept
         raise SystemExit(f"cueprobe infer: error: {err}") from None
     finally:
         writer.close()
-    answers = {
-        u: row["raw_output"]
-        for u, row in _read_part(part, header).items()
-        if shas.get(u) == row["prompt_sha"]
-    }
-    predictions = predictions_table(frame, answers, info=backend.info, labels=args.labels)
-    io.write_table(predictions, args.out, "predictions")
-    if args.check_out is not None:
-        _write_check(predictions, args.out, args.check_out)
-    part.unlink()
-    status = predictions["parse_status"].value_counts().to_dict()
-    log.info("%d predictions -> %s; parse status %s", len(predictions), args.out, status)
+    answers = _read_journal(journal, header)
+    tables_out = {}
+    for name, frame in frames.items():
+        by_utt = dict(zip(frame["utt_id"], keys[name].map(answers), strict=True))
+        tables_out[name] = predictions_table(frame, by_utt, info=backend.info, labels=args.labels)
+    if args.n_shards > 1:
+        long = pd.concat(
+            [t.assign(condition=name) for name, t in tables_out.items()], ignore_index=True
+        )
+        io.write_table(long, args.out[0], "prediction_shard")
+        log.info("%d predictions -> %s", len(long), args.out[0])
+        return
+    for name, _, out, check_out in jobs:
+        predictions = tables_out[name]
+        io.write_table(predictions, out, "predictions")
+        if check_out is not None:
+            _write_check(predictions, out, check_out)
+        status = predictions["parse_status"].value_counts().to_dict()
+        log.info("%s: %d predictions -> %s; parse status %s", name, len(predictions), out, status)
+
+
+def _default_journal(args: argparse.Namespace) -> Path:
+    """Beside the first output: ``<out>.answers.jsonl``."""
+    return args.out[0].with_name(args.out[0].name + ".answers.jsonl")
 
 
 def _write_check(predictions, out: Path, check_out: Path) -> None:
@@ -296,10 +366,29 @@ def _write_check(predictions, out: Path, check_out: Path) -> None:
 def _gather(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    parts = [io.read_table(p, "predictions") for p in args.parts]
-    predictions = pd.concat(parts, ignore_index=True)
-    # same order as an unsharded job (requests are sorted by utt_id); duplicates fail here
-    predictions = predictions.sort_values("utt_id", ignore_index=True)
-    io.write_table(predictions, args.out, "predictions")
-    _write_check(predictions, args.out, args.check_out)
-    log.info("%d predictions from %d shards -> %s", len(predictions), len(parts), args.out)
+    from cueprobe.inference import PREDICTION_COLUMNS
+
+    n = len(args.condition)
+    if not (len(args.out) == len(args.check_out) == n):
+        raise ValueError(
+            f"--out and --check-out need one path per --condition ({n}), "
+            f"got {len(args.out)} and {len(args.check_out)}."
+        )
+    parts = pd.concat([io.read_table(p, "prediction_shard") for p in args.parts], ignore_index=True)
+    unknown = sorted(set(parts["condition"]) - set(args.condition))
+    if unknown:
+        raise ValueError(f"the shard tables hold conditions not asked for: {unknown}.")
+    for name, out, check_out in zip(args.condition, args.out, args.check_out, strict=True):
+        predictions = parts[parts["condition"] == name]
+        if predictions.empty:
+            raise ValueError(
+                f"no shard table holds condition {name!r}: {list(map(str, args.parts))}."
+            )
+        # same order as an unsharded job (requests are sorted by utt_id); duplicates fail here
+        predictions = predictions.sort_values("utt_id", ignore_index=True)
+        predictions = predictions[list(PREDICTION_COLUMNS)]
+        io.write_table(predictions, out, "predictions")
+        _write_check(predictions, out, check_out)
+        log.info(
+            "%s: %d predictions from %d shards -> %s", name, len(predictions), len(args.parts), out
+        )

@@ -1,4 +1,4 @@
-"""Subcommand ``condition``: one token-intervention condition table per corpus."""
+"""Subcommand ``condition``: token-intervention condition tables of one corpus."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ STAGE_SEED = 3
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``condition`` subcommand."""
     p = sub.add_parser(
-        "condition", help="build one intervention condition (token block per utterance)"
+        "condition", help="build intervention conditions (token block per utterance)"
     )
     p.add_argument(
         "--name",
+        nargs="+",
         required=True,
-        help="audio_only, aligned, conflict, shuffle_s<k>, corrupt_p<pct>_s<k>",
+        help="one or more of audio_only, aligned, conflict, shuffle_s<k>, corrupt_p<pct>_s<k>",
     )
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument("--tokens", type=Path, help="tokens.parquet (not needed for audio_only)")
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--separator", help="between concepts, e.g. '; '")
     p.add_argument("--voice-quality-map", type=json.loads, help="JSON {value: opposite}")
     p.add_argument("--seed", type=int, help="root seed (config `seed`)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="one per --name")
     p.set_defaults(func=_condition)
 
 
@@ -42,15 +43,18 @@ def _condition(args: argparse.Namespace) -> None:
     from cueprobe.interventions import build_condition
     from cueprobe.interventions import parse_condition
 
-    kind, _, seed = parse_condition(args.name)
+    if len(args.out) != len(args.name):
+        raise ValueError(
+            f"--out needs one path per --name ({len(args.name)}), got {len(args.out)}."
+        )
+    kinds = [parse_condition(name) for name in args.name]  # fails on an unknown name first
     manifest = io.read_table(args.manifest, "manifest")
-    if kind == "audio_only":
-        tokens = manifest[["utt_id"]]
-    else:
+    tokens = None
+    if any(kind != "audio_only" for kind, _, _ in kinds):
         needed = ["tokens", "n_bins", "template", "separator", "voice_quality_map", "seed"]
         absent = [f"--{a.replace('_', '-')}" for a in needed if getattr(args, a) is None]
         if absent:
-            raise ValueError(f"condition {args.name!r} needs {' '.join(absent)}")
+            raise ValueError(f"condition(s) {args.name} need {' '.join(absent)}")
         tokens = io.read_table(args.tokens, "tokens")
         missing = sorted(set(manifest["utt_id"]) - set(tokens["utt_id"]))
         if missing:
@@ -58,20 +62,23 @@ def _condition(args: argparse.Namespace) -> None:
                 f"{args.tokens}: {len(missing)} manifest utterance(s) have no tokens: {missing[:5]}"
             )
         tokens = tokens.set_index("utt_id").loc[manifest["utt_id"]].reset_index()
-    # one stream per (root seed, stage, kind, condition seed); corrupt streams do not
-    # depend on p, so corruptions are nested in p (common random numbers)
-    rng = None
-    if seed is not None:
-        rng = np.random.default_rng([args.seed, STAGE_SEED, 1 if kind == "shuffle" else 2, seed])
-    table = build_condition(
-        args.name,
-        tokens,
-        n_bins=args.n_bins,
-        groups=manifest["split"].tolist(),  # shuffle within each split: the evaluated set
-        voice_quality_map=args.voice_quality_map,
-        template=args.template,
-        separator=args.separator,
-        rng=rng,
-    )
-    io.write_table(table, args.out, "conditions")
-    log.info("condition %s: %d utterances -> %s", args.name, len(table), args.out)
+    for name, (kind, _, seed), out in zip(args.name, kinds, args.out, strict=True):
+        # one stream per (root seed, stage, kind, condition seed); corrupt streams do not
+        # depend on p, so corruptions are nested in p (common random numbers)
+        rng = None
+        if seed is not None:
+            rng = np.random.default_rng(
+                [args.seed, STAGE_SEED, 1 if kind == "shuffle" else 2, seed]
+            )
+        table = build_condition(
+            name,
+            manifest[["utt_id"]] if kind == "audio_only" else tokens,
+            n_bins=args.n_bins,
+            groups=manifest["split"].tolist(),  # shuffle within each split: the evaluated set
+            voice_quality_map=args.voice_quality_map,
+            template=args.template,
+            separator=args.separator,
+            rng=rng,
+        )
+        io.write_table(table, out, "conditions")
+        log.info("condition %s: %d utterances -> %s", name, len(table), out)

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--labels", type=json.loads, default=None, help="JSON list or {label: synonyms}: row order"
     )
     p.add_argument("--title", required=True)
-    p.add_argument("--out", type=Path, required=True, help="figure file (.png, .pdf, .svg)")
+    p.add_argument(
+        "--out", type=Path, nargs="+", required=True, help="figure files, one per format"
+    )
     p.set_defaults(func=_plot)
 
 
@@ -95,7 +97,8 @@ def _plot(args: argparse.Namespace) -> None:
     labels = list(args.labels) if args.labels else sorted(manifest["label"].unique())
     freqs = token_frequencies(tokens, manifest, vocabularies=vocabularies(n_bins), labels=labels)
     fig = plot_token_distribution(freqs, title=args.title)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=150)
+    for out in args.out:  # drawn once, saved in each format
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=150)
+        log.info("wrote %s", out)
     plt.close(fig)
-    log.info("wrote %s", args.out)
