@@ -36,7 +36,8 @@ import pandas as pd
 import yaml
 
 GOAL_MB = 2048.0
-AUDIO_DIRS = ("/features/", "/models/", "/predictions/")  # outputs that need audio or a model
+# outputs that need audio or a model
+AUDIO_DIRS = ("/features/", "/embeddings/", "/models/", "/predictions/")
 
 
 def needs_audio(job: _common.PlannedJob) -> bool:
@@ -80,6 +81,11 @@ def synthesize(workdir: Path, jobs: list[_common.PlannedJob], config: dict, rng)
                 n_shards = config["corpora"][corpus]["shards"]
                 rows = select_shard(manifest, shard=int(Path(out).stem), n_shards=n_shards)
                 io.write_table(_common.synthetic_features(rows, rng), path, "features")
+            elif parts[2] == "embeddings":
+                values = rng.standard_normal((len(manifest), 80))
+                table = pd.DataFrame(values, columns=[f"logmel_{i:03d}" for i in range(80)])
+                table.insert(0, "utt_id", manifest["utt_id"].to_numpy())
+                io.write_table(table, path, "embeddings")
             elif parts[2] == "predictions" and out.endswith(".parquet"):
                 model, condition = parts[3], Path(out).stem
                 cfg = config["models"][model]

@@ -113,11 +113,14 @@ TABLES: dict[str, dict[str, str]] = {
     },
 }
 
+# the reference model's audio embedding of every utterance (+ logmel_000 ... floats)
+TABLES["embeddings"] = {"utt_id": "str"}
+
 # one utterance shard of several conditions' predictions (long: utt_id repeats)
 TABLES["prediction_shard"] = {**TABLES["predictions"], "condition": "str"}
 
 #: tables whose utt_id must be unique
-_KEYED = {"manifest", "excluded", "features", "tokens", "conditions", "predictions"}
+_KEYED = {"manifest", "excluded", "features", "tokens", "conditions", "predictions", "embeddings"}
 
 _KIND_CHECK = {
     "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),

@@ -381,6 +381,56 @@ def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
     assert main([*shard_argv, "--shard", "0", "--n-shards", "2", "--check-out", "a"]) == 1
 
 
+def test_embeddings_computed_once_serve_training_and_inference(
+    tables, trained, tmp_path, monkeypatch, capsys
+):
+    from cueprobe.backends import reference
+
+    table = tmp_path / "logmel.parquet"
+    assert (
+        main(
+            ["embed-reference", "--manifest", str(tables / "manifest.parquet"), "--out", str(table)]
+        )
+        == 0
+    )
+    emb = io.read_table(table, "embeddings")
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    assert emb["utt_id"].tolist() == manifest["utt_id"].tolist() and emb.shape[1] == 1 + 80
+    # training from the table gives the very classifier that training from the audio gives
+    out = tmp_path / "tokens.pkl"
+    argv = ["train-reference", "--manifest", str(tables / "manifest.parquet")]
+    argv += ["--embeddings", str(table), "--labels", json.dumps(LABELS), "--C", "1.0"]
+    argv += ["--seed", "3", "--out", str(out), "--tokens", str(tables / "tokens.parquet")]
+    argv += ["--n-bins", "5", "--token-template", "{concept}={value}", "--token-separator", "; "]
+    argv += ["--token-dropout", "0.3", "--token-corrupt", "0.3"]
+    assert main(argv) == 0
+    assert out.read_bytes() == trained["tokens"].read_bytes()
+    # and inference with the table reads no audio, with the same answers
+    model = {"backend": "reference", "batch_size": 4}
+    plain = tmp_path / "plain.parquet"
+    assert (
+        main(_infer_argv(tables, plain, "aligned", model, "--model-files", str(trained["tokens"])))
+        == 0
+    )
+
+    def no_audio(*args, **kwargs):
+        raise AssertionError("read audio although the embeddings were given")
+
+    monkeypatch.setattr(reference, "embed_file", no_audio)
+    cached = tmp_path / "cached.parquet"
+    files = ["--model-files", str(trained["tokens"]), str(table)]
+    assert main(_infer_argv(tables, cached, "aligned", model, *files)) == 0
+    a, b = io.read_table(plain, "predictions"), io.read_table(cached, "predictions")
+    assert a["pred"].tolist() == b["pred"].tolist()
+    assert a["revision"][0] != b["revision"][0]  # the revision names every file it used
+    # an embeddings table that misses a training utterance fails, naming it
+    first_train = manifest.loc[manifest["split"] == "train", "utt_id"].iloc[0]
+    io.write_table(emb[emb["utt_id"] != first_train], tmp_path / "short.parquet", "embeddings")
+    argv[argv.index(str(table))] = str(tmp_path / "short.parquet")
+    assert main(argv) == 1
+    assert f"no embedding for 1 utterance(s): {first_train!r}" in capsys.readouterr().err
+
+
 def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
     tables, trained, tmp_path, capsys
 ):

@@ -285,7 +285,8 @@ def get_query_inputs(group=None):
         if config["models"][wildcards.model]["backend"] == "reference":
             kind = "audio" if which == "audio_only" else "tokens"
             inputs["model_files"] = [
-                f"results/{wildcards.corpus}/models/{wildcards.model}/reference_{kind}.pkl"
+                f"results/{wildcards.corpus}/models/{wildcards.model}/reference_{kind}.pkl",
+                f"results/{wildcards.corpus}/embeddings/logmel.parquet",
             ]
         return inputs
 

@@ -8,9 +8,29 @@
 # (corpora x models x 2 jobs, whatever the corpus size and the number of conditions).
 
 
+# The reference model's log-mel embedding of every utterance, once per corpus: it depends
+# on the audio alone, so training on new tokens and answering the token conditions never
+# read audio again.
+rule embed_reference_audio:
+    input:
+        manifest="results/{corpus}/manifest.parquet",
+    output:
+        "results/{corpus}/embeddings/logmel.parquet",
+    log:
+        "logs/embed_reference_audio/{corpus}.log",
+    benchmark:
+        "benchmarks/embed_reference_audio/{corpus}.tsv"
+    conda:
+        "../../envs/cueprobe.yaml"
+    shell:
+        "python -m cueprobe embed-reference --manifest {input.manifest:q}"
+        " --out {output:q} 2> {log:q}"
+
+
 rule train_reference_audio:
     input:
         manifest="results/{corpus}/manifest.parquet",
+        embeddings="results/{corpus}/embeddings/logmel.parquet",
     output:
         "results/{corpus}/models/{model}/reference_audio.pkl",
     log:
@@ -27,6 +47,7 @@ rule train_reference_audio:
         seed=config["seed"],
     shell:
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
+        " --embeddings {input.embeddings:q}"
         " --labels {params.labels:q} --C {params.C} --seed {params.seed}"
         " --out {output:q} 2> {log:q}"
 
@@ -35,6 +56,7 @@ rule train_reference_tokens:
     input:
         manifest="results/{corpus}/manifest.parquet",
         tokens="results/{corpus}/tokens.parquet",
+        embeddings="results/{corpus}/embeddings/logmel.parquet",
     output:
         "results/{corpus}/models/{model}/reference_tokens.pkl",
     log:
@@ -56,7 +78,8 @@ rule train_reference_tokens:
         seed=config["seed"],
     shell:
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
-        " --tokens {input.tokens:q} --labels {params.labels:q} --n-bins {params.n_bins}"
+        " --embeddings {input.embeddings:q} --tokens {input.tokens:q}"
+        " --labels {params.labels:q} --n-bins {params.n_bins}"
         " --token-template {params.template:q} --token-separator {params.separator:q}"
         " --token-dropout {params.dropout} --token-corrupt {params.corrupt}"
         " --C {params.C} --seed {params.seed} --out {output:q} 2> {log:q}"

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cueprobe import io
 from cueprobe.audio import load_audio
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
@@ -60,6 +61,7 @@ __all__ = [
     "mel_filterbank",
     "parse_token_block",
     "embed_file",
+    "embedding_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,33 @@ _N_FFT = 512
 def embed_file(path: str, *, n_mels: int = 40) -> np.ndarray:
     """The reference model's audio embedding of one file (training and inference alike)."""
     return log_mel_statistics(load_audio(path, SAMPLING_RATE, dtype="float64"), n_mels=n_mels)
+
+
+def embedding_table(
+    utt_ids: Sequence[str], paths: Sequence[str], *, n_mels: int = 40
+) -> pd.DataFrame:
+    """:func:`embed_file` of every file: ``utt_id`` + ``logmel_000``... (2 * n_mels floats).
+
+    Computed once per corpus (it depends on the audio only), so that training with
+    new tokens and answering token conditions never read audio again.
+    """
+    rows = np.vstack([embed_file(p, n_mels=n_mels) for p in paths]) if len(paths) else None
+    width = 2 * n_mels
+    data = rows if rows is not None else np.empty((0, width))
+    table = pd.DataFrame(data, columns=[f"logmel_{i:03d}" for i in range(width)])
+    table.insert(0, "utt_id", list(utt_ids))
+    return table
+
+
+def embeddings_of(table: pd.DataFrame, utt_ids: Sequence[str], *, source: str) -> np.ndarray:
+    """Rows of an :func:`embedding_table` for ``utt_ids``, in order (missing ones fail)."""
+    indexed = table.set_index("utt_id")
+    absent = [u for u in utt_ids if u not in indexed.index]
+    if absent:
+        raise ValueError(
+            f"{source}: no embedding for {len(absent)} utterance(s): {', '.join(map(repr, absent[:5]))}."
+        )
+    return indexed.loc[list(utt_ids)].to_numpy(dtype=np.float64)
 
 
 def mel_filterbank(n_mels: int, *, n_fft: int, sampling_rate: int) -> np.ndarray:
@@ -432,26 +461,50 @@ class ReferenceBackend:
         )
         self._embeddings: dict[str, np.ndarray] = {}
 
+    def use_embeddings(self, table: pd.DataFrame) -> None:
+        """Answer from precomputed :func:`embedding_table` rows (keyed by ``audio_key``).
+
+        Requests whose key is not in the table are embedded from their audio file.
+        """
+        width = table.shape[1] - 1
+        for clf in (self.audio, self.tokens):
+            if clf is not None and 2 * clf.n_mels != width:
+                raise ValueError(
+                    f"the embeddings have {width} values, the {clf.kind} classifier "
+                    f"expects {2 * clf.n_mels}."
+                )
+        values = table.drop(columns="utt_id").to_numpy(dtype=np.float64)
+        for key, row in zip(table["utt_id"], values, strict=True):
+            self._embeddings[f"{key}\0{width // 2}"] = row
+
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], *, batch_size: int = 64) -> ReferenceBackend:
-        """Load saved classifiers (one ``audio`` and/or one ``tokens``).
+        """Load saved classifiers (one ``audio`` and/or one ``tokens``), and optionally
+        an embeddings table (``.parquet``, :func:`embedding_table`).
 
         The revision is a hash of the files' bytes, so it names the trained weights.
         """
         h = hashlib.sha256()
         loaded: dict[str, ReferenceClassifier] = {}
+        tables = []
         for path in sorted(map(str, paths)):
             h.update(Path(path).read_bytes())
+            if path.endswith(".parquet"):
+                tables.append(path)
+                continue
             clf = ReferenceClassifier.load(path)
             if clf.kind in loaded:
                 raise ValueError(f"two {clf.kind!r} reference classifiers given: {list(paths)}.")
             loaded[clf.kind] = clf
-        return cls(
+        backend = cls(
             loaded.get("audio"),
             loaded.get("tokens"),
             revision=h.hexdigest()[:12],
             batch_size=batch_size,
         )
+        for path in tables:
+            backend.use_embeddings(io.read_table(path, "embeddings"))
+        return backend
 
     def _embed(self, request: Request, n_mels: int) -> np.ndarray:
         key = f"{request.audio_key}\0{n_mels}"

@@ -33,8 +33,19 @@ _STAGE = 4
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the inference-stage subcommands."""
+    p = sub.add_parser(
+        "embed-reference", help="the reference model's audio embedding of every utterance"
+    )
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--n-mels", type=int, default=40)
+    p.add_argument("--out", type=Path, required=True, help="embeddings parquet")
+    p.set_defaults(func=_embed_reference)
+
     p = sub.add_parser("train-reference", help="fit a reference classifier on the train split")
     p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument(
+        "--embeddings", type=Path, default=None, help="from embed-reference; omit: read the audio"
+    )
     p.add_argument("--tokens", type=Path, default=None, help="tokens.parquet; omit: audio-only")
     p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--train-splits", type=json.loads, default=["train"], help="JSON list")
@@ -105,7 +116,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_gather)
 
 
-# -- train-reference -----------------------------------------------------------------------
+# -- embed-reference / train-reference ----------------------------------------------------
+
+
+def _embed_reference(args: argparse.Namespace) -> None:
+    from cueprobe.backends import reference
+
+    manifest = io.read_table(args.manifest, "manifest")
+    table = reference.embedding_table(
+        manifest["utt_id"].tolist(), manifest["path"].tolist(), n_mels=args.n_mels
+    )
+    io.write_table(table, args.out, "embeddings")
+    log.info("%d embeddings (%d values each) -> %s", len(table), table.shape[1] - 1, args.out)
 
 
 def _train_reference(args: argparse.Namespace) -> None:
@@ -124,7 +146,14 @@ def _train_reference(args: argparse.Namespace) -> None:
                 + ", ".join(map(repr, absent.head(5)))
             )
         tokens = table.loc[train["utt_id"]].reset_index()
-    embeddings = np.vstack([reference.embed_file(p, n_mels=args.n_mels) for p in train["path"]])
+    if args.embeddings is not None:
+        embeddings = reference.embeddings_of(
+            io.read_table(args.embeddings, "embeddings"),
+            train["utt_id"],
+            source=str(args.embeddings),
+        )
+    else:
+        embeddings = np.vstack([reference.embed_file(p, n_mels=args.n_mels) for p in train["path"]])
     rng = np.random.default_rng([args.seed, _STAGE])
     clf = reference.fit_reference(
         embeddings,
