@@ -113,7 +113,7 @@ def test_a_new_condition_reruns_the_token_job_but_asks_only_the_new_prompts(demo
     audio_only = demo_copy / f"results/{corpus}/predictions/reference/audio_only.parquet"
     before = audio_only.stat().st_mtime_ns
     snakemake(demo_copy, "--cores", "2", config=config)
-    log = (demo_copy / f"logs/query_model/{corpus}/reference/tokens.log").read_text()
+    log = (demo_copy / f"logs/query_token_conditions/{corpus}/reference.log").read_text()
     folder = demo_copy / f"results/{corpus}/predictions/reference"
     n = len(io.read_table(folder / "shuffle_s99.parquet", "predictions"))
     old = len(io.read_table(folder / "aligned.parquet", "predictions"))

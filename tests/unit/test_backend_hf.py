@@ -145,6 +145,27 @@ def test_deterministic_and_greedy(backend: TransformersBackend, wavs: list[str])
     assert backend.generate(requests) == backend.generate(requests)
 
 
+def test_a_batch_of_one_utterance_decodes_its_audio_once(
+    backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Token conditions of one utterance share a batch: the file is read once, per row alike."""
+    import cueprobe.backends.hf as hf
+
+    calls = []
+
+    def counting(path, *args, **kwargs):
+        calls.append(path)
+        return load_audio(path, *args, **kwargs)
+
+    monkeypatch.setattr(hf, "load_audio", counting)
+    same = [Request("u0", wavs[1], p, "u0") for p in PROMPTS]
+    inputs = backend.prepare(same)
+    assert calls == [wavs[1]]
+    alone = backend.prepare(same[:1])
+    key = next(k for k in inputs if "feature" in k and isinstance(inputs[k], torch.Tensor))
+    assert torch.equal(inputs[key][0], alone[key][0])
+
+
 def test_audio_reaches_model(backend: TransformersBackend, wavs: list[str]) -> None:
     """The ``audio=`` trap: the placeholder expands with the duration and the audio matters."""
     token_id = backend.processor.tokenizer.convert_tokens_to_ids(AUDIO_TOKENS[backend.architecture])

@@ -92,9 +92,9 @@ rule query_token_conditions:
         predictions=query_outputs("tokens", "parquet"),
         checks=query_outputs("tokens", "check.json"),
     log:
-        "logs/query_model/{corpus}/{model}/tokens.log",
+        "logs/query_token_conditions/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/query_model/{corpus}/{model}/tokens.tsv"
+        "benchmarks/query_token_conditions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=unsharded_model_constraint(),
     retries: 2
@@ -138,9 +138,9 @@ use rule query_token_conditions as query_audio_only with:
         predictions=query_outputs("audio_only", "parquet"),
         checks=query_outputs("audio_only", "check.json"),
     log:
-        "logs/query_model/{corpus}/{model}/audio_only.log",
+        "logs/query_audio_only/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/query_model/{corpus}/{model}/audio_only.tsv"
+        "benchmarks/query_audio_only/{corpus}/{model}.tsv"
     params:
         journal="results/{corpus}/predictions/{model}/journal/audio_only.jsonl",
 
@@ -172,9 +172,9 @@ rule gather_token_predictions:
         predictions=query_outputs("tokens", "parquet"),
         checks=query_outputs("tokens", "check.json"),
     log:
-        "logs/gather_predictions/{corpus}/{model}/tokens.log",
+        "logs/gather_token_predictions/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/gather_predictions/{corpus}/{model}/tokens.tsv"
+        "benchmarks/gather_token_predictions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=sharded_model_constraint(),
     conda:
@@ -193,8 +193,8 @@ use rule gather_token_predictions as gather_audio_only_predictions with:
         predictions=query_outputs("audio_only", "parquet"),
         checks=query_outputs("audio_only", "check.json"),
     log:
-        "logs/gather_predictions/{corpus}/{model}/audio_only.log",
+        "logs/gather_audio_only_predictions/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/gather_predictions/{corpus}/{model}/audio_only.tsv"
+        "benchmarks/gather_audio_only_predictions/{corpus}/{model}.tsv"
     params:
         names=QUERY_GROUPS["audio_only"],

@@ -274,7 +274,13 @@ class TransformersBackend:
             )
             for r in requests
         ]
-        audio = [load_audio(r.audio_path, self.sampling_rate) for r in requests]
+        # a batch holds several conditions of one utterance (requests come utterance-major):
+        # decode and resample each file once
+        loaded = {
+            path: load_audio(path, self.sampling_rate)
+            for path in dict.fromkeys(r.audio_path for r in requests)
+        }
+        audio = [loaded[r.audio_path] for r in requests]
         kwargs: dict[str, Any] = {"return_tensors": "pt", "sampling_rate": self.sampling_rate}
         if self._pads:
             kwargs["padding"] = True
