@@ -151,6 +151,9 @@ def exact_peak(workdir: Path, config: Path, target: str, rule: str) -> float | N
     cmd = shell_of(workdir, config, target, rule)
     if cmd is None:
         return None
+    log = re.search(r"2> (\S+)$", cmd)  # a job that never ran here has no log folder yet
+    if log:
+        (workdir / log[1].strip("'")).parent.mkdir(parents=True, exist_ok=True)
     peak, _ = _common.peak_rss_mb(
         ["bash", "-c", cmd.replace("python -m", f"{_common.BIN}/python -m", 1)], cwd=workdir
     )

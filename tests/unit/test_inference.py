@@ -538,6 +538,21 @@ def test_infer_cli_openai_server_down_keeps_the_journal(tables, tmp_path, capsys
     assert json.loads(_journal(out).read_text().splitlines()[0])["header"]["model_id"] == "m"
 
 
+def test_infer_cli_records_a_rejected_request_as_error(tables, tmp_path):
+    from tests.unit.test_backend_openai import ChatServer
+
+    with ChatServer(script=[(400, {"error": "audio too long"}, {})]) as server:
+        model = {"backend": "openai", "model_id": "m", "base_url": server.url, "concurrency": 1}
+        out = tmp_path / "o.parquet"
+        assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    pred = io.read_table(out, "predictions")
+    first = pred["utt_id"].min()  # requests go utterance-major: the first one was rejected
+    errors = pred[pred["parse_status"] == "error"]
+    assert errors["utt_id"].tolist() == [first]
+    assert errors["raw_output"].isna().all() and errors["pred"].tolist() == [""]
+    assert len(pred) == 16 and pred["raw_output"].notna().sum() == 15
+
+
 def test_train_reference_cli_needs_tokens_for_every_training_utterance(tables, tmp_path, capsys):
     tokens = io.read_table(tables / "tokens.parquet", "tokens")
     io.write_table(tokens.iloc[2:], tmp_path / "tokens.parquet", "tokens")

@@ -351,7 +351,8 @@ def _infer(args: argparse.Namespace) -> None:
     answers = _read_journal(journal, header)
     tables_out = {}
     for name, frame in frames.items():
-        by_utt = dict(zip(frame["utt_id"], keys[name].map(answers), strict=True))
+        # a plain dict, not Series.map: that would turn a None answer (error) into NaN
+        by_utt = {u: answers[k] for u, k in zip(frame["utt_id"], keys[name], strict=True)}
         tables_out[name] = predictions_table(frame, by_utt, info=backend.info, labels=args.labels)
     if args.n_shards > 1:
         long = pd.concat(
