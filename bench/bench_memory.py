@@ -219,6 +219,14 @@ def at_scale(workdir: Path, args) -> tuple[pd.DataFrame, dict]:
         )
         for rule, kind in (("train_reference_audio", "audio"), ("train_reference_tokens", "tokens"))
     }
+    # and then answers with it, for real: the embeddings table means no audio is decoded
+    # (the manifest's files exist, empty, for the answer keys' content hash)
+    for rule, condition in (
+        ("query_audio_only", "audio_only"),
+        ("query_token_conditions", "aligned"),
+    ):
+        target = f"results/{largest}/predictions/reference/{condition}.parquet"
+        trained[rule] = exact_peak(workdir, config_path, target, rule)
     return peaks, {
         "trained": trained,
         "largest": largest,
@@ -316,8 +324,8 @@ def main() -> None:
                 f"{rule:30s} {r1:8.0f} {r2:8.0f} {per_file:8.3f} {projected:9.0f} {projected / GOAL_MB:6.2f}"
             )
         print(
-            f"\nreference training at scale ({info['largest']}, {sizes[info['largest']]} "
-            "utterances, synthetic embeddings), time -v:"
+            f"\nreference model at scale ({info['largest']}, {sizes[info['largest']]} "
+            "utterances, synthetic embeddings; inference on its held-out splits), time -v:"
         )
         for rule, peak in info["trained"].items():
             shown = "n/a" if peak is None else f"{peak:.0f} MB ({peak / GOAL_MB:.2f} of goal)"

@@ -32,6 +32,7 @@ from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from cueprobe.backends.base import Backend
@@ -46,6 +47,7 @@ from cueprobe.prompts import prompt_sha
 __all__ = [
     "PREDICTION_COLUMNS",
     "AudioDependence",
+    "RequestTable",
     "audio_dependence",
     "build_requests",
     "predictions_table",
@@ -172,9 +174,41 @@ def answer_key(utt_id: str, prompt_sha: str, audio_sha: str) -> str:
     return f"{utt_id}\t{prompt_sha}\t{audio_sha}"
 
 
+class RequestTable(Mapping[str, Request]):
+    """``answer_key -> Request``, made on access from the condition frames' columns.
+
+    A 32-condition job at FAU-Aibo size has ~350k distinct calls; holding them as
+    Request objects (over concatenated frames) took 1 GB more than the frames themselves
+    (measured), so a request is made only when its batch runs.
+    """
+
+    def __init__(
+        self, columns: Sequence[Mapping[str, pd.Series]], where: dict[str, tuple[int, int]]
+    ):
+        self._columns = columns
+        self._where = where
+
+    def __getitem__(self, key: str) -> Request:
+        rank, row = self._where[key]
+        c = self._columns[rank]
+        utt_id = c["utt_id"].iat[row]
+        return Request(
+            utt_id=utt_id,
+            audio_path=c["audio_path"].iat[row],
+            prompt=c["prompt"].iat[row],
+            audio_key=utt_id,
+        )
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
 def unique_requests(
     frames: Mapping[str, pd.DataFrame], audio_sha: Mapping[str, str]
-) -> tuple[dict[str, Request], dict[str, pd.Series]]:
+) -> tuple[RequestTable, dict[str, pd.Series]]:
     """The distinct model calls of several conditions, and each condition's keys.
 
     Parameters
@@ -186,37 +220,44 @@ def unique_requests(
 
     Returns
     -------
-    requests : dict
+    requests : RequestTable
         ``answer_key -> Request``, each key once, ordered by utterance then by the
         order of ``frames`` (the requests of one audio file are neighbours).
     keys : dict
         ``condition -> Series`` of answer keys, aligned with that condition's frame.
     """
     keys: dict[str, pd.Series] = {}
-    rows = []
+    columns, utts, ranks, rows, every = [], [], [], [], []
     for rank, (name, frame) in enumerate(frames.items()):
         missing = sorted(set(frame["audio_path"]) - set(audio_sha))
         if missing:
             raise ValueError(f"no audio hash for {len(missing)} file(s): {missing[:3]}.")
-        k = [
-            answer_key(u, s, audio_sha[a])
-            for u, s, a in zip(
-                frame["utt_id"], frame["prompt_sha"], frame["audio_path"], strict=True
-            )
-        ]
-        keys[name] = pd.Series(k, index=frame.index, dtype=object)
-        rows.append(frame[["utt_id", "audio_path", "prompt"]].assign(key=k, rank=rank))
-    if not rows:
-        return {}, keys
-    every = pd.concat(rows, ignore_index=True).sort_values(["utt_id", "rank"], kind="stable")
-    every = every.drop_duplicates("key")
-    requests = {
-        key: Request(utt_id=u, audio_path=a, prompt=p, audio_key=u)
-        for key, u, a, p in zip(
-            every["key"], every["utt_id"], every["audio_path"], every["prompt"], strict=True
+        k = np.asarray(
+            [
+                answer_key(u, s, audio_sha[a])
+                for u, s, a in zip(
+                    frame["utt_id"], frame["prompt_sha"], frame["audio_path"], strict=True
+                )
+            ],
+            dtype=object,
         )
-    }
-    return requests, keys
+        keys[name] = pd.Series(k, index=frame.index, dtype=object)
+        columns.append({c: frame[c] for c in ("utt_id", "audio_path", "prompt")})
+        utts.append(frame["utt_id"].to_numpy())
+        ranks.append(np.full(len(frame), rank))
+        rows.append(np.arange(len(frame)))
+        every.append(k)
+    where: dict[str, tuple[int, int]] = {}
+    if every:
+        order = (
+            pd.DataFrame({"utt": np.concatenate(utts), "rank": np.concatenate(ranks)})
+            .sort_values(["utt", "rank"], kind="stable")
+            .index.to_numpy()
+        )
+        all_keys, all_ranks, all_rows = (np.concatenate(x) for x in (every, ranks, rows))
+        for i in order:
+            where.setdefault(all_keys[i], (int(all_ranks[i]), int(all_rows[i])))
+    return RequestTable(columns, where), keys
 
 
 def run_requests(
@@ -249,7 +290,7 @@ def run_requests(
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-    pending = [(k, r) for k, r in requests.items() if k not in done]
+    pending = [k for k in requests if k not in done]
     log.info(
         "%d request(s), %d already answered, %d to go",
         len(requests),
@@ -258,8 +299,8 @@ def run_requests(
     )
     for start in range(0, len(pending), batch_size):
         chunk = pending[start : start + batch_size]
-        batch = [r for _, r in chunk]
-        on_batch([k for k, _ in chunk], batch, backend.generate(batch))
+        batch = [requests[k] for k in chunk]  # made per batch (see RequestTable)
+        on_batch(chunk, batch, backend.generate(batch))
     return len(pending)
 
 

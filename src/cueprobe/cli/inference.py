@@ -330,6 +330,7 @@ def _infer(args: argparse.Namespace) -> None:
     paths = sorted({a for f in frames.values() for a in f["audio_path"]})
     audio_sha = {a: io.file_digest(a) for a in paths}
     requests, keys = unique_requests(frames, audio_sha)
+    del tables  # what is left of memory goes to the answers (a 32-condition job is large)
     log.info(
         "%d condition(s), %d prompts, %d distinct model calls",
         len(frames),
@@ -348,26 +349,26 @@ def _infer(args: argparse.Namespace) -> None:
         raise SystemExit(f"cueprobe infer: error: {err}") from None
     finally:
         writer.close()
+    del answered, requests
     answers = _read_journal(journal, header)
-    tables_out = {}
-    for name, frame in frames.items():
+    shard_tables = []
+    for name, _, out, check_out in jobs:  # one table at a time: written, then dropped
+        frame = frames.pop(name)
         # a plain dict, not Series.map: that would turn a None answer (error) into NaN
-        by_utt = {u: answers[k] for u, k in zip(frame["utt_id"], keys[name], strict=True)}
-        tables_out[name] = predictions_table(frame, by_utt, info=backend.info, labels=args.labels)
-    if args.n_shards > 1:
-        long = pd.concat(
-            [t.assign(condition=name) for name, t in tables_out.items()], ignore_index=True
-        )
-        io.write_table(long, args.out[0], "prediction_shard")
-        log.info("%d predictions -> %s", len(long), args.out[0])
-        return
-    for name, _, out, check_out in jobs:
-        predictions = tables_out[name]
+        by_utt = {u: answers[k] for u, k in zip(frame["utt_id"], keys.pop(name), strict=True)}
+        predictions = predictions_table(frame, by_utt, info=backend.info, labels=args.labels)
+        if args.n_shards > 1:
+            shard_tables.append(predictions.assign(condition=name))
+            continue
         io.write_table(predictions, out, "predictions")
         if check_out is not None:
             _write_check(predictions, out, check_out)
         status = predictions["parse_status"].value_counts().to_dict()
         log.info("%s: %d predictions -> %s; parse status %s", name, len(predictions), out, status)
+    if args.n_shards > 1:
+        long = pd.concat(shard_tables, ignore_index=True)
+        io.write_table(long, args.out[0], "prediction_shard")
+        log.info("%d predictions -> %s", len(long), args.out[0])
 
 
 def _default_journal(args: argparse.Namespace) -> Path:
