@@ -88,3 +88,21 @@ def test_figure_errors(ev):
         savefig_kwargs("gif")
     with pytest.raises(ValueError, match=r"no confusion counts for \['nope'\] on split 'dev'"):
         pooled_rates(ev.confusion, "dev", ["nope"])
+
+
+def test_every_format_of_a_figure_gets_the_first_save_layout(ev, tmp_path):
+    """Saved twice, a constrained-layout figure moves (a second layout pass); the CLI
+    keeps the first save's layout, so a figure's files agree with each other."""
+    from cueprobe import io as cio
+    from cueprobe.cli import main
+
+    ids = {"corpus": "c", "model": "m"}
+    cio.write_table(ev.metrics.assign(**ids), tmp_path / "metrics.parquet", "metrics")
+    cio.write_table(ev.confusion.assign(**ids), tmp_path / "confusion.parquet", "confusion")
+    outs = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.pdf"]
+    argv = ["plot-confusions", "--metrics", str(tmp_path / "metrics.parquet")]
+    argv += ["--confusion", str(tmp_path / "confusion.parquet"), "--title", "t"]
+    assert main([*argv, "--out", *map(str, outs)]) == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    fig = plot_confusions(ev.confusion, ev.metrics, title="t")
+    assert render(fig, "png") != render(fig, "png")  # what the CLI avoids
