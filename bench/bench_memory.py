@@ -57,6 +57,7 @@ def synthesize(workdir: Path, jobs: list[_common.PlannedJob], config: dict, rng)
     """Write the outputs of audio/model jobs; return every file written."""
     from cueprobe import io
     from cueprobe.backends.base import BackendInfo
+    from cueprobe.backends.reference import embedding_columns
     from cueprobe.corpora import eval_splits
     from cueprobe.features import select_shard
     from cueprobe.inference import audio_dependence
@@ -82,8 +83,9 @@ def synthesize(workdir: Path, jobs: list[_common.PlannedJob], config: dict, rng)
                 rows = select_shard(manifest, shard=int(Path(out).stem), n_shards=n_shards)
                 io.write_table(_common.synthetic_features(rows, rng), path, "features")
             elif parts[2] == "embeddings":
-                values = rng.standard_normal((len(manifest), 80))
-                table = pd.DataFrame(values, columns=[f"logmel_{i:03d}" for i in range(80)])
+                columns = embedding_columns()
+                values = rng.standard_normal((len(manifest), len(columns)))
+                table = pd.DataFrame(values, columns=columns)
                 table.insert(0, "utt_id", manifest["utt_id"].to_numpy())
                 io.write_table(table, path, "embeddings")
             elif parts[2] == "predictions" and out.endswith(".parquet"):

@@ -53,8 +53,8 @@ __all__ = [
     "predictions_table",
     "answer_key",
     "run_requests",
+    "answer_key_fields",
     "select_splits",
-    "to_requests",
     "unique_requests",
 ]
 
@@ -157,14 +157,6 @@ def build_requests(
     return out
 
 
-def to_requests(frame: pd.DataFrame) -> list[Request]:
-    """:class:`Request` objects of a :func:`build_requests` frame (audio key = utt_id)."""
-    return [
-        Request(utt_id=u, audio_path=a, prompt=p, audio_key=u)
-        for u, a, p in zip(frame["utt_id"], frame["audio_path"], frame["prompt"], strict=True)
-    ]
-
-
 def answer_key(utt_id: str, prompt_sha: str, audio_sha: str) -> str:
     """What identifies one model call: the utterance, the exact text read, the audio bytes.
 
@@ -172,6 +164,12 @@ def answer_key(utt_id: str, prompt_sha: str, audio_sha: str) -> str:
     audio file (same ``utt_id``) or a changed prompt never does.
     """
     return f"{utt_id}\t{prompt_sha}\t{audio_sha}"
+
+
+def answer_key_fields(key: str) -> dict[str, str]:
+    """``utt_id``, ``prompt_sha`` and ``audio_sha`` of an :func:`answer_key`."""
+    utt_id, prompt_sha_, audio_sha = key.split("\t")
+    return {"utt_id": utt_id, "prompt_sha": prompt_sha_, "audio_sha": audio_sha}
 
 
 class RequestTable(Mapping[str, Request]):

@@ -24,7 +24,6 @@ from cueprobe.inference import build_requests
 from cueprobe.inference import predictions_table
 from cueprobe.inference import run_requests
 from cueprobe.inference import select_splits
-from cueprobe.inference import to_requests
 from cueprobe.inference import unique_requests
 from cueprobe.interventions import CONCEPT_COLUMNS
 from cueprobe.prompts import PromptTemplates
@@ -191,7 +190,7 @@ def test_build_requests_sorted_filtered_and_formatted(tables):
         manifest, aligned, templates=TEMPLATES, labels=list(LABELS), splits=["all"]
     )
     assert len(every) == len(manifest)
-    reqs = to_requests(cued)
+    reqs = list(unique_requests({"aligned": cued}, _audio_sha(manifest))[0].values())
     assert [r.utt_id for r in reqs] == [r.audio_key for r in reqs] == list(cued["utt_id"])
 
 
@@ -614,7 +613,7 @@ def test_chat_text_carries_the_token_block_once(tables, tiny_qwen2_audio):
         frame = build_requests(
             manifest, table, templates=TEMPLATES, labels=list(LABELS), splits=["test"]
         )
-        for r in to_requests(frame)[:4]:
+        for r in list(unique_requests({condition: frame}, _audio_sha(manifest))[0].values())[:4]:
             text = backend.processor.apply_chat_template(
                 backend.conversation(r.prompt, r.audio_path),
                 tokenize=False,

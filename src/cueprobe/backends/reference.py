@@ -61,6 +61,7 @@ __all__ = [
     "mel_filterbank",
     "parse_token_block",
     "embed_file",
+    "embedding_columns",
     "embedding_table",
 ]
 
@@ -81,6 +82,11 @@ def embed_file(path: str, *, n_mels: int = 40) -> np.ndarray:
     return log_mel_statistics(load_audio(path, SAMPLING_RATE, dtype="float64"), n_mels=n_mels)
 
 
+def embedding_columns(n_mels: int = 40) -> list[str]:
+    """Value columns of an :func:`embedding_table`: ``logmel_000`` ... (2 * n_mels)."""
+    return [f"logmel_{i:03d}" for i in range(2 * n_mels)]
+
+
 def embedding_table(
     utt_ids: Sequence[str], paths: Sequence[str], *, n_mels: int = 40
 ) -> pd.DataFrame:
@@ -89,10 +95,10 @@ def embedding_table(
     Computed once per corpus (it depends on the audio only), so that training with
     new tokens and answering token conditions never read audio again.
     """
-    rows = np.vstack([embed_file(p, n_mels=n_mels) for p in paths]) if len(paths) else None
-    width = 2 * n_mels
-    data = rows if rows is not None else np.empty((0, width))
-    table = pd.DataFrame(data, columns=[f"logmel_{i:03d}" for i in range(width)])
+    data = [embed_file(p, n_mels=n_mels) for p in paths]
+    table = pd.DataFrame(
+        np.vstack(data) if data else np.empty((0, 2 * n_mels)), columns=embedding_columns(n_mels)
+    )
     table.insert(0, "utt_id", list(utt_ids))
     return table
 
@@ -413,6 +419,10 @@ def fit_reference(
 # -- the backend ---------------------------------------------------------------------------
 
 
+def _cache_key(audio_key: str, n_mels: int) -> str:
+    return f"{audio_key}\0{n_mels}"
+
+
 class ReferenceBackend:
     """Answer requests with the reference classifiers.
 
@@ -475,7 +485,7 @@ class ReferenceBackend:
                 )
         values = table.drop(columns="utt_id").to_numpy(dtype=np.float64)
         for key, row in zip(table["utt_id"], values, strict=True):
-            self._embeddings[f"{key}\0{width // 2}"] = row
+            self._embeddings[_cache_key(key, width // 2)] = row
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], *, batch_size: int = 64) -> ReferenceBackend:
@@ -507,7 +517,7 @@ class ReferenceBackend:
         return backend
 
     def _embed(self, request: Request, n_mels: int) -> np.ndarray:
-        key = f"{request.audio_key}\0{n_mels}"
+        key = _cache_key(request.audio_key, n_mels)
         if key not in self._embeddings:
             self._embeddings[key] = embed_file(request.audio_path, n_mels=n_mels)
         return self._embeddings[key]

@@ -218,12 +218,14 @@ def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
 
 
 class _JournalWriter:
-    """Append answered batches to the answer journal, fsync'd per batch."""
+    """Append answered batches to the answer journal, fsync'd per batch, and to
+    ``answers`` (so the job never reads back what it just wrote)."""
 
-    def __init__(self, path: Path, header: dict[str, str]) -> None:
+    def __init__(self, path: Path, header: dict[str, str], answers: dict[str, str | None]):
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
         self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.answers = answers
         if new:
             self._write([{"header": header}])
 
@@ -233,18 +235,12 @@ class _JournalWriter:
         os.fsync(self.f.fileno())
 
     def __call__(self, keys, batch, answers) -> None:
-        rows = []
-        for key, answer in zip(keys, answers, strict=True):
-            utt_id, prompt_sha, audio_sha = key.split("\t")
-            rows.append(
-                {
-                    "utt_id": utt_id,
-                    "prompt_sha": prompt_sha,
-                    "audio_sha": audio_sha,
-                    "raw_output": answer,
-                }
-            )
-        self._write(rows)
+        from cueprobe.inference import answer_key_fields
+
+        self._write(
+            [answer_key_fields(k) | {"raw_output": a} for k, a in zip(keys, answers, strict=True)]
+        )
+        self.answers.update(zip(keys, answers, strict=True))
 
     def close(self) -> None:
         self.f.close()
@@ -339,18 +335,17 @@ def _infer(args: argparse.Namespace) -> None:
     )
     header = dataclasses.asdict(backend.info)
     journal = args.journal or _default_journal(args)
-    answered = _read_journal(journal, header)
-    writer = _JournalWriter(journal, header)
+    answers = _read_journal(journal, header)
+    writer = _JournalWriter(journal, header, answers)
     try:
         run_requests(
-            backend, requests, batch_size=backend.batch_size, done=answered, on_batch=writer
+            backend, requests, batch_size=backend.batch_size, done=set(answers), on_batch=writer
         )
     except ConnectionError as err:  # openai: the server stayed down; the journal is kept
         raise SystemExit(f"cueprobe infer: error: {err}") from None
     finally:
         writer.close()
-    del answered, requests
-    answers = _read_journal(journal, header)
+    del requests
     shard_tables = []
     for name, _, out, check_out in jobs:  # one table at a time: written, then dropped
         frame = frames.pop(name)

@@ -87,6 +87,7 @@ def _plot(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cueprobe.figures import save_figure
     from cueprobe.figures.token_distribution import plot_token_distribution
     from cueprobe.figures.token_distribution import token_frequencies
     from cueprobe.figures.token_distribution import vocabularies
@@ -97,8 +98,6 @@ def _plot(args: argparse.Namespace) -> None:
     labels = list(args.labels) if args.labels else sorted(manifest["label"].unique())
     freqs = token_frequencies(tokens, manifest, vocabularies=vocabularies(n_bins), labels=labels)
     fig = plot_token_distribution(freqs, title=args.title)
-    for out in args.out:  # drawn once, saved in each format
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=150)
-        log.info("wrote %s", out)
+    save_figure(fig, args.out)  # drawn once, saved in each format
     plt.close(fig)
+    log.info("wrote %s", ", ".join(map(str, args.out)))
