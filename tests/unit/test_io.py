@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -46,3 +48,16 @@ def test_json_is_strict_and_sorted(tmp_path):
     assert "NaN" not in text
     assert json.loads(text) == {"a": [None, 1.5], "b": None, "c": 3}
     assert text.index('"a"') < text.index('"b"')
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask_like_open_does(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+        io.write_json({"a": 1}, tmp_path / "t.json")
+        io.write_bytes(b"x", tmp_path / "t.png")
+    finally:
+        os.umask(old)
+    for name in ("t.parquet", "t.json", "t.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
