@@ -194,6 +194,25 @@ def parse_condition(name: str) -> tuple[str, float | None, int | None]:
     )
 
 
+def condition_levels(conditions: Sequence[str]) -> dict[str, list[str]]:
+    """Group condition names into levels: seeds of one intervention pooled.
+
+    ``shuffle_s*`` -> ``shuffle``; ``corrupt_p{pct}_s*`` -> ``corrupt_p{pct}``;
+    the others are their own level. Order follows first appearance.
+
+    Examples
+    --------
+    >>> condition_levels(["aligned", "shuffle_s0", "shuffle_s1", "corrupt_p50_s0"])
+    {'aligned': ['aligned'], 'shuffle': ['shuffle_s0', 'shuffle_s1'], 'corrupt_p50': ['corrupt_p50_s0']}
+    """
+    levels: dict[str, list[str]] = {}
+    for name in conditions:
+        kind, p, _ = parse_condition(name)
+        level = f"corrupt_p{round(100 * p)}" if kind == "corrupt" else kind
+        levels.setdefault(level, []).append(name)
+    return levels
+
+
 def build_condition(
     name: str,
     tokens: pd.DataFrame,

@@ -47,6 +47,7 @@ import pandas as pd
 # these), without the 0.8 s import of scipy.stats in every evaluation job (measured)
 from scipy import special
 
+from cueprobe.interventions import condition_levels
 from cueprobe.interventions import parse_condition
 from cueprobe.metrics import DegenerateEffectWarning
 from cueprobe.metrics import class_counts
@@ -521,25 +522,6 @@ class Evaluation:
     confusion: pd.DataFrame
     comparisons: pd.DataFrame
     corruption: pd.DataFrame
-
-
-def condition_levels(conditions: Sequence[str]) -> dict[str, list[str]]:
-    """Group condition names into levels: seeds of one intervention pooled.
-
-    ``shuffle_s*`` -> ``shuffle``; ``corrupt_p{pct}_s*`` -> ``corrupt_p{pct}``;
-    the others are their own level. Order follows first appearance.
-
-    Examples
-    --------
-    >>> condition_levels(["aligned", "shuffle_s0", "shuffle_s1", "corrupt_p50_s0"])
-    {'aligned': ['aligned'], 'shuffle': ['shuffle_s0', 'shuffle_s1'], 'corrupt_p50': ['corrupt_p50_s0']}
-    """
-    levels: dict[str, list[str]] = {}
-    for name in conditions:
-        kind, p, _ = parse_condition(name)
-        level = f"corrupt_p{round(100 * p)}" if kind == "corrupt" else kind
-        levels.setdefault(level, []).append(name)
-    return levels
 
 
 def _pairs(levels: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cueprobe import io
+from cueprobe.summary import cue_use_summary
 from tests.e2e.conftest import snakemake
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,10 @@ def test_evaluation_tables_are_valid_and_complete(demo_run):
         assert set(corruption["split"]) == splits
         summary = (base / "summary.md").read_text()
         assert summary.startswith(f"# Cue use of {MODEL} on {corpus}")
+        # written by the evaluation job from its tables in memory: what the saved tables give
+        assert summary == cue_use_summary(
+            metrics, comparisons, corruption, corpus=corpus, model=MODEL, alpha=0.05
+        )
         for ext in ("png", "pdf"):
             for fig in FIGURES:
                 assert (

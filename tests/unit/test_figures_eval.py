@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 
-from cueprobe.figures.confusions import RC_PARAMS
+from cueprobe.figures import RC_PARAMS
+from cueprobe.figures import savefig_kwargs
 from cueprobe.figures.confusions import plot_confusions
 from cueprobe.figures.confusions import pooled_rates
-from cueprobe.figures.confusions import savefig_kwargs
 from cueprobe.figures.corruption_curve import plot_corruption_curve
 from cueprobe.stats import evaluate
 from tests.unit.test_stats import LABELS
@@ -93,16 +93,42 @@ def test_figure_errors(ev):
 def test_every_format_of_a_figure_gets_the_first_save_layout(ev, tmp_path):
     """Saved twice, a constrained-layout figure moves (a second layout pass); the CLI
     keeps the first save's layout, so a figure's files agree with each other."""
-    from cueprobe import io as cio
     from cueprobe.cli import main
 
-    ids = {"corpus": "c", "model": "m"}
-    cio.write_table(ev.metrics.assign(**ids), tmp_path / "metrics.parquet", "metrics")
-    cio.write_table(ev.confusion.assign(**ids), tmp_path / "confusion.parquet", "confusion")
+    argv = _plot_evaluation_argv(ev, tmp_path)
     outs = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.pdf"]
-    argv = ["plot-confusions", "--metrics", str(tmp_path / "metrics.parquet")]
-    argv += ["--confusion", str(tmp_path / "confusion.parquet"), "--title", "t"]
-    assert main([*argv, "--out", *map(str, outs)]) == 0
+    assert main([*argv, "--confusions-out", *map(str, outs)]) == 0
     assert outs[0].read_bytes() == outs[1].read_bytes()
     fig = plot_confusions(ev.confusion, ev.metrics, title="t")
     assert render(fig, "png") != render(fig, "png")  # what the CLI avoids
+
+
+def _plot_evaluation_argv(ev, tmp_path):
+    from cueprobe import io as cio
+
+    ids = {"corpus": "c", "model": "m"}
+    for frame, kind in ((ev.metrics, "metrics"), (ev.confusion, "confusion"),
+                        (ev.corruption, "corruption")):  # fmt: skip
+        cio.write_table(frame.assign(**ids), tmp_path / f"{kind}.parquet", kind)
+    argv = ["plot-evaluation", "--metrics", str(tmp_path / "metrics.parquet")]
+    argv += ["--confusion", str(tmp_path / "confusion.parquet"), "--title", "t"]
+    return argv
+
+
+def test_plot_evaluation_draws_figure_3_only_when_asked(ev, tmp_path):
+    """One job draws Figures 2 and 3 of a (corpus, model); without corruption files
+    (a grid with no corruption probabilities) it draws Figure 2 alone."""
+    from cueprobe.cli import main
+
+    argv = _plot_evaluation_argv(ev, tmp_path)
+    fig2, fig3 = tmp_path / "fig2.png", [tmp_path / "fig3.png", tmp_path / "fig3.pdf"]
+    assert main([*argv, "--confusions-out", str(fig2)]) == 0
+    assert fig2.exists() and not any(f.exists() for f in fig3)
+    curve = ["--corruption", str(tmp_path / "corruption.parquet")]
+    assert main([*argv, *curve, "--confusions-out", str(fig2),
+                 "--corruption-curve-out", *map(str, fig3)]) == 0  # fmt: skip
+    assert fig3[0].read_bytes()[:4] == b"\x89PNG" and fig3[1].read_bytes()[:4] == b"%PDF"
+    expected = render(plot_corruption_curve(ev.corruption, ev.metrics, title="t"), "png")
+    assert fig3[0].read_bytes() == expected
+    with pytest.raises(SystemExit, match="--corruption-curve-out needs --corruption"):
+        main([*argv, "--confusions-out", str(fig2), "--corruption-curve-out", str(fig3[0])])

@@ -12,10 +12,10 @@ from scipy.stats import spearmanr
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
+from cueprobe.interventions import condition_levels
 from cueprobe.metrics import DegenerateEffectWarning
 from cueprobe.metrics import uar_score
 from cueprobe.stats import bootstrap_uar
-from cueprobe.stats import condition_levels
 from cueprobe.stats import evaluate
 from cueprobe.stats import holm
 from cueprobe.stats import majority_correct

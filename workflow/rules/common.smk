@@ -187,6 +187,21 @@ def figure_outputs(pattern, *, caption, category, subcategory, labels=None):
     return outputs
 
 
+def corruption_curve_outputs(pattern, **kwargs):
+    """Figure 3's files, or none when the grid has no corruption probabilities."""
+    if not config["interventions"]["corrupt_p"]:
+        return []
+    return figure_outputs(pattern, **kwargs)
+
+
+def get_corruption_curve_args(wildcards, output):
+    """``--corruption-curve-out`` and Figure 3's files, or nothing (no Figure 3)."""
+    files = output.corruption_curve
+    if not files:
+        return ""
+    return shlex.join(["--corruption-curve-out", *files])
+
+
 def get_token_outputs():
     """Tokens of every corpus, and Figure 1 in each configured format."""
     targets = expand("results/{corpus}/tokens.parquet", corpus=corpora.index)

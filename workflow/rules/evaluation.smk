@@ -1,6 +1,6 @@
 # Evaluation stage: predictions -> metrics with speaker-clustered bootstrap CIs, exact
-# McNemar tests (Holm), the corruption curve (Spearman), a cue-use summary per
-# (corpus, model), the paper's Tables II-III and Figures 2-3.
+# McNemar tests (Holm), the corruption curve (Spearman) and a cue-use summary per
+# (corpus, model), the paper's Tables II-III, and Figures 2-3 (one job per (corpus, model)).
 
 
 rule evaluate_model:
@@ -12,6 +12,13 @@ rule evaluate_model:
         confusion="results/{corpus}/evaluation/{model}/confusion.parquet",
         comparisons="results/{corpus}/evaluation/{model}/comparisons.parquet",
         corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
+        summary=report(
+            "results/{corpus}/evaluation/{model}/summary.md",
+            caption="../report/summary.rst",
+            category="Evaluation",
+            subcategory="{corpus}",
+            labels={"model": "{model}", "table": "cue-use summary"},
+        ),
     log:
         "logs/evaluate_model/{corpus}/{model}.log",
     benchmark:
@@ -24,6 +31,8 @@ rule evaluate_model:
         n_resamples=config["evaluation"]["n_resamples"],
         confidence_level=config["evaluation"]["confidence_level"],
         seed=config["seed"],
+        label=get_model_label,
+        alpha=config["evaluation"]["alpha"],
     shell:
         "python -m cueprobe evaluate --manifest {input.manifest:q}"
         " --predictions {input.predictions:q}"
@@ -32,36 +41,8 @@ rule evaluate_model:
         " --seed {params.seed} --corpus {wildcards.corpus:q} --model {wildcards.model:q}"
         " --metrics-out {output.metrics:q} --confusion-out {output.confusion:q}"
         " --comparisons-out {output.comparisons:q} --corruption-out {output.corruption:q}"
+        " --summary-out {output.summary:q} --label {params.label:q} --alpha {params.alpha}"
         " 2> {log:q}"
-
-
-rule summarize_cue_use:
-    input:
-        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
-        comparisons="results/{corpus}/evaluation/{model}/comparisons.parquet",
-        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
-    output:
-        report(
-            "results/{corpus}/evaluation/{model}/summary.md",
-            caption="../report/summary.rst",
-            category="Evaluation",
-            subcategory="{corpus}",
-            labels={"model": "{model}", "table": "cue-use summary"},
-        ),
-    log:
-        "logs/summarize_cue_use/{corpus}/{model}.log",
-    benchmark:
-        "benchmarks/summarize_cue_use/{corpus}/{model}.tsv"
-    conda:
-        "../../envs/cueprobe.yaml"
-    params:
-        label=get_model_label,
-        alpha=config["evaluation"]["alpha"],
-    shell:
-        "python -m cueprobe summarize --metrics {input.metrics:q}"
-        " --comparisons {input.comparisons:q} --corruption {input.corruption:q}"
-        " --corpus {wildcards.corpus:q} --label {params.label:q} --alpha {params.alpha}"
-        " --out {output:q} 2> {log:q}"
 
 
 rule make_table:
@@ -111,38 +92,20 @@ rule make_table:
         " --csv-out {output.csv:q} --md-out {output.md:q} --tex-out {output.tex:q} 2> {log:q}"
 
 
-rule plot_confusions:
+rule plot_evaluation:
     input:
         metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
         confusion="results/{corpus}/evaluation/{model}/confusion.parquet",
+        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
     output:
-        figure_outputs(
+        confusions=figure_outputs(
             "results/figures/{corpus}/{model}.confusions.{ext}",
             caption="../report/figure2.rst",
             category="Evaluation",
             subcategory="{corpus}",
             labels={"model": "{model}", "figure": "Figure 2 ({ext})"},
         ),
-    log:
-        "logs/plot_confusions/{corpus}/{model}.log",
-    benchmark:
-        "benchmarks/plot_confusions/{corpus}/{model}.tsv"
-    conda:
-        "../../envs/cueprobe.yaml"
-    params:
-        title=get_figure_title,
-    shell:
-        "python -m cueprobe plot-confusions --metrics {input.metrics:q}"
-        " --confusion {input.confusion:q} --title {params.title:q}"
-        " --out {output:q} 2> {log:q}"
-
-
-rule plot_corruption_curve:
-    input:
-        metrics="results/{corpus}/evaluation/{model}/metrics.parquet",
-        corruption="results/{corpus}/evaluation/{model}/corruption.parquet",
-    output:
-        figure_outputs(
+        corruption_curve=corruption_curve_outputs(
             "results/figures/{corpus}/{model}.corruption_curve.{ext}",
             caption="../report/figure3.rst",
             category="Evaluation",
@@ -150,14 +113,16 @@ rule plot_corruption_curve:
             labels={"model": "{model}", "figure": "Figure 3 ({ext})"},
         ),
     log:
-        "logs/plot_corruption_curve/{corpus}/{model}.log",
+        "logs/plot_evaluation/{corpus}/{model}.log",
     benchmark:
-        "benchmarks/plot_corruption_curve/{corpus}/{model}.tsv"
+        "benchmarks/plot_evaluation/{corpus}/{model}.tsv"
     conda:
         "../../envs/cueprobe.yaml"
     params:
         title=get_figure_title,
+        curve=get_corruption_curve_args,
     shell:
-        "python -m cueprobe plot-corruption-curve --metrics {input.metrics:q}"
-        " --corruption {input.corruption:q} --title {params.title:q}"
-        " --out {output:q} 2> {log:q}"
+        "python -m cueprobe plot-evaluation --metrics {input.metrics:q}"
+        " --confusion {input.confusion:q} --corruption {input.corruption:q}"
+        " --title {params.title:q} --confusions-out {output.confusions:q}"
+        " {params.curve} 2> {log:q}"

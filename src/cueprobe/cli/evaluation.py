@@ -1,5 +1,10 @@
-"""Evaluation subcommands: ``evaluate``, ``summarize``, ``make-table``, ``plot-confusions``,
-``plot-corruption-curve``.
+"""Evaluation subcommands: ``evaluate`` (with the cue-use summary), ``make-table``,
+``plot-evaluation`` (Figures 2 and 3).
+
+Few, coarse jobs on purpose: every process pays ~0.4 s of Python + pandas start-up
+(0.9 s with matplotlib) before it does anything, so the summary is written by the job that
+computed the tables it reads, and Figures 2 and 3 of one (corpus, model) are drawn by one
+job (bench/README.md, "Incremental demo").
 
 The bootstrap generator is ``np.random.default_rng([seed, EVALUATION_STREAM])``
 with the config seed: every (corpus, model) of one corpus gets the same speaker
@@ -39,16 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confusion-out", type=Path, required=True)
     p.add_argument("--comparisons-out", type=Path, required=True)
     p.add_argument("--corruption-out", type=Path, required=True)
+    p.add_argument("--summary-out", type=Path, required=True, help="cue-use summary (Markdown)")
+    p.add_argument("--label", required=True, help="model name the summary shows")
+    p.add_argument("--alpha", type=float, required=True, help="significance level of the summary")
     p.set_defaults(func=_evaluate)
-
-    p = sub.add_parser("summarize", help="the one-page cue-use summary (Markdown)")
-    _add_eval_inputs(p)
-    p.add_argument("--corruption", type=Path, required=True)
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--label", required=True, help="model name to show")
-    p.add_argument("--alpha", type=float, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_summarize)
 
     p = sub.add_parser("make-table", help="Table II or III as CSV, Markdown and LaTeX")
     p.add_argument("--table", choices=["II", "III"], required=True)
@@ -62,31 +61,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tex-out", type=Path, required=True)
     p.set_defaults(func=_make_table)
 
-    p = sub.add_parser("plot-confusions", help="Figure 2: confusions under the interventions")
-    _add_eval_inputs(p, comparisons=False)
-    p.add_argument("--confusion", type=Path, required=True)
-    p.add_argument("--title", required=True)
-    p.add_argument("--out", type=Path, nargs="+", required=True, help="one file per format")
-    p.set_defaults(func=_plot_confusions)
-
-    p = sub.add_parser("plot-corruption-curve", help="Figure 3: UAR against corruption p")
-    _add_eval_inputs(p, comparisons=False)
-    p.add_argument("--corruption", type=Path, required=True)
-    p.add_argument("--title", required=True)
-    p.add_argument("--out", type=Path, nargs="+", required=True, help="one file per format")
-    p.set_defaults(func=_plot_corruption_curve)
-
-
-def _add_eval_inputs(p: argparse.ArgumentParser, *, comparisons: bool = True) -> None:
+    p = sub.add_parser(
+        "plot-evaluation",
+        help="Figure 2 (confusions under the interventions) and, given --corruption-curve-out,"
+        " Figure 3 (UAR against corruption p) of one (corpus, model)",
+    )
     p.add_argument("--metrics", type=Path, required=True)
-    if comparisons:
-        p.add_argument("--comparisons", type=Path, required=True)
+    p.add_argument("--confusion", type=Path, required=True)
+    p.add_argument("--corruption", type=Path, help="required with --corruption-curve-out")
+    p.add_argument("--title", required=True)
+    p.add_argument(
+        "--confusions-out", type=Path, nargs="+", required=True, help="Figure 2, a file per format"
+    )
+    p.add_argument(
+        "--corruption-curve-out", type=Path, nargs="*", default=[],
+        help="Figure 3, a file per format (none: not drawn)",
+    )  # fmt: skip
+    p.set_defaults(func=_plot_evaluation)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
     from cueprobe.stats import evaluate
+    from cueprobe.summary import cue_use_summary
 
     manifest = io.read_table(args.manifest, "manifest")
     predictions = {path.stem: io.read_table(path, "predictions") for path in args.predictions}
@@ -108,6 +106,11 @@ def _evaluate(args: argparse.Namespace) -> None:
         frame.insert(0, "model", args.model)
         frame.insert(0, "corpus", args.corpus)
         io.write_table(frame, path, kind)
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus=args.corpus, model=args.label,
+        alpha=args.alpha,
+    )  # fmt: skip
+    io.write_text(text, args.summary_out)
     for row in ev.metrics.itertuples():
         if row.condition in ("audio_only", "aligned"):
             log.info(
@@ -117,20 +120,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     n_deg = ev.metrics.groupby("split")["n_degenerate"].first()
     if n_deg.any():
         log.warning("resamples lacking a class, per split: %s", n_deg.to_dict())
-
-
-def _summarize(args: argparse.Namespace) -> None:
-    from cueprobe.summary import cue_use_summary
-
-    text = cue_use_summary(
-        io.read_table(args.metrics, "metrics"),
-        io.read_table(args.comparisons, "comparisons"),
-        io.read_table(args.corruption, "corruption"),
-        corpus=args.corpus,
-        model=args.label,
-        alpha=args.alpha,
-    )
-    io.write_text(text, args.out)
 
 
 def _make_table(args: argparse.Namespace) -> None:
@@ -162,25 +151,18 @@ def _make_table(args: argparse.Namespace) -> None:
     log.info("Table %s: %d rows", args.table, len(table))
 
 
-def _plot_confusions(args: argparse.Namespace) -> None:
+def _plot_evaluation(args: argparse.Namespace) -> None:
     from cueprobe.figures import save_figure
     from cueprobe.figures.confusions import plot_confusions
-
-    fig = plot_confusions(
-        io.read_table(args.confusion, "confusion"),
-        io.read_table(args.metrics, "metrics"),
-        title=args.title,
-    )
-    save_figure(fig, args.out)
-
-
-def _plot_corruption_curve(args: argparse.Namespace) -> None:
-    from cueprobe.figures import save_figure
     from cueprobe.figures.corruption_curve import plot_corruption_curve
 
-    fig = plot_corruption_curve(
-        io.read_table(args.corruption, "corruption"),
-        io.read_table(args.metrics, "metrics"),
-        title=args.title,
-    )
-    save_figure(fig, args.out)
+    if args.corruption_curve_out and args.corruption is None:
+        raise SystemExit("--corruption-curve-out needs --corruption (the evaluation's curve).")
+    metrics = io.read_table(args.metrics, "metrics")
+    fig = plot_confusions(io.read_table(args.confusion, "confusion"), metrics, title=args.title)
+    save_figure(fig, args.confusions_out)
+    if args.corruption_curve_out:
+        corruption = io.read_table(args.corruption, "corruption")
+        save_figure(plot_corruption_curve(corruption, metrics, title=args.title),
+                    args.corruption_curve_out)  # fmt: skip
+    log.info("wrote %s", ", ".join(map(str, [*args.confusions_out, *args.corruption_curve_out])))

@@ -82,11 +82,6 @@ def _tokens(args: argparse.Namespace) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from cueprobe.figures import save_figure
     from cueprobe.figures.token_distribution import plot_token_distribution
     from cueprobe.figures.token_distribution import token_frequencies
@@ -99,5 +94,4 @@ def _plot(args: argparse.Namespace) -> None:
     freqs = token_frequencies(tokens, manifest, vocabularies=vocabularies(n_bins), labels=labels)
     fig = plot_token_distribution(freqs, title=args.title)
     save_figure(fig, args.out)  # drawn once, saved in each format
-    plt.close(fig)
     log.info("wrote %s", ", ".join(map(str, args.out)))

@@ -10,39 +10,24 @@ Pooling the counts of the seeds of one intervention and then normalising each
 row equals the mean of the per-seed row-normalised matrices, since every seed
 has the same utterances.
 
-Figures are built without pyplot (no global state) under :data:`RC_PARAMS`;
-save them with :func:`savefig_kwargs` so that the files carry no time stamps
-and regenerate byte-identically.
+Figures are built without pyplot (no global state) under
+:data:`cueprobe.figures.RC_PARAMS` and saved with :func:`cueprobe.figures.save_figure`,
+so that the files carry no time stamps and regenerate byte-identically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cueprobe.figures import RC_PARAMS
+from cueprobe.interventions import condition_levels
 from cueprobe.metrics import OTHER
-from cueprobe.stats import condition_levels
 from cueprobe.tables import fmt_uar
-
-#: fixed style: the same bytes on every run with the same matplotlib
-RC_PARAMS: dict[str, Any] = {
-    "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "figure.dpi": 100,
-    "savefig.dpi": 200,
-    "pdf.fonttype": 42,
-    "pdf.compression": 6,
-    "svg.hashsalt": "cueprobe",
-    "svg.fonttype": "path",
-    "image.cmap": "Blues",
-    "axes.unicode_minus": True,
-}
 
 #: the panels of Figure 2: (level, title)
 PANELS: tuple[tuple[str, str], ...] = (
@@ -51,24 +36,6 @@ PANELS: tuple[tuple[str, str], ...] = (
     ("conflict", "conflict"),
     ("corrupt_p100", "corrupt p=1"),
 )
-
-
-def savefig_kwargs(fmt: str) -> dict[str, Any]:
-    """``Figure.savefig`` arguments that drop software and time stamps.
-
-    Examples
-    --------
-    >>> savefig_kwargs("pdf")["metadata"]
-    {'CreationDate': None, 'ModDate': None, 'Producer': None, 'Creator': None}
-    """
-    metadata = {
-        "png": {"Software": None},
-        "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
-        "svg": {"Date": None, "Creator": None},
-    }
-    if fmt not in metadata:
-        raise ValueError(f"unknown figure format {fmt!r}; one of {sorted(metadata)}.")
-    return {"format": fmt, "metadata": metadata[fmt], "bbox_inches": None}
 
 
 def pooled_rates(confusion: pd.DataFrame, split: str, conditions: Sequence[str]) -> pd.DataFrame:

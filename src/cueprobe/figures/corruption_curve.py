@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cueprobe.figures.confusions import RC_PARAMS
+from cueprobe.figures import RC_PARAMS
 from cueprobe.tables import fmt_p
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from cueprobe.define import Concept
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def token_frequencies(
@@ -54,28 +57,22 @@ def token_frequencies(
     return pd.DataFrame(rows, columns=["concept", "value", "label", "count", "n_label", "freq"])
 
 
-def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Any:
+def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     """Bubble chart: one panel per concept (rows), token values (x) x emotions (y).
 
     Bubble area is proportional to the within-emotion frequency; values of 5 %
     and above are printed in the bubble.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     concepts = list(dict.fromkeys(freqs["concept"]))
     labels = list(dict.fromkeys(freqs["label"]))
     n_values = max(freqs.groupby("concept")["value"].nunique())
-    colours = plt.get_cmap("tab10")(np.arange(len(labels)) % 10)
+    colours = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
     height = 0.42 * len(labels) + 0.55
-    fig, axes = plt.subplots(
-        len(concepts),
-        1,
-        figsize=(1.25 * n_values + 2.4, height * len(concepts) + 0.6),
-        squeeze=False,
-    )
+    fig = Figure(figsize=(1.25 * n_values + 2.4, height * len(concepts) + 0.6))
+    axes = fig.subplots(len(concepts), 1, squeeze=False)
     max_area = 900.0  # points^2 at frequency 1
     for ax, concept in zip(axes[:, 0], concepts, strict=True):
         sub = freqs[freqs["concept"] == concept]
