@@ -104,3 +104,22 @@ def test_model_resources_reach_the_inference_jobs(tmp_path):
     for resources in jobs:
         assert "mem_mb=3000" in resources and "runtime=7" in resources
         assert "slurm_partition=gpu" in resources and "constraint=a100" in resources
+
+
+def test_slurm_profile_groups_name_every_rule():
+    """A renamed rule must not silently fall out of its SLURM group (it would then cost
+    one sbatch submission, ~5 s, per job); a stale name must not linger either."""
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [bindir / "snakemake", "--list-rules", "--snakefile", REPO / "Snakefile"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
+    )
+    rules = set(proc.stdout.split()) - {"all"}
+    assert {"evaluate_model", "plot_evaluation", "query_token_conditions"} <= rules
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert set(profile["groups"]) == rules
+    assert set(profile["groups"].values()) == set(profile["group-components"])
