@@ -132,3 +132,18 @@ def test_plot_evaluation_draws_figure_3_only_when_asked(ev, tmp_path):
     assert fig3[0].read_bytes() == expected
     with pytest.raises(SystemExit, match="--corruption-curve-out needs --corruption"):
         main([*argv, "--confusions-out", str(fig2), "--corruption-curve-out", str(fig3[0])])
+
+
+def test_figure_modules_import_neither_scipy_nor_pyplot():
+    """A figure job pays for what it draws: SciPy cost each one 0.14 s of start-up (it
+    came in through the statistics module), pyplot brings global state."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cueprobe.cli.evaluation, cueprobe.cli.tokens, cueprobe.figures.confusions,"
+        " cueprobe.figures.corruption_curve, cueprobe.figures.token_distribution;"
+        "print(sorted(m for m in ('scipy', 'matplotlib.pyplot') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
