@@ -28,7 +28,9 @@ EVALUATION_STREAM = 5
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the evaluation-stage subcommands."""
-    p = sub.add_parser("evaluate", help="metrics, bootstrap CIs and tests of one (corpus, model)")
+    p = sub.add_parser(
+        "evaluate", help="metrics, bootstrap CIs, tests and cue-use summary of one (corpus, model)"
+    )
     p.add_argument("--manifest", type=Path, required=True)
     p.add_argument(
         "--predictions", type=Path, nargs="+", required=True, help="<condition>.parquet files"
