@@ -18,8 +18,8 @@ from cueprobe.metrics import uar_score
 from cueprobe.stats import bootstrap_uar
 from cueprobe.stats import evaluate
 from cueprobe.stats import holm
-from cueprobe.stats import majority_correct
 from cueprobe.stats import mcnemar_exact
+from cueprobe.stats import mcnemar_levels
 from cueprobe.stats import paired_bootstrap_uar
 from cueprobe.stats import percentile_ci
 from cueprobe.stats import seed_interval
@@ -73,16 +73,42 @@ def test_mcnemar_no_discordant_pairs_gives_p_one():
     assert mcnemar_exact([1, 0], [1, 0]).pvalue == 1.0
 
 
-def test_mcnemar_ties_are_never_discordant():
-    res = mcnemar_exact([1, 1, 0, 0.5], [0, 0.5, 1, 0])
-    assert (res.b, res.c) == (1, 1)
+def test_mcnemar_levels_is_the_least_significant_seed():
+    rng = np.random.default_rng(3)
+    a = rng.random(400) < 0.8
+    seeds = [rng.random(400) < acc for acc in (0.5, 0.6, 0.75)]
+    single = mcnemar_levels([a], [seeds[0]])
+    assert single == mcnemar_exact(a, seeds[0])
+    per_seed = [mcnemar_exact(a, s) for s in seeds]
+    assert mcnemar_levels([a], seeds) == max(per_seed, key=lambda t: t.pvalue)
+    assert mcnemar_levels(seeds, [a]).pvalue == max(t.pvalue for t in per_seed)
+    with pytest.raises(ValueError, match="at least one seed"):
+        mcnemar_levels([a], [])
+
+
+def test_mcnemar_levels_keeps_its_level_where_a_seed_majority_vote_does_not():
+    """Aligned and five seeds drawn alike (the null: the perturbation changes nothing).
+    A majority vote over the seeds is an ensemble, a better system than any one seed,
+    and McNemar finds it; the intersection-union test rejects at most alpha."""
+    rng = np.random.default_rng(0)
+    n_runs, n, alpha = 200, 500, 0.05
+    rejected = {"levels": 0, "majority": 0}
+    for _ in range(n_runs):
+        p_right = rng.uniform(0.5, 0.8, size=n)  # each utterance's difficulty
+        a, *seeds = (rng.random(n) < p_right for _ in range(6))
+        vote = np.mean(seeds, axis=0) > 0.5
+        rejected["levels"] += mcnemar_levels([a], seeds).pvalue < alpha
+        rejected["majority"] += mcnemar_exact(a, vote).pvalue < alpha
+    assert rejected["levels"] / n_runs <= alpha
+    assert rejected["majority"] / n_runs > 0.5  # measured 0.93
 
 
 @pytest.mark.parametrize(
     ("a", "b", "message"),
     [
         ([1, 0], [1], "must be 1-d of one length"),
-        ([1, 2], [1, 0], "correctness must be 0, 0.5 or 1"),
+        ([1, 2], [1, 0], "correctness must be 0 or 1"),
+        ([1, 0.5], [1, 0], "correctness must be 0 or 1"),
     ],
 )
 def test_mcnemar_input_errors(a, b, message):
@@ -143,11 +169,6 @@ def test_seed_interval_is_the_t_interval_and_nan_for_one_seed():
     assert mean == pytest.approx(v.mean())
     with pytest.warns(DegenerateEffectWarning, match="one seed only"):
         assert np.isnan(seed_interval([0.5], confidence_level=0.95)[1])
-
-
-def test_majority_correct():
-    np.testing.assert_array_equal(majority_correct([[1, 0, 1], [1, 1, 0], [0, 0, 1]]), [1, 0, 1])
-    np.testing.assert_array_equal(majority_correct([[1, 0], [0, 0]]), [0.5, 0])
 
 
 # --- the speaker-clustered bootstrap -------------------------------------------
