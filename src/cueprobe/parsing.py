@@ -1,9 +1,17 @@
 """Deterministic answer parsing: free text -> one label of the set, or ``unparsed``.
 
 Order: the whole (normalised) answer is a label (``exact``) or a configured
-synonym (``synonym``); else the label or synonym mentioned first in the text
-(``mention``); else ``unparsed``. There is no random or majority fallback: an
-unparsed answer is counted as wrong downstream and its rate is reported.
+synonym (``synonym``); else, when the text mentions exactly one label (by its name or
+its synonyms) and holds no negation, that label (``mention``: "The speaker sounds sad."
+-> sad); else ``unparsed``. There is no random or majority fallback: an unparsed answer
+is counted as wrong downstream and its rate is reported.
+
+``mention`` goes one step beyond DESIGN.md (exact label, synonyms, else unparsed): 7B
+ALMs often answer in a sentence although the prompt asks for one word, and scoring
+"The speaker is sad." as wrong would measure formatting, not emotion. It takes only
+unambiguous sentences: an answer naming two labels ("happy or sad? I'd say sad", "not
+happy; they sound sad") or negating one ("Not angry.") is ``unparsed``, never the first
+label it names (which favoured the first class of the prompt's label list).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import pandas as pd
 from cueprobe.define import ParseStatus
 
 _PUNCT = re.compile(r"[^\w\s]+")
+#: a negation anywhere in an answer makes a mention ambiguous ("not angry", "isn't sad")
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without)\b|n['’]t\b")
 
 
 def _normalise(text: str) -> str:
@@ -42,8 +52,12 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     ('sad', 'exact')
     >>> parse_answer("Anger", labels)
     ('angry', 'synonym')
-    >>> parse_answer("The speaker sounds sad, maybe angry.", labels)
+    >>> parse_answer("The speaker sounds sad.", labels)
     ('sad', 'mention')
+    >>> parse_answer("The speaker sounds sad, maybe angry.", labels)
+    ('', 'unparsed')
+    >>> parse_answer("Not angry.", labels)
+    ('', 'unparsed')
     >>> parse_answer("I cannot tell.", labels)
     ('', 'unparsed')
     """
@@ -54,13 +68,9 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     for word, label, is_label in vocab:
         if norm == word:
             return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
-    first: tuple[int, int, str] | None = None
-    for word, label, _ in vocab:
-        m = re.search(rf"\b{re.escape(word)}\b", norm)
-        if m and (first is None or (m.start(), -len(word)) < (first[0], first[1])):
-            first = (m.start(), -len(word), label)
-    if first is not None:
-        return first[2], ParseStatus.MENTION.value
+    mentioned = {label for word, label, _ in vocab if re.search(rf"\b{re.escape(word)}\b", norm)}
+    if len(mentioned) == 1 and not _NEGATION.search(text.lower()):
+        return mentioned.pop(), ParseStatus.MENTION.value
     return "", ParseStatus.UNPARSED.value
 
 

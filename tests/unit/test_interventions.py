@@ -128,7 +128,11 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("  Neutral. ", ("neutral", "exact")),
         ("Excited!", ("happy", "synonym")),
         ("The emotion is: sad", ("sad", "mention")),
-        ("happy or sad? I'd say sad", ("happy", "mention")),
+        ("I'd say he is mad, really mad", ("angry", "mention")),  # one label, twice
+        ("happy or sad? I'd say sad", ("", "unparsed")),  # two labels: never the first
+        ("The speaker is not happy; they sound sad.", ("", "unparsed")),
+        ("Not angry.", ("", "unparsed")),  # negated
+        ("She isn't sad", ("", "unparsed")),
         ("unhappy", ("", "unparsed")),
         ("", ("", "unparsed")),
         (None, ("", "unparsed")),
