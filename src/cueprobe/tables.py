@@ -250,12 +250,12 @@ def fmt_ci(low: float, high: float) -> str:
 
 
 def fmt_p(p: float, *, latex: bool = False) -> str:
-    """Two significant digits, scientific below .001: ``0.014``, ``4.0e-07``.
+    """Two significant digits down to .01, three decimals down to .001, scientific below.
 
     Examples
     --------
-    >>> fmt_p(0.0142), fmt_p(4e-7), fmt_p(4e-7, latex=True), fmt_p(1.0)
-    ('0.014', '4.0e-07', '$4.0\\\\times10^{-7}$', '1')
+    >>> fmt_p(0.0142), fmt_p(0.0042), fmt_p(4e-7), fmt_p(4e-7, latex=True), fmt_p(1.0)
+    ('0.014', '0.004', '4.0e-07', '$4.0\\\\times10^{-7}$', '1')
     """
     if p is None or math.isnan(p):
         return "–"
