@@ -333,7 +333,7 @@ def test_infer_cli_reference(tables, trained, tmp_path, caplog):
 
 
 def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
-    tables, trained, tmp_path, caplog
+    tables, trained, tmp_path, caplog, capsys
 ):
     model = {"backend": "reference", "batch_size": 4}
     files = ["--model-files", str(trained["tokens"])]
@@ -377,7 +377,11 @@ def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
         )
     # paths that do not pair up are refused, naming the flag
     assert main([*argv[: argv.index("--check-out")], *files, "--check-out", "one.json"]) == 1
+    assert "--check-out needs one path per --condition (2), got 1." in capsys.readouterr().err
     assert main([*shard_argv, "--shard", "0", "--n-shards", "2", "--check-out", "a"]) == 1
+    gather[gather.index("--out") + 1 : gather.index("--check-out")] = [str(tmp_path / "one")]
+    assert main(gather) == 1
+    assert "--out needs one path per --condition (2), got 1." in capsys.readouterr().err
 
 
 def test_embeddings_computed_once_serve_training_and_inference(

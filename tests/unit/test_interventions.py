@@ -151,3 +151,11 @@ def test_parse_answers_vectorised_and_errors():
     }
     with pytest.raises(ValueError, match="`labels` is empty"):
         parse_answers(["sad"], {})
+
+
+def test_condition_cli_pairs_each_name_with_an_output(tmp_path, capsys):
+    from cueprobe.cli import main
+
+    argv = ["condition", "--name", "audio_only", "aligned", "--manifest", str(tmp_path / "m")]
+    assert main([*argv, "--out", str(tmp_path / "a.parquet")]) == 1
+    assert "--out needs one path per --name (2), got 1." in capsys.readouterr().err

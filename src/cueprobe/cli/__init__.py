@@ -27,6 +27,16 @@ STAGES = (
 log = logging.getLogger("cueprobe")
 
 
+def one_per(values: Sequence, over: Sequence, *, flag: str, per: str) -> list:
+    """``values`` of a list flag that pairs with another (``--out`` per ``--condition``).
+
+    Raises ValueError naming both flags when the counts differ.
+    """
+    if len(values) != len(over):
+        raise ValueError(f"{flag} needs one path per {per} ({len(over)}), got {len(values)}.")
+    return list(values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cueprobe`` argument parser with every stage's subcommands."""
     parser = argparse.ArgumentParser(prog="cueprobe", description=__doc__.splitlines()[0])

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cueprobe import io
+from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
 
@@ -256,12 +257,10 @@ def _paired(args: argparse.Namespace) -> list[tuple[str, Path, Path | None, Path
                 f"got {len(args.out)} --out and {len(args.check_out)} --check-out path(s)."
             )
         return [(c.stem, c, None, None) for c in args.condition]
-    if len(args.out) != n:
-        raise ValueError(f"--out needs one path per --condition ({n}), got {len(args.out)}.")
+    outs = one_per(args.out, args.condition, flag="--out", per="--condition")
     checks = args.check_out or [None] * n
-    if len(checks) != n:
-        raise ValueError(f"--check-out needs one path per --condition ({n}), got {len(checks)}.")
-    return [(c.stem, c, o, k) for c, o, k in zip(args.condition, args.out, checks, strict=True)]
+    checks = one_per(checks, args.condition, flag="--check-out", per="--condition")
+    return [(c.stem, c, o, k) for c, o, k in zip(args.condition, outs, checks, strict=True)]
 
 
 def _infer(args: argparse.Namespace) -> None:
@@ -394,17 +393,13 @@ def _gather(args: argparse.Namespace) -> None:
 
     from cueprobe.inference import PREDICTION_COLUMNS
 
-    n = len(args.condition)
-    if not (len(args.out) == len(args.check_out) == n):
-        raise ValueError(
-            f"--out and --check-out need one path per --condition ({n}), "
-            f"got {len(args.out)} and {len(args.check_out)}."
-        )
+    outs = one_per(args.out, args.condition, flag="--out", per="--condition")
+    checks = one_per(args.check_out, args.condition, flag="--check-out", per="--condition")
     parts = pd.concat([io.read_table(p, "prediction_shard") for p in args.parts], ignore_index=True)
     unknown = sorted(set(parts["condition"]) - set(args.condition))
     if unknown:
         raise ValueError(f"the shard tables hold conditions not asked for: {unknown}.")
-    for name, out, check_out in zip(args.condition, args.out, args.check_out, strict=True):
+    for name, out, check_out in zip(args.condition, outs, checks, strict=True):
         predictions = parts[parts["condition"] == name]
         if predictions.empty:
             raise ValueError(

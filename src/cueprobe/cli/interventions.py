@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ def _condition(args: argparse.Namespace) -> None:
     from cueprobe.interventions import build_condition
     from cueprobe.interventions import parse_condition
 
-    if len(args.out) != len(args.name):
-        raise ValueError(
-            f"--out needs one path per --name ({len(args.name)}), got {len(args.out)}."
-        )
+    outs = one_per(args.out, args.name, flag="--out", per="--name")
     kinds = [parse_condition(name) for name in args.name]  # fails on an unknown name first
     manifest = io.read_table(args.manifest, "manifest")
     tokens = None
@@ -62,7 +60,7 @@ def _condition(args: argparse.Namespace) -> None:
                 f"{args.tokens}: {len(missing)} manifest utterance(s) have no tokens: {missing[:5]}"
             )
         tokens = tokens.set_index("utt_id").loc[manifest["utt_id"]].reset_index()
-    for name, (kind, _, seed), out in zip(args.name, kinds, args.out, strict=True):
+    for name, (kind, _, seed), out in zip(args.name, kinds, outs, strict=True):
         # one stream per (root seed, stage, kind, condition seed); corrupt streams do not
         # depend on p, so corruptions are nested in p (common random numbers)
         rng = None
