@@ -115,7 +115,7 @@ def _plot_evaluation_argv(ev, tmp_path):
     return argv
 
 
-def test_plot_evaluation_draws_figure_3_only_when_asked(ev, tmp_path):
+def test_plot_evaluation_draws_figure_3_only_when_asked(ev, tmp_path, capsys):
     """One job draws Figures 2 and 3 of a (corpus, model); without corruption files
     (a grid with no corruption probabilities) it draws Figure 2 alone."""
     from cueprobe.cli import main
@@ -130,8 +130,8 @@ def test_plot_evaluation_draws_figure_3_only_when_asked(ev, tmp_path):
     assert fig3[0].read_bytes()[:4] == b"\x89PNG" and fig3[1].read_bytes()[:4] == b"%PDF"
     expected = render(plot_corruption_curve(ev.corruption, ev.metrics, title="t"), "png")
     assert fig3[0].read_bytes() == expected
-    with pytest.raises(SystemExit, match="--corruption-curve-out needs --corruption"):
-        main([*argv, "--confusions-out", str(fig2), "--corruption-curve-out", str(fig3[0])])
+    assert main([*argv, "--confusions-out", str(fig2), "--corruption-curve-out", str(fig3[0])]) == 1
+    assert "--corruption-curve-out needs --corruption" in capsys.readouterr().err
 
 
 def test_figure_modules_import_neither_scipy_nor_pyplot():

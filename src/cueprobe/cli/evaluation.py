@@ -159,7 +159,7 @@ def _plot_evaluation(args: argparse.Namespace) -> None:
     from cueprobe.figures.corruption_curve import plot_corruption_curve
 
     if args.corruption_curve_out and args.corruption is None:
-        raise SystemExit("--corruption-curve-out needs --corruption (the evaluation's curve).")
+        raise ValueError("--corruption-curve-out needs --corruption (the evaluation's curve).")
     metrics = io.read_table(args.metrics, "metrics")
     fig = plot_confusions(io.read_table(args.confusion, "confusion"), metrics, title=args.title)
     save_figure(fig, args.confusions_out)
