@@ -187,9 +187,13 @@ def figure_outputs(pattern, *, caption, category, subcategory, labels=None):
     return outputs
 
 
+#: Figure 3 (the corruption curve) exists only when the grid corrupts tokens
+FIGURE3 = bool(config["interventions"]["corrupt_p"])
+
+
 def corruption_curve_outputs(pattern, **kwargs):
     """Figure 3's files, or none when the grid has no corruption probabilities."""
-    if not config["interventions"]["corrupt_p"]:
+    if not FIGURE3:
         return []
     return figure_outputs(pattern, **kwargs)
 
@@ -427,11 +431,7 @@ def get_evaluation_output():
             "results/figures/{corpus}/{model}.{figure}.{ext}",
             corpus=corpora.index,
             model=models.index,
-            figure=(
-                ["confusions", "corruption_curve"]
-                if config["interventions"]["corrupt_p"]
-                else ["confusions"]
-            ),
+            figure=["confusions", "corruption_curve"] if FIGURE3 else ["confusions"],
             ext=config["figures"]["formats"],
         )
     return targets
