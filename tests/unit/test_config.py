@@ -27,17 +27,23 @@ def test_shipped_configs_validate(path):
     assert all("shards" in c for c in config["corpora"].values())
 
 
+def _snakemake(*args, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """This venv's snakemake (and, on PATH, its python) with ``args``."""
+    bindir = Path(sys.executable).parent
+    return subprocess.run(
+        [bindir / "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
+    )
+
+
 def _dry_run(tmp_path: Path, config_text: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(config_text)
-    bindir = Path(sys.executable).parent
-    env = os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [bindir / "snakemake", "-n", "--snakefile", REPO / "Snakefile"]
-        + ["--directory", tmp_path, "--configfile", cfg],
-        capture_output=True,
-        text=True,
-        env=env,
+    return _snakemake(
+        "-n", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", cfg
     )
 
 
@@ -73,14 +79,7 @@ def test_configfile_replaces_the_default(tmp_path):
     # config/config.yaml must not be merged into a user's config
     cfg = tmp_path / "c.yaml"
     cfg.write_text(BASE % "")
-    bindir = Path(sys.executable).parent
-    proc = subprocess.run(
-        [bindir / "snakemake", "-n", "--configfile", cfg],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
-    )
+    proc = _snakemake("-n", "--configfile", cfg)
     out = proc.stdout + proc.stderr
     assert "is replaced by additional config" in out
     assert "demo_aibo" not in out
@@ -109,15 +108,8 @@ def test_model_resources_reach_the_inference_jobs(tmp_path):
 def test_slurm_profile_groups_name_every_rule():
     """A renamed rule must not silently fall out of its SLURM group (it would then cost
     one sbatch submission, ~5 s, per job); a stale name must not linger either."""
-    bindir = Path(sys.executable).parent
-    proc = subprocess.run(
-        [bindir / "snakemake", "--list-rules", "--snakefile", REPO / "Snakefile"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
-    )
+    proc = _snakemake("--list-rules", "--snakefile", REPO / "Snakefile")
+    assert proc.returncode == 0, proc.stderr[-2000:]
     rules = set(proc.stdout.split()) - {"all"}
     assert {"evaluate_model", "plot_evaluation", "query_token_conditions"} <= rules
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
