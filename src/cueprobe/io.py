@@ -72,6 +72,7 @@ TABLES: dict[str, dict[str, str]] = {
         "ci_high": "float",
         "wa": "float",
         "n": "int",
+        "n_speakers": "int",
         "n_unparsed": "int",
         "unparsed_rate": "float",
     },

@@ -24,6 +24,11 @@ OTHER = "other"
 #: parse states that count as unparsed (never a label of the set)
 UNPARSED_STATES = ("unparsed", "error")
 
+#: below this many speakers, a split's speaker-clustered bootstrap CIs are flagged as not
+#: estimating between-speaker variation (k speakers: C(2k - 1, k) distinct resamples;
+#: 35 at k = 4, 126 at k = 5); see :mod:`cueprobe.stats`
+MIN_CI_SPEAKERS = 5
+
 
 class DegenerateEffectWarning(RuntimeWarning):
     """A statistic is undefined or rests on fewer classes/seeds than asked for."""

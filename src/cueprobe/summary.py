@@ -19,6 +19,7 @@ import math
 
 import pandas as pd
 
+from cueprobe.metrics import MIN_CI_SPEAKERS
 from cueprobe.tables import fmt_ci
 from cueprobe.tables import fmt_delta
 from cueprobe.tables import fmt_p
@@ -139,9 +140,17 @@ def cue_use_summary(
     for split in dict.fromkeys(metrics["split"]):
         m = metrics[metrics["split"] == split].set_index("condition")
         n, n_spk = int(m["n"].iloc[0]), int(m["n_speakers"].iloc[0])
+        lines += [f"## Split: {split} ({n} utterances, {n_spk} speakers)", ""]
+        if n_spk < MIN_CI_SPEAKERS:
+            n_distinct = int(m["n_distinct_resamples"].iloc[0])
+            lines += [
+                f"> **Only {n_spk} speaker(s).** The speaker-clustered CIs below rest on too few "
+                f"speaker configurations ({n_distinct} distinct resamples) to estimate between-speaker variation (need "
+                f"{MIN_CI_SPEAKERS}+ speakers): read them, and the verdicts, as evidence about "
+                "these speakers' utterances (McNemar), not about speakers at large.",
+                "",
+            ]
         lines += [
-            f"## Split: {split} ({n} utterances, {n_spk} speakers)",
-            "",
             "- **Token sensitivity** (aligned vs audio-only): "
             + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
             "- **Robust fallback** (conflict vs audio-only): "

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cueprobe.metrics import MIN_CI_SPEAKERS
+
 #: row groups, in print order
 GROUPS = {
     "zero_shot": "Zero-shot models",
@@ -33,7 +35,7 @@ TABLE2_SPLITS = ("dev", "test")
 
 def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
     """UAR^-, UAR^+, delta per (corpus, model, split) from the evaluation tables."""
-    need = {"corpus", "model", "split", "condition", "uar", "ci_low", "ci_high"}
+    need = {"corpus", "model", "split", "condition", "uar", "ci_low", "ci_high", "n_speakers"}
     missing = sorted(need - set(metrics.columns))
     if missing:
         raise ValueError(f"metrics table lacks column(s) {missing}.")
@@ -42,7 +44,7 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
     if missing:
         raise ValueError(f"comparisons table lacks column(s) {missing}.")
     keys = ["corpus", "model", "split"]
-    m = metrics.set_index([*keys, "condition"])[["uar", "ci_low", "ci_high", "n"]]
+    m = metrics.set_index([*keys, "condition"])[["uar", "ci_low", "ci_high", "n", "n_speakers"]]
     minus = m.xs("audio_only", level="condition").add_prefix("uar_minus_")
     plus = m.xs("aligned", level="condition").add_prefix("uar_plus_")
     gain = comparisons[
@@ -57,8 +59,9 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
             "uar_minus_uar": "uar_minus",
             "uar_plus_uar": "uar_plus",
             "uar_minus_n": "n",
+            "uar_minus_n_speakers": "n_speakers",
         }
-    ).drop(columns=["uar_plus_n"])
+    ).drop(columns=["uar_plus_n", "uar_plus_n_speakers"])
     return out.reset_index()
 
 
@@ -119,8 +122,8 @@ def table2(
     pandas.DataFrame
         Columns corpus, model, label, group, quoted, source, then per split
         ``{split}_uar_minus``, ``_uar_plus``, ``_delta``, ``_delta_ci_low``,
-        ``_delta_ci_high``, ``_p``, ``_p_holm``, ``_n`` (NaN where a model is not
-        scored on that split), and the paper columns.
+        ``_delta_ci_high``, ``_p``, ``_p_holm``, ``_n``, ``_n_speakers`` (NaN where a
+        model is not scored on that split), and the paper columns.
     """
     paper = paper or {}
     gains = _gain_rows(metrics, comparisons)
@@ -136,6 +139,7 @@ def table2(
                 row[f"{split}_{col}"] = by_split.at[split, col] if have else np.nan
             row[f"{split}_p_holm"] = by_split.at[split, "p_holm"] if have else np.nan
             row[f"{split}_n"] = by_split.at[split, "n"] if have else np.nan
+            row[f"{split}_n_speakers"] = by_split.at[split, "n_speakers"] if have else np.nan
         row["paper_row"] = info["paper_row"]
         rows.append(row)
     for ref in literature:
@@ -157,6 +161,7 @@ def table2(
         for split in TABLE2_SPLITS
         for c in (
             "uar_minus", "uar_plus", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "n",
+            "n_speakers",
         )
     ]  # fmt: skip
     out = out.reindex(columns=[*cols, "paper_row"])
@@ -205,7 +210,7 @@ def table3(
             | {"paper_row": None}
         )  # fmt: skip
     cols = [
-        "corpus", "model", "label", "group", "quoted", "source", "split", "n",
+        "corpus", "model", "label", "group", "quoted", "source", "split", "n", "n_speakers",
         "uar_minus", "uar_minus_ci_low", "uar_minus_ci_high",
         "uar_plus", "uar_plus_ci_low", "uar_plus_ci_high",
         "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm",
@@ -269,6 +274,12 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
     return f"{mant}e{exp}"
 
 
+def _few_speakers(rec: Mapping[str, Any]) -> bool:
+    """A run row whose CIs rest on fewer than :data:`MIN_CI_SPEAKERS` speakers."""
+    k = rec.get("n_speakers")
+    return not rec["quoted"] and k is not None and not math.isnan(k) and k < MIN_CI_SPEAKERS
+
+
 def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str], list[tuple]]:
     """Header and rows of strings; a row is ``(group, cells)``."""
     paper = any(c.endswith("_paper") for c in table.columns)
@@ -316,14 +327,15 @@ def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str],
                         fmt_uar(rec.get(f"{split}_uar_plus_paper")),
                     ]
         else:
+            mark = " ‡" if _few_speakers(rec) else ""
             cells += [
                 rec["split"] if isinstance(rec["split"], str) and rec["split"] else "–",
                 fmt_uar(rec["uar_minus"]),
-                fmt_ci(rec["uar_minus_ci_low"], rec["uar_minus_ci_high"]),
+                fmt_ci(rec["uar_minus_ci_low"], rec["uar_minus_ci_high"]) + mark,
                 fmt_uar(rec["uar_plus"]),
-                fmt_ci(rec["uar_plus_ci_low"], rec["uar_plus_ci_high"]),
+                fmt_ci(rec["uar_plus_ci_low"], rec["uar_plus_ci_high"]) + mark,
                 fmt_delta(rec["delta"]),
-                fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"]),
+                fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"]) + mark,
                 fmt_p(rec["p"], latex=latex),
                 fmt_p(rec["p_holm"], latex=latex),
             ]
@@ -344,6 +356,15 @@ def _notes(table: pd.DataFrame, kind: str) -> list[str]:
             "95% CIs: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
             "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) family."
         )
+        for rec in table.to_dict("records"):
+            if _few_speakers(rec):
+                k = int(rec["n_speakers"])
+                notes.append(
+                    f"‡ {rec['label']} ({rec['split']}): {k} speaker(s), fewer than "
+                    f"{MIN_CI_SPEAKERS}; its CIs do not estimate between-speaker variation "
+                    "(too few distinct speaker resamples); p (McNemar, per utterance) speaks "
+                    "for these speakers' utterances only."
+                )
     else:
         notes.append("Δ = UAR⁺ − UAR⁻; – : not scored on that split.")
     for rec in table[table["quoted"]].to_dict("records"):
@@ -373,6 +394,7 @@ _TEX_ESCAPE = {
     "_": r"\_",
     "#": r"\#",
     "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
     "Δ": r"$\Delta$",
     "⁺": r"$^+$",
     "⁻": r"$^-$",

@@ -339,6 +339,44 @@ def fake_run(seed=0, n_speakers=6, per=24, split_of=None):
     return manifest, preds
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_distinct_resamples_are_the_multisets_of_k_speakers(k):
+    """k speakers have C(2k - 1, k) distinct resamples, and enough draws find them all."""
+    from math import comb
+
+    res = speaker_resamples(
+        [f"s{i}" for i in range(k)], n_resamples=20_000, rng=np.random.default_rng(k)
+    )
+    assert res.n_distinct == comb(2 * k - 1, k)
+
+
+def test_evaluate_flags_splits_with_few_speakers():
+    """Below MIN_CI_SPEAKERS a split is evaluated, with a warning and its distinct count."""
+    from cueprobe.stats import MIN_CI_SPEAKERS
+
+    def split_of(i):  # fake_run: 24 utterances per speaker, speakers s0..s5
+        return "dev" if i < 2 * 24 else "test"
+
+    manifest, preds = fake_run(seed=3, split_of=split_of)
+    with pytest.warns(DegenerateEffectWarning, match=r"split 'dev' has 2 speaker\(s\): 3 distinct"):
+        ev = evaluate(
+            preds, manifest, labels=LABELS, splits=["dev", "test"], n_resamples=500,
+            confidence_level=0.95, rng=np.random.default_rng(0),
+        )  # fmt: skip
+    m = ev.metrics.groupby("split")[["n_speakers", "n_distinct_resamples"]].first()
+    assert m.loc["dev"].tolist() == [2, 3]
+    assert m.loc["test", "n_speakers"] == 4 < MIN_CI_SPEAKERS
+    assert m.loc["test", "n_distinct_resamples"] <= 35  # C(7, 4)
+    comp = ev.comparisons.groupby("split")["n_speakers"].unique()
+    assert comp["dev"].tolist() == [2] and comp["test"].tolist() == [4]
+    with warnings.catch_warnings():  # all 6 speakers: no warning
+        warnings.simplefilter("error", DegenerateEffectWarning)
+        evaluate(
+            preds, manifest, labels=LABELS, splits=["all"], n_resamples=500,
+            confidence_level=0.95, rng=np.random.default_rng(0),
+        )  # fmt: skip
+
+
 def test_evaluate_tables():
     manifest, preds = fake_run()
     ev = evaluate(

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cueprobe import tables
+from cueprobe.metrics import DegenerateEffectWarning
 from cueprobe.stats import evaluate
 from cueprobe.summary import cue_use_summary
 from tests.unit.test_stats import LABELS
@@ -201,3 +202,36 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     assert "not measured (no corruption runs)" in text
     with pytest.raises(ValueError, match=r"`alpha` must lie in \(0, 1\)"):
         cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=5)
+
+
+def test_few_speaker_cis_are_marked_in_table3_and_the_summary(iemocap):
+    """A trained model scored on 2 held-out speakers (IEMOCAP session 5): CIs marked ‡."""
+    metrics, comparisons, evs = iemocap
+    with pytest.warns(DegenerateEffectWarning, match="2 speaker"):
+        few = evaluation(
+            "iemo", "reference", ["test"], 2, split_of=lambda i: "test" if i >= 4 * 24 else "train"
+        )
+    metrics = pd.concat([metrics[metrics["model"] == "af3"], few.metrics], ignore_index=True)
+    comparisons = pd.concat(
+        [comparisons[comparisons["model"] == "af3"], few.comparisons], ignore_index=True
+    )
+    t = tables.table3(metrics, comparisons, models=MODELS)
+    assert t.set_index("label")["n_speakers"].to_dict() == {"AF3": 6, "Reference": 2}
+    md = tables.to_markdown(t, kind="III", title="t")
+    af3_row, ref_row = (line for line in md.splitlines() if line.startswith(("| AF3", "| Ref")))
+    assert "‡" not in af3_row and ref_row.count("‡") == 3  # UAR⁻, UAR⁺ and Δ CIs
+    assert "‡ Reference (test): 2 speaker(s), fewer than 5" in md
+    tex = tables.to_latex(t, kind="III", title="t", label="l")
+    assert tex.count("$^\\ddagger$") == 4
+    assert "‡" not in tables.to_markdown(
+        tables.table3(metrics[metrics["model"] == "af3"], comparisons, models=MODELS),
+        kind="III", title="t",
+    )  # fmt: skip
+
+    text = cue_use_summary(
+        few.metrics, few.comparisons, few.corruption, corpus="iemo", model="R", alpha=0.05
+    )
+    assert "> **Only 2 speaker(s).**" in text and "(3 distinct resamples)" in text
+    assert "Only" not in cue_use_summary(
+        evs[0].metrics, evs[0].comparisons, evs[0].corruption, corpus="c", model="m", alpha=0.05
+    )
