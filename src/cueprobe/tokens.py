@@ -9,7 +9,15 @@ et al. 2016, Sec. 3): loudness (intensity), F0 (pitch), spectral flux (temporal
 change), alpha ratio / Hammarberg / slopes (spectral balance) and F1-F3 (formants).
 
 Every utterance gets all six tokens: a NaN score (no voiced frame, a clip too
-short for openSMILE) takes the middle level, and the reason stands in ``flag``.
+short for openSMILE) takes the middle level, and the reason stands in ``flag``; so
+does a voiced clip whose VOICE_QUALITY rule could not see one of its descriptors
+(``nan_vq:``; the rule then falls through to MODAL for lack of evidence).
+
+Ties: a score equal to several inner edges at once (collapsed quantiles: a descriptor
+floored at one value for much of the corpus, or constant in a gender group) takes the
+middle of the bins those edges span, not the highest of them: a floored half of the
+corpus lands in the middle levels instead of all in an extreme one. With distinct
+edges this is the usual ``#{edges <= s}``.
 """
 
 from __future__ import annotations
@@ -121,7 +129,8 @@ class TokenEdges:
     ``centre``/``scale`` are the median and IQR of each descriptor over the
     fitting set; ``edges[concept][group]`` are the ``n_bins - 1`` inner edges of
     a score (``group`` is ``"all"`` or a gender); a score ``s`` is in bin
-    ``#{edges <= s}``. ``f0_by_group`` standardises F0 within gender for the
+    ``ceil((#{edges < s} + #{edges <= s}) / 2)``, i.e. ``#{edges <= s}`` unless ``s``
+    sits on several equal edges (then the middle of the bins they span). ``f0_by_group`` standardises F0 within gender for the
     VOICE_QUALITY rule when PITCH is gender-specific.
     """
 
@@ -145,8 +154,10 @@ class TokenEdges:
             "fit_on": self.fit_on,
             "n_fit": self.n_fit,
             "rule": "robust z = (x - centre) / scale; score = mean of sign * z over the "
-            "concept's descriptors; bin = number of inner edges <= score (group edges "
-            "for gender_specific concepts when the gender has them, else 'all')",
+            "concept's descriptors; bin = ceil((#{inner edges < score} + #{inner edges <= "
+            "score}) / 2), i.e. #{edges <= score} unless the score sits on several equal "
+            "edges (group edges for gender_specific concepts when the gender has them, "
+            "else 'all')",
             "descriptors": {
                 c.value: [{"name": d, "sign": s} for d, s in CONCEPT_DESCRIPTORS[c]]
                 for c in ORDINAL_CONCEPTS
@@ -278,6 +289,14 @@ def fit_token_edges(
     df = _merge_iv(features, manifest)
     mask = _fit_mask(df, fit_on)
     fit = df.loc[mask]
+    if gender_specific and not fit["gender"].isin(GENDER_GROUPS).any():
+        # genders spelled otherwise ("Female") would make the option silently do nothing
+        seen = fit["gender"].astype(str).value_counts().to_dict()
+        raise ValueError(
+            f"gender_specific lists {list(gender_specific)}, but no fitting row has gender "
+            f"{' or '.join(GENDER_GROUPS)} (genders of the fitting set: {seen}). Give the "
+            "manifest's gender as F/M, or set this corpus' gender_specific to []."
+        )
     centre, scale = {}, {}
     for d in EGEMAPS_LLDS:
         centre[d], scale[d] = _robust(fit[d].to_numpy(np.float64), d)
@@ -320,10 +339,23 @@ def fit_token_edges(
 
 
 def bin_scores(scores: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bin index of each score: the number of inner edges <= score (NaN -> -1)."""
+    """Bin index of each score (NaN -> -1).
+
+    The number of inner edges <= score; a score on several equal (collapsed) edges
+    takes the middle of the bins they span, rounding up as a single edge does.
+
+    Examples
+    --------
+    >>> bin_scores([-1.0, 0.0, 0.5, 1.0, 2.0, np.nan], [0.0, 1.0]).tolist()
+    [0, 1, 1, 2, 2, -1]
+    >>> bin_scores([0.0, 0.0, -1.0], [-2.0, 0.0, 0.0, 3.0]).tolist()  # half the corpus at 0
+    [2, 2, 1]
+    """
     s = np.asarray(scores, dtype=np.float64)
-    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), s, side="right")
-    return np.where(np.isfinite(s), idx, -1)
+    e = np.asarray(edges, dtype=np.float64)
+    below = np.searchsorted(e, s, side="left")  # edges < s
+    upto = np.searchsorted(e, s, side="right")  # edges <= s
+    return np.where(np.isfinite(s), (below + upto + 1) // 2, -1)
 
 
 def _voice_quality(df: pd.DataFrame, edges: TokenEdges, rule: VoiceQualityRule) -> np.ndarray:
@@ -407,6 +439,7 @@ def assign_tokens(
     out["token_string"] = serialise_tokens(out, template=template, separator=separator)
     status = df["status"].astype(str).to_numpy()
     vr = df["voiced_ratio"].to_numpy(np.float64)
+    vq_nan = {k: df[d].isna().to_numpy() for k, d in VQ_DESCRIPTORS.items()}
     flags = []
     for i in range(len(df)):
         if status[i] != "ok":
@@ -415,7 +448,10 @@ def assign_tokens(
             flags.append("unvoiced")
         else:
             missing = [n[i] for n in nan_concepts if n[i]]
-            flags.append("nan_score:" + "+".join(missing) if missing else "")
+            unseen = [k for k, isnan in vq_nan.items() if isnan[i]]
+            parts = [f"nan_score:{'+'.join(missing)}"] if missing else []
+            parts += [f"nan_vq:{'+'.join(unseen)}"] if unseen else []
+            flags.append(";".join(parts))
     out["flag"] = flags
     return out[list(TOKEN_COLUMNS)]
 

@@ -222,6 +222,20 @@ def test_csv_adapter(tmp_path, write_wav):
     }
 
 
+def test_csv_gender_spellings_become_f_and_m(tmp_path, write_wav):
+    """Gender-specific bins are fitted for F and M: other spellings must not fall outside."""
+    sheet = tmp_path / "sheet.csv"
+    rows = ["Female", "male", " w ", "", "child", "M"]
+    for i in range(len(rows)):
+        write_wav(tmp_path / f"{i}.wav")
+    sheet.write_text(
+        "path,label,speaker,gender\n"
+        + "".join(f"{i}.wav,angry,s{i},{g}\n" for i, g in enumerate(rows))
+    )
+    manifest, _ = build_manifest("csv", sheet, labels={"angry": []})
+    assert manifest["gender"].tolist() == ["F", "M", "F", "unknown", "child", "M"]
+
+
 def test_csv_errors(tmp_path, write_wav):
     with pytest.raises(CorpusError, match="corpus sheet not found"):
         build_manifest("csv", tmp_path / "nope.csv")

@@ -234,6 +234,56 @@ def test_validation_errors(demo):
         )
 
 
+def test_ties_on_collapsed_edges_take_the_middle_bins(demo):
+    """Scores on several equal edges take the middle of the bins those edges span."""
+    manifest, features, _ = demo
+    flux = "spectralFlux_sma3"  # DYNAMICS = spectral flux alone
+    with pytest.warns(DegenerateDescriptorWarning, match="zero IQR"):
+        tok, edges = tokenize(
+            features.assign(**{flux: 0.5}),
+            manifest,
+            n_bins=5,
+            fit_on="all",
+            gender_specific=[],
+            **OPTS,
+        )
+    assert len(set(edges.edges["DYNAMICS"]["all"])) == 1
+    assert (tok["DYNAMICS"] == "MID").all()  # not all VERY_DYNAMIC (the highest bin)
+    f = features.copy()
+    low = f[flux] <= f[flux].quantile(0.5)
+    f.loc[low, flux] = f.loc[low, flux].min()  # floored: half the corpus at one value
+    tok, edges = tokenize(f, manifest, n_bins=5, fit_on="all", gender_specific=[], **OPTS)
+    e = edges.edges["DYNAMICS"]["all"]
+    assert e[0] == e[1] < e[2]  # the 20 % and 40 % quantiles collapse
+    shares = tok["DYNAMICS"].value_counts(normalize=True)
+    # the floored half sits at percentiles 0-50 %: its mid-rank (25 %) is the second bin
+    assert shares[level_names(Concept.DYNAMICS, 5)[1]] == pytest.approx(low.mean())
+    np.testing.assert_array_equal(bin_scores([1.0, 1.0, 0.0, 2.0], [1.0, 1.0]), [1, 1, 0, 2])
+
+
+def test_gender_specific_needs_f_or_m_rows(demo):
+    """Genders spelled otherwise would silently give pooled edges: a clear error instead."""
+    manifest, features, _ = demo
+    spelled = manifest.assign(gender=manifest["gender"].map({"F": "Female", "M": "Male"}))
+    with pytest.raises(ValueError, match=r"gender_specific lists \['PITCH'\], but no fitting row"):
+        fit_token_edges(features, spelled, n_bins=5, fit_on="all", gender_specific=["PITCH"])
+    with pytest.raises(ValueError, match=r"'Female': \d+"):
+        fit_token_edges(features, spelled, n_bins=5, fit_on="all", gender_specific=["PITCH"])
+    edges = fit_token_edges(features, spelled, n_bins=5, fit_on="all")  # pooled only: fine
+    assert set(edges.edges["PITCH"]) == {"all"}
+
+
+def test_voiced_clip_with_an_unseen_voice_quality_descriptor_is_flagged(demo):
+    manifest, features, _ = demo
+    f = features.copy()
+    f.loc[5, ["jitterLocal_sma3nz", "shimmerLocaldB_sma3nz"]] = np.nan
+    f.loc[6, "F0semitoneFrom27.5Hz_sma3nz"] = np.nan
+    tok, _ = tokenize(f, manifest, n_bins=5, fit_on="all", gender_specific=[], **OPTS)
+    assert tok.loc[5, "flag"] == "nan_vq:jitter+shimmer"
+    assert tok.loc[6, "flag"] == "nan_score:PITCH;nan_vq:f0"
+    assert (tok.drop(index=[5, 6])["flag"] == "").all()
+
+
 def test_fit_on_train_uses_train_rows_only(demo):
     manifest, features, _ = demo
     train = manifest["split"] == "train"

@@ -3,7 +3,10 @@
 Relative paths are resolved against the CSV's folder. ``utt_id`` defaults to the
 path without its suffix, relative to that folder. ``split`` defaults to ``test``
 (zero-shot evaluation of everything). Labels outside the configured label set are
-excluded with their reason, never silently dropped.
+excluded with their reason, never silently dropped. ``gender`` is written ``F``/``M``
+whatever the sheet's spelling (:data:`GENDERS`: ``female``, ``Male``, ``w``...), since
+gender-specific token bins are fitted for ``F`` and ``M``; empty is ``unknown``, and any
+other value is kept as written (binned with the pooled edges).
 """
 
 from __future__ import annotations
@@ -18,6 +21,23 @@ from cueprobe.corpora.common import split_kept
 
 REQUIRED = ("path", "label", "speaker")
 SPLITS = ("train", "dev", "test")
+#: spellings of the two gender groups (case-insensitive) -> the manifest's value
+GENDERS = {
+    **dict.fromkeys(("f", "female", "w", "woman"), "F"),
+    **dict.fromkeys(("m", "male", "man"), "M"),
+}
+
+
+def normalise_gender(value: str) -> str:
+    """``F``/``M`` for the spellings in :data:`GENDERS`; ``unknown`` if empty; else as is.
+
+    Examples
+    --------
+    >>> [normalise_gender(g) for g in ("Female", "m", " W ", "", "child")]
+    ['F', 'M', 'F', 'unknown', 'child']
+    """
+    value = value.strip()
+    return GENDERS.get(value.lower(), value) if value else "unknown"
 
 
 def read_csv_corpus(
@@ -48,7 +68,7 @@ def read_csv_corpus(
             "utt_id": utt_id,
             "path": str(full.resolve()),
             "speaker": rec["speaker"],
-            "gender": rec.get("gender") or "unknown",
+            "gender": normalise_gender(rec.get("gender", "")),
             "session": rec.get("session") or rec["speaker"],
             "split": split,
             "label": rec["label"],
