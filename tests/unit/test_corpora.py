@@ -47,6 +47,10 @@ def _iemocap_tree(root: Path, write_wav) -> None:
     s5.parent.mkdir(parents=True)
     s5.write_text("[1.0000 - 2.0000]\tSes05M_script01_1_F002\tsad\t[2.0, 2.0, 2.0]\n")
     write_wav(root / "Session5/sentences/wav/Ses05M_script01_1/Ses05M_script01_1_F002.wav", 0.25)
+    for i in (2, 3, 4):  # a session whose dialogues hold no turn (only the file is needed)
+        empty = root / f"Session{i}/dialog/EmoEvaluation/Ses0{i}F_impro01.txt"
+        empty.parent.mkdir(parents=True)
+        empty.write_text("")
 
 
 def test_iemocap_exact_manifest(tmp_path, write_wav):
@@ -109,6 +113,14 @@ def test_iemocap_bad_turn_line_names_file_and_line(tmp_path):
         build_manifest("iemocap", tmp_path)
 
 
+def test_iemocap_missing_session_is_an_error(tmp_path, write_wav):
+    """A misnamed Session5 would silently leave no test split."""
+    _iemocap_tree(tmp_path, write_wav)
+    (tmp_path / "Session5").rename(tmp_path / "session5")
+    with pytest.raises(CorpusError, match=r"/\{Session5\}/dialog/EmoEvaluation/: IEMOCAP has"):
+        build_manifest("iemocap", tmp_path)
+
+
 def test_iemocap_empty_root(tmp_path):
     with pytest.raises(CorpusError, match="no EmoEvaluation files"):
         build_manifest("iemocap", tmp_path)
@@ -168,6 +180,13 @@ def test_aibo_configured_dev_speakers(tmp_path, write_wav):
     assert dev == {"Ohm_01"}
     with pytest.raises(CorpusError, match=r"dev_speakers \['Mont_01'\] are not Ohm speakers"):
         build_manifest("aibo", tmp_path, dev_speakers=["Mont_01"])
+    with pytest.raises(CorpusError, match="name every Ohm speaker"):
+        build_manifest("aibo", tmp_path, dev_speakers=[f"Ohm_0{i}" for i in range(1, 5)])
+    for n in (0, 4, 9):  # the Ohm school has 4 speakers here: dev must leave train one
+        with pytest.raises(CorpusError, match=rf"n_dev_speakers={n}: .* 4 Ohm speakers"):
+            build_manifest("aibo", tmp_path, n_dev_speakers=n)
+    manifest, _ = build_manifest("aibo", tmp_path, n_dev_speakers=3)
+    assert set(manifest.loc[manifest["split"] == "train", "speaker"]) == {"Ohm_01"}
 
 
 def test_aibo_errors(tmp_path, write_wav):
@@ -253,6 +272,39 @@ def test_csv_errors(tmp_path, write_wav):
     sheet.write_text("path,label,speaker,utt_id\nx.wav,sad,s,u1\nx.wav,sad,s,u1\n")
     with pytest.raises(CorpusError, match="1 duplicate utterance id"):
         build_manifest("csv", sheet)
+
+
+def test_csv_cells_are_stripped_and_ragged_rows_are_errors(tmp_path, write_wav):
+    """A stray space must not make two speakers; an unquoted comma must not shift columns."""
+    for name in ("a", "b", "c"):
+        write_wav(tmp_path / f"{name}.wav")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label,speaker,\na.wav, angry ,s1,\nb.wav,sad,s1 ,\n\nc.wav,sad,s1\n")
+    manifest, excluded = build_manifest("csv", sheet, labels={"angry": [], "sad": []})
+    assert excluded.empty  # trailing commas and a blank line are harmless
+    assert manifest["speaker"].tolist() == ["s1"] * 3
+    assert manifest["label"].tolist() == ["angry", "sad", "sad"]
+    sheet.write_text("path,label,speaker\na.wav,angry,s1,F\n")
+    with pytest.raises(CorpusError, match=r"s.csv:2: 4 fields for the header's 3"):
+        build_manifest("csv", sheet, labels={"angry": []})
+    sheet.write_text("path,label,speaker,label\na.wav,angry,s1,sad\n")
+    with pytest.raises(CorpusError, match=r"column\(s\) \['label'\] appear more than once"):
+        build_manifest("csv", sheet, labels={"angry": []})
+
+
+def test_csv_speaker_in_two_splits_and_blank_split_are_errors(tmp_path, write_wav):
+    """Held-out scores must not include a training speaker (and a speaker is one cluster)."""
+    for name in ("a", "b", "c"):
+        write_wav(tmp_path / f"{name}.wav")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,test\n"
+                     "c.wav,sad,s1,test\n")  # fmt: skip
+    with pytest.raises(CorpusError, match=r"1 speaker\(s\) in more than one split, e.g. 's1' "
+                       r"\(train on line 2, test on line 4\)"):  # fmt: skip
+        build_manifest("csv", sheet, labels={"sad": []})
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,\n")
+    with pytest.raises(CorpusError, match=r"empty split on line\(s\) 3"):
+        build_manifest("csv", sheet, labels={"sad": []})
 
 
 def test_unknown_adapter(tmp_path):

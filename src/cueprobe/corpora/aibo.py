@@ -54,12 +54,21 @@ def read_aibo(
         entries.append((m["id"], school, f"{school}_{m['child']}", m["cls"]))
     ohm = sorted({spk for _, school, spk, _ in entries if school == "Ohm"})
     if dev_speakers is None:
-        dev = set(ohm[-n_dev_speakers:])
+        if not 1 <= n_dev_speakers < len(ohm):
+            raise CorpusError(
+                f"n_dev_speakers={n_dev_speakers!r}: {label_file} has {len(ohm)} Ohm speakers, "
+                "so it must lie in [1, n - 1] (at least one Ohm speaker stays in train)."
+            )
+        dev = set(ohm[len(ohm) - n_dev_speakers :])
     else:
         unknown = sorted(set(dev_speakers) - set(ohm))
         if unknown:
             raise CorpusError(f"dev_speakers {unknown} are not Ohm speakers of {label_file}")
         dev = set(dev_speakers)
+        if dev == set(ohm):
+            raise CorpusError(
+                f"dev_speakers name every Ohm speaker of {label_file}: no train left."
+            )
     candidates = []
     for chunk_id, school, speaker, cls in entries:
         split = "test" if school == "Mont" else ("dev" if speaker in dev else "train")

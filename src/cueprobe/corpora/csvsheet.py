@@ -11,6 +11,7 @@ other value is kept as written (binned with the pooled edges).
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Collection
 from pathlib import Path
 
@@ -40,6 +41,38 @@ def normalise_gender(value: str) -> str:
     return GENDERS.get(value.lower(), value) if value else "unknown"
 
 
+def _read_sheet(sheet: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and ``(line number, row)`` of every non-blank line, each cell stripped.
+
+    A row with more non-empty fields than the header is an error (an unquoted comma, an
+    undeclared column); empty trailing fields (a spreadsheet's trailing commas) are
+    dropped and missing ones read as empty.
+    """
+    with open(sheet, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        while header and not header[-1]:
+            header.pop()
+        if not header:
+            raise CorpusError(f"{sheet}: no header line (want {', '.join(REQUIRED)}, ...)")
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise CorpusError(f"{sheet}: column(s) {twice} appear more than once in the header")
+        rows = []
+        for cells in reader:
+            cells = [c.strip() for c in cells]
+            if not any(cells):
+                continue
+            if any(cells[len(header) :]):
+                raise CorpusError(
+                    f"{sheet}:{reader.line_num}: {len(cells)} fields for the header's "
+                    f"{len(header)} {header}; quote a cell that holds a comma"
+                )
+            cells = cells[: len(header)] + [""] * (len(header) - len(cells))
+            rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
+    return header, rows
+
+
 def read_csv_corpus(
     sheet: Path, *, labels: Collection[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,23 +80,35 @@ def read_csv_corpus(
     sheet = Path(sheet)
     if not sheet.is_file():
         raise CorpusError(f"corpus sheet not found: {sheet}")
-    df = pd.read_csv(sheet, dtype=str, keep_default_na=False)
-    missing = [c for c in REQUIRED if c not in df.columns]
+    header, records = _read_sheet(sheet)
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {list(df.columns)}")
-    empty = df.index[(df[list(REQUIRED)] == "").any(axis=1)]
-    if len(empty):
-        rows = ", ".join(str(i + 2) for i in empty[:10])
-        raise CorpusError(f"{sheet}: empty path/label/speaker on line(s) {rows}")
+        raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {header}")
+    for cols in (REQUIRED, ("split",) if "split" in header else ()):
+        empty = [str(line) for line, rec in records if any(not rec[c] for c in cols)]
+        if empty:
+            raise CorpusError(f"{sheet}: empty {'/'.join(cols)} on line(s) {', '.join(empty[:10])}")
+    splits_of: dict[str, dict[str, int]] = {}
+    for line, rec in records:
+        splits_of.setdefault(rec["speaker"], {}).setdefault(rec.get("split") or "test", line)
+    leaks = {spk: where for spk, where in splits_of.items() if len(where) > 1}
+    if leaks:
+        spk, where = next(iter(leaks.items()))
+        lines = ", ".join(f"{s} on line {line}" for s, line in where.items())
+        raise CorpusError(
+            f"{sheet}: {len(leaks)} speaker(s) in more than one split, e.g. {spk!r} ({lines}): "
+            "held-out scores would include speakers a model was trained on, and a speaker is "
+            "one bootstrap cluster; give each speaker one split."
+        )
     base = sheet.parent
     candidates = []
-    for i, rec in enumerate(df.to_dict("records")):
+    for line, rec in records:
         path = Path(rec["path"])
         full = path if path.is_absolute() else base / path
         utt_id = rec.get("utt_id") or str(path.with_suffix("")).replace("\\", "/")
         split = rec.get("split") or "test"
         if split not in SPLITS:
-            raise CorpusError(f"{sheet}:{i + 2}: split {split!r} is not one of {SPLITS}")
+            raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
         row = {
             "utt_id": utt_id,
             "path": str(full.resolve()),

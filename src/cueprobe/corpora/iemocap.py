@@ -92,4 +92,12 @@ def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             if emo not in LABEL_MAP:
                 row["reason"] = f"category_not_in_4way: {emo}"
             candidates.append(row)
+    found = {path.parts[-4] for path in files}
+    missing = [f"Session{i}" for i in range(1, 6) if f"Session{i}" not in found]
+    if missing:  # a lost session would shrink the corpus (or empty the test split) silently
+        raise CorpusError(
+            f"no EmoEvaluation files under {root}/{{{','.join(missing)}}}/dialog/EmoEvaluation/: "
+            "IEMOCAP has Session1..Session5 (1-4 train, 5 test). For a subset, list it in a CSV "
+            "sheet (adapter `csv`)."
+        )
     return split_kept(candidates)
