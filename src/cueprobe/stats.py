@@ -45,7 +45,10 @@ Holm
 Spearman
     Rank correlation of UAR with the corruption probability p over all
     (p, seed) runs; p-value from the t distribution with n - 2 degrees of
-    freedom (as scipy ``spearmanr``).
+    freedom (as scipy ``spearmanr``). That p treats the runs as independent; they share
+    the utterances, so it speaks for these utterances only (the cue-use summary's
+    verdict also asks the speaker-bootstrap CI at the curve's far end; see
+    :func:`cueprobe.summary._degradation`).
 """
 
 from __future__ import annotations
