@@ -201,7 +201,7 @@ def test_peft_adapter_loads_and_changes_logits(
         device="cpu",
     )
     assert isinstance(adapted.model, PeftModel)
-    suffix = f"; adapter={adapter}" + (f"/{subfolder}" if subfolder else "")
+    suffix = f"; adapter={adapter}" + (f"/{subfolder}" if subfolder else "") + "@main"
     assert adapted.info.decoding.endswith(suffix)
     requests = _requests(wavs)
     answers = adapted.generate(requests)
@@ -325,3 +325,29 @@ def test_new_tokens_cuts_the_prompt_only_when_echoed() -> None:
     assert new_tokens(echoed, prompt).tolist() == [[1, 2], [3, 4]]
     continuation = torch.tensor([[1, 2], [3, 4]])
     assert new_tokens(continuation, prompt).tolist() == [[1, 2], [3, 4]]
+
+
+def test_adapter_revision_is_pinned_and_dtype_auto_is_float32_on_cpu(
+    model_dirs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PEFT adapter loads at a pinned revision (the model's own for its own repo)."""
+    from peft import PeftModel
+
+    arch = "qwen2_audio"
+    tiny_models.build_tiny_peft_adapter(model_dirs[arch], tmp_path / "lora")
+    seen = []
+    load = PeftModel.from_pretrained
+
+    def spy(model, name, **kwargs):
+        seen.append(kwargs.get("revision"))
+        return load(model, str(tmp_path / "lora"), subfolder=kwargs.get("subfolder"))
+
+    monkeypatch.setattr(PeftModel, "from_pretrained", spy)
+    kw = dict(architecture=arch, max_new_tokens=MAX_NEW_TOKENS, device="cpu")
+    own = TransformersBackend(model_dirs[arch], adapter=model_dirs[arch], revision="r1", **kw)
+    assert own.model.dtype == torch.float32 and "dtype=float32" in own.info.decoding
+    other = TransformersBackend(
+        model_dirs[arch], adapter="org/lora", adapter_revision="abc123", **kw
+    )
+    assert seen == ["r1", "abc123"]  # its own repo: the model revision; dtype auto: float32
+    assert other.info.decoding.endswith("; adapter=org/lora@abc123")

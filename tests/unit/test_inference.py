@@ -554,6 +554,28 @@ def test_infer_cli_records_a_rejected_request_as_error(tables, tmp_path):
     assert errors["utt_id"].tolist() == [first]
     assert errors["raw_output"].isna().all() and errors["pred"].tolist() == [""]
     assert len(pred) == 16 and pred["raw_output"].notna().sum() == 15
+    with ChatServer() as server:  # the forced re-run asks the rejected call only
+        model = model | {"base_url": server.url}
+        assert main(_infer_argv(tables, out, "aligned", model)) == 0
+        assert len(server.bodies) == 1
+    pred = io.read_table(out, "predictions")
+    assert (pred["parse_status"] != "error").all()
+
+
+def test_infer_cli_fails_when_the_server_rejects_every_call(tables, tmp_path, capsys):
+    """A set-up fault (vLLM without audio: 400 to all) must fail the job, not score 0."""
+    from tests.unit.test_backend_openai import ChatServer
+
+    with ChatServer(script=[(400, {"error": "no audio support"}, {})] * 16) as server:
+        model = {"backend": "openai", "model_id": "m", "base_url": server.url, "concurrency": 1}
+        out = tmp_path / "o.parquet"
+        assert main(_infer_argv(tables, out, "aligned", model)) == 1
+    assert "the server rejected all 16 model calls" in capsys.readouterr().err
+    assert not out.exists()
+    with ChatServer() as server:  # fixed: every call is asked again
+        model = model | {"base_url": server.url}
+        assert main(_infer_argv(tables, out, "aligned", model)) == 0
+        assert len(server.bodies) == 16
 
 
 def test_train_reference_cli_needs_tokens_for_every_training_utterance(tables, tmp_path, capsys):
@@ -634,7 +656,7 @@ def test_make_backend_loads_an_adapter_from_a_subfolder(tiny_qwen2_audio, tmp_pa
     build_tiny_peft_adapter(tiny_qwen2_audio, tmp_path / "repo" / "think")
     cfg = _hf_model(tiny_qwen2_audio) | {"adapter": str(tmp_path / "repo")}
     backend = make_backend(cfg | {"adapter_subfolder": "think"}, device="cpu")
-    assert backend.info.decoding.endswith(f"adapter={tmp_path / 'repo'}/think")
+    assert backend.info.decoding.endswith(f"adapter={tmp_path / 'repo'}/think@main")
     with pytest.raises(ValueError, match="Can't find 'adapter_config.json'"):
         make_backend(cfg, device="cpu")  # peft's own error: no adapter at the repo's root
 

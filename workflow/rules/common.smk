@@ -369,7 +369,7 @@ def get_inference_resource(key):
     """Cluster resource of a model's inference jobs (config models.<m>.resources).
 
     A key the model does not set (slurm_partition, constraint) gives None, which
-    Snakemake drops: the job then goes to the cluster's default.
+    Snakemake drops: the job then gets the profile's default-resources (the CPU partition).
     """
 
     def lookup(wildcards):

@@ -33,6 +33,7 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
         "trust_remote_code",
         "adapter",
         "adapter_subfolder",
+        "adapter_revision",
     ),
     "openai": ("backend", "model_id", "revision", "max_new_tokens"),
 }
@@ -113,12 +114,13 @@ def make_backend(
             model_cfg["model_id"],
             architecture=model_cfg["architecture"],
             revision=model_cfg.get("revision", "main"),
-            dtype=model_cfg.get("dtype", "bfloat16"),
+            dtype=model_cfg.get("dtype", "auto"),
             batch_size=model_cfg.get("batch_size", 8),
             max_new_tokens=model_cfg.get("max_new_tokens", 16),
             trust_remote_code=model_cfg.get("trust_remote_code", False),
             adapter=model_cfg.get("adapter"),
             adapter_subfolder=model_cfg.get("adapter_subfolder"),
+            adapter_revision=model_cfg.get("adapter_revision"),
             system_prompt=system_prompt,
             device=device,
         )

@@ -109,8 +109,10 @@ class TransformersBackend:
         One of :data:`ARCHITECTURES`.
     revision : str
         Pinned hub revision (commit hash or tag).
-    dtype : str
-        ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``"auto"`` (the checkpoint's dtype).
+    dtype : str, default: "auto"
+        ``"bfloat16"``, ``"float16"``, ``"float32"``, or ``"auto"``: the checkpoint's dtype
+        on a GPU, float32 on the CPU (bfloat16 on most CPUs is slow, and batched logits then
+        drift from one-at-a-time ones). ``info.decoding`` records the dtype the model got.
     batch_size : int
         Requests per forward pass.
     max_new_tokens : int
@@ -122,6 +124,10 @@ class TransformersBackend:
     adapter_subfolder : str or None
         Folder of the adapter inside ``adapter`` (e.g. an adapter shipped in a subfolder
         of the model's own repository).
+    adapter_revision : str or None
+        Pinned revision of ``adapter``; ``None`` means ``revision`` when the adapter lives
+        in the model's own repository (``adapter == model_id``), else ``"main"``. Recorded
+        in ``info.decoding``, so answers of another adapter revision are not reused.
     system_prompt : str or None
         System turn; ``None`` leaves the chat template's default.
     device : str or None
@@ -140,12 +146,13 @@ class TransformersBackend:
         *,
         architecture: str,
         revision: str = "main",
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         batch_size: int = 8,
         max_new_tokens: int = 16,
         trust_remote_code: bool = False,
         adapter: str | None = None,
         adapter_subfolder: str | None = None,
+        adapter_revision: str | None = None,
         system_prompt: str | None = None,
         device: str | None = None,
     ) -> None:
@@ -172,17 +179,24 @@ class TransformersBackend:
         self.max_new_tokens = max_new_tokens
         self.system_prompt = system_prompt
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto" and torch.device(self.device).type == "cpu":
+            dtype = "float32"
+        if adapter is not None and adapter_revision is None:
+            adapter_revision = revision if adapter == model_id else "main"
         self._pads = arch.processor_pads
+        self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
+        self.model = self._load_model(
+            arch, model_id, revision, dtype, trust_remote_code,
+            (adapter, adapter_subfolder, adapter_revision),
+        )  # fmt: skip
+        got = str(self.model.dtype).removeprefix("torch.")
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision,
-            decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={dtype}"
+            decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={got}"
             + (f"; adapter={adapter}" if adapter else "")
-            + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else ""),
-        )
-        self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
-        self.model = self._load_model(
-            arch, model_id, revision, dtype, trust_remote_code, adapter, adapter_subfolder
+            + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else "")
+            + (f"@{adapter_revision}" if adapter else ""),
         )
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
         self.generation_config = self._greedy_config()
@@ -210,8 +224,7 @@ class TransformersBackend:
         revision: str,
         dtype: str,
         trust_remote_code: bool,
-        adapter: str | None,
-        adapter_subfolder: str | None,
+        adapter: tuple[str | None, str | None, str | None],
     ) -> Any:
         import transformers
 
@@ -223,10 +236,13 @@ class TransformersBackend:
             trust_remote_code=trust_remote_code,
             device_map=self.device,  # load straight onto the device
         )
-        if adapter is not None:
+        name, subfolder, adapter_revision = adapter
+        if name is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter, subfolder=adapter_subfolder)
+            model = PeftModel.from_pretrained(
+                model, name, subfolder=subfolder, revision=adapter_revision
+            )
         return model.to(self.device).eval()
 
     def _greedy_config(self) -> Any:

@@ -336,14 +336,28 @@ def _infer(args: argparse.Namespace) -> None:
     journal = args.journal or _default_journal(args)
     answers = _read_journal(journal, header)
     writer = _JournalWriter(journal, header, answers)
+    # an answer the server rejected (None, an `error` row) is asked again on every run
+    done = {k for k, a in answers.items() if a is not None}
     try:
-        run_requests(
-            backend, requests, batch_size=backend.batch_size, done=set(answers), on_batch=writer
-        )
+        run_requests(backend, requests, batch_size=backend.batch_size, done=done, on_batch=writer)
     except ConnectionError as err:  # openai: the server stayed down; the journal is kept
         raise SystemExit(f"cueprobe infer: error: {err}") from None
     finally:
         writer.close()
+    n_rejected = sum(answers[k] is None for k in requests)
+    if n_rejected and n_rejected == len(requests):
+        raise ValueError(
+            f"the server rejected all {n_rejected} model calls (the first reason is logged "
+            "above): a set-up fault, such as a vLLM server without audio support, not an "
+            "answer. Nothing was written; the next run asks them again."
+        )
+    if n_rejected:
+        log.warning(
+            "%d of %d model calls were rejected: their rows are parse status `error` (wrong); "
+            "a forced re-run asks only them again",
+            n_rejected,
+            len(requests),
+        )
     del requests
     shard_tables = []
     for name, _, out, check_out in jobs:  # one table at a time: written, then dropped
