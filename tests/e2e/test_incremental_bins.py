@@ -40,3 +40,20 @@ def test_changing_n_bins_reruns_tokens_but_no_feature_job(demo_copy, tmp_path):
     assert jobs.get("assign_tokens") == len(cfg["corpora"]), jobs
     assert "extract_features" not in jobs and "gather_features" not in jobs, jobs
     assert "build_manifest" not in jobs and "make_demo_corpus" not in jobs, jobs
+
+
+def test_a_new_answer_synonym_reruns_inference_but_no_manifest_or_feature_job(demo_copy, tmp_path):
+    """Synonyms matter to the answer parser only: the manifest and features stay."""
+    from cueprobe.corpora import corpus_labels
+
+    cfg = yaml.safe_load(E2E_CONFIG.read_text())
+    corpus = cfg["corpora"]["demo_iemocap"]
+    labels = corpus_labels({"adapter": "iemocap", "labels": None})
+    corpus["labels"] = labels | {"sad": [*labels["sad"], "gloomy"]}
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = _scheduled(snakemake(demo_copy, "--cores", "2", "--dry-run", config=changed))
+    assert jobs.get("query_audio_only") == 1 and jobs.get("query_token_conditions") == 1, jobs
+    for rule in ("build_manifest", "extract_features", "gather_features", "train_reference_audio",
+                 "train_reference_tokens", "assign_tokens", "plot_token_distribution"):  # fmt: skip
+        assert rule not in jobs, jobs

@@ -112,12 +112,26 @@ def get_labels_json(wildcards):
     return json.dumps(corpus_labels(config["corpora"][wildcards.corpus]))
 
 
+def get_label_names_json(wildcards):
+    """The class set without synonyms: for the rules that never parse an answer, so that
+    a new synonym re-runs inference only, not the manifest and every feature shard."""
+    return json.dumps(
+        {name: [] for name in corpus_labels(config["corpora"][wildcards.corpus])}
+    )
+
+
+def _aibo_only(wildcards, key, default):
+    """A dev-split option of the aibo adapter; the default for the others (no re-run)."""
+    cfg = config["corpora"][wildcards.corpus]
+    return cfg[key] if corpora.loc[wildcards.corpus, "reader"] == "aibo" else default
+
+
 def get_dev_speakers_json(wildcards):
-    return json.dumps(config["corpora"][wildcards.corpus]["dev_speakers"])
+    return json.dumps(_aibo_only(wildcards, "dev_speakers", None))
 
 
 def get_n_dev_speakers(wildcards):
-    return config["corpora"][wildcards.corpus]["n_dev_speakers"]
+    return _aibo_only(wildcards, "n_dev_speakers", 2)
 
 
 # --- interventions stage -----------------------------------------------------

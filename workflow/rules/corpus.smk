@@ -35,7 +35,7 @@ rule build_manifest:
     params:
         adapter=get_corpus_adapter,
         root=get_corpus_root,
-        labels=get_labels_json,
+        labels=get_label_names_json,
         dev_speakers=get_dev_speakers_json,
         n_dev_speakers=get_n_dev_speakers,
     shell:

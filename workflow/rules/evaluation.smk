@@ -26,7 +26,7 @@ rule evaluate_model:
     conda:
         "../../envs/cueprobe.yaml"
     params:
-        labels=get_labels_json,
+        labels=get_label_names_json,
         splits=get_eval_splits_json,
         n_resamples=config["evaluation"]["n_resamples"],
         confidence_level=config["evaluation"]["confidence_level"],

@@ -42,7 +42,7 @@ rule train_reference_audio:
     conda:
         "../../envs/cueprobe.yaml"
     params:
-        labels=get_labels_json,
+        labels=get_label_names_json,
         C=get_reference_option("C"),
         seed=config["seed"],
     shell:
@@ -68,7 +68,7 @@ rule train_reference_tokens:
     conda:
         "../../envs/cueprobe.yaml"
     params:
-        labels=get_labels_json,
+        labels=get_label_names_json,
         n_bins=config["tokens"]["n_bins"],
         template=get_token_template,
         separator=config["tokens"]["separator"],

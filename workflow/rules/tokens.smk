@@ -60,7 +60,7 @@ rule plot_token_distribution:
     conda:
         "../../envs/cueprobe.yaml"
     params:
-        labels=get_labels_json,
+        labels=get_label_names_json,
         title="{corpus}: concept tokens per emotion",
     shell:
         "python -m cueprobe plot-token-distribution --tokens {input.tokens:q}"
