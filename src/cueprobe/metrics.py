@@ -44,7 +44,8 @@ def _labels_iv(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: Sequence[st
     y_pred = np.asarray(y_pred, dtype=object)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(
-            f"`y_true` and `y_pred` must be 1-d of one length, got {y_true.shape} and {y_pred.shape}."
+            "`y_true` and `y_pred` must be 1-d of one length, "
+            f"got {y_true.shape} and {y_pred.shape}."
         )
     bad = pd.Series(y_true[~np.isin(y_true, labels)]).value_counts()
     if len(bad):

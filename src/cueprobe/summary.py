@@ -20,6 +20,7 @@ import math
 
 import pandas as pd
 
+from cueprobe.interventions import condition_levels
 from cueprobe.metrics import MIN_CI_SPEAKERS
 from cueprobe.tables import fmt_ci
 from cueprobe.tables import fmt_delta
@@ -92,20 +93,6 @@ def _format_prior(row: dict | None, alpha: float) -> str:
     return f"{verdict} {_evidence(row)}."
 
 
-def _endpoint(comparisons: pd.DataFrame, split: str) -> dict | None:
-    """The primary aligned vs corrupt_p{max} row (the corruption curve's far end)."""
-    rows = comparisons[
-        (comparisons["split"] == split)
-        & (comparisons["a"] == "aligned")
-        & comparisons["b"].str.fullmatch(r"corrupt_p\d+")
-        & (comparisons["role"] == "primary")
-    ]
-    if rows.empty:
-        return None
-    pct = rows["b"].str.removeprefix("corrupt_p").astype(int)
-    return rows.loc[pct.idxmax()].to_dict()
-
-
 def _degradation(
     corruption: pd.DataFrame, comparisons: pd.DataFrame, split: str, alpha: float
 ) -> str:
@@ -132,7 +119,9 @@ def _degradation(
         f"p={r.p:g}: {fmt_uar(r.uar_mean)}" for r in rows.sort_values("p").itertuples()
     )
     evidence = f"Spearman ρ = {rho:+.2f}, p = {fmt_p(p)} over {n} (p, seed) runs"
-    end = _endpoint(comparisons, split)
+    # the curve's far end: aligned vs the level of the highest p (e.g. corrupt_p100)
+    (far,) = condition_levels([f"corrupt_p{round(100 * rows['p'].max())}_s0"])
+    end = _find(comparisons, split, "aligned", far)
     if end is not None:
         evidence += (
             f"; aligned vs {end['b']}: ΔUAR {fmt_delta(end['delta'])}, 95% CI "
@@ -191,9 +180,10 @@ def cue_use_summary(
             n_distinct = int(m["n_distinct_resamples"].iloc[0])
             lines += [
                 f"> **Only {n_spk} speaker(s).** The speaker-clustered CIs below rest on too few "
-                f"speaker configurations ({n_distinct} distinct resamples) to estimate between-speaker variation (need "
-                f"{MIN_CI_SPEAKERS}+ speakers): read them, and the verdicts, as evidence about "
-                "these speakers' utterances (McNemar), not about speakers at large.",
+                f"speaker configurations ({n_distinct} distinct resamples) to estimate "
+                f"between-speaker variation (need {MIN_CI_SPEAKERS}+ speakers): read them, and "
+                "the verdicts, as evidence about these speakers' utterances (McNemar), not "
+                "about speakers at large.",
                 "",
             ]
         lines += [

@@ -148,7 +148,8 @@ def table2(
         split = ref.get("split", "test")
         if split not in TABLE2_SPLITS:
             raise ValueError(
-                f"literature row {ref['name']!r} of Table II has split {split!r}; one of {TABLE2_SPLITS}."
+                f"literature row {ref['name']!r} of Table II has split {split!r}; "
+                f"one of {TABLE2_SPLITS}."
             )
         row = {"corpus": "", "model": "", "label": ref["name"], "group": "quoted"}
         row |= {"quoted": True, "source": ref["source"], "paper_row": None}

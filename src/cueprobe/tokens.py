@@ -130,8 +130,9 @@ class TokenEdges:
     fitting set; ``edges[concept][group]`` are the ``n_bins - 1`` inner edges of
     a score (``group`` is ``"all"`` or a gender); a score ``s`` is in bin
     ``ceil((#{edges < s} + #{edges <= s}) / 2)``, i.e. ``#{edges <= s}`` unless ``s``
-    sits on several equal edges (then the middle of the bins they span). ``f0_by_group`` standardises F0 within gender for the
-    VOICE_QUALITY rule when PITCH is gender-specific.
+    sits on several equal edges (then the middle of the bins they span).
+    ``f0_by_group`` standardises F0 within gender for the VOICE_QUALITY rule when PITCH
+    is gender-specific.
     """
 
     n_bins: int
@@ -284,7 +285,8 @@ def fit_token_edges(
     bad = [c for c in gender_specific if c not in {k.value for k in ORDINAL_CONCEPTS}]
     if bad:
         raise ValueError(
-            f"gender_specific lists {bad}; only ordinal concepts {[c.value for c in ORDINAL_CONCEPTS]} have edges."
+            f"gender_specific lists {bad}; only ordinal concepts "
+            f"{[c.value for c in ORDINAL_CONCEPTS]} have edges."
         )
     df = _merge_iv(features, manifest)
     mask = _fit_mask(df, fit_on)
@@ -313,7 +315,8 @@ def fit_token_edges(
                 sel = ok & (fit["gender"] == g).to_numpy()
                 if sel.sum() < n_bins:
                     warnings.warn(
-                        f"{concept} edges for gender {g!r}: {int(sel.sum())} fitting rows < n_bins={n_bins}; using pooled edges.",
+                        f"{concept} edges for gender {g!r}: {int(sel.sum())} fitting rows "
+                        f"< n_bins={n_bins}; using pooled edges.",
                         SparseGroupWarning,
                         stacklevel=2,
                     )
