@@ -14,10 +14,15 @@ from collections.abc import Sequence
 
 @dataclasses.dataclass(frozen=True)
 class PromptTemplates:
-    """Config ``prompts``: optional system text and the two user templates."""
+    """Config ``prompts``: optional system text and the two user templates.
 
-    audio_only: str
-    with_tokens: str
+    An inference job gets only the template its condition group uses (the audio-only
+    job ``audio_only``, the token job ``with_tokens``), so editing one re-runs only the
+    jobs that read it; the other is then None and asking for it is an error.
+    """
+
+    audio_only: str | None = None
+    with_tokens: str | None = None
     system: str | None = None
 
     def __post_init__(self) -> None:
@@ -25,6 +30,8 @@ class PromptTemplates:
             ("audio_only", self.audio_only, {"labels"}),
             ("with_tokens", self.with_tokens, {"labels", "tokens"}),
         ):
+            if text is None:
+                continue
             fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
             if fields != required:
                 raise ValueError(
@@ -47,9 +54,13 @@ def build_prompt(
     'Pick one of: sad, happy.\\nCues: ENERGY=LOW'
     """
     label_list = ", ".join(labels)
-    if token_string is None:
-        return templates.audio_only.format(labels=label_list)
-    return templates.with_tokens.format(labels=label_list, tokens=token_string)
+    name = "audio_only" if token_string is None else "with_tokens"
+    template = getattr(templates, name)
+    if template is None:
+        raise ValueError(
+            f"a {name.replace('_', ' ')} prompt was asked for, but prompts.{name} is not given."
+        )
+    return template.format(labels=label_list, tokens=token_string)
 
 
 def prompt_sha(templates: PromptTemplates, prompt: str) -> str:

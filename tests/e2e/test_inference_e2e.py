@@ -12,6 +12,7 @@ from cueprobe import io
 from cueprobe.corpora import eval_splits
 from cueprobe.interventions import ConditionSpec
 from tests.e2e.conftest import E2E_CONFIG
+from tests.e2e.conftest import REPO
 from tests.e2e.conftest import snakemake
 
 pytestmark = pytest.mark.slow
@@ -121,6 +122,25 @@ def test_a_new_condition_reruns_the_token_job_but_asks_only_the_new_prompts(demo
     m = re.search(r"(\d+) request\(s\), (\d+) already answered, (\d+) to go", log)
     assert m and int(m[3]) <= n and int(m[2]) >= old, m and m[0]
     assert audio_only.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    ("template", "rerun"),
+    [("with_tokens", "query_token_conditions"), ("audio_only", "query_audio_only")],
+)
+def test_a_template_edit_reruns_only_the_inference_jobs_that_read_it(
+    demo_copy, tmp_path, template, rerun
+):
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    text = schema["properties"]["prompts"]["properties"][template]["default"]
+
+    def edit(cfg):
+        cfg.setdefault("prompts", {})[template] = "Be careful. " + text
+
+    jobs, _ = _dry_run(demo_copy, _changed_config(tmp_path, edit))
+    assert sorted((j["rule"], j["corpus"]) for j in jobs) == sorted(
+        (rerun, c) for c in CONFIG["corpora"]
+    )
 
 
 def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_copy, tmp_path):

@@ -115,3 +115,55 @@ def test_slurm_profile_groups_name_every_rule():
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert set(profile["groups"]) == rules
     assert set(profile["groups"].values()) == set(profile["group-components"])
+
+
+TRANSFORMERS = """
+  alm: {backend: transformers, model_id: Org/Model, architecture: qwen2_audio, batch_size: 3}
+"""
+
+
+def _shell_commands(proc: subprocess.CompletedProcess, rule: str) -> list[str]:
+    """The shell commands a dry run with --printshellcmds shows for ``rule``'s jobs."""
+    out = proc.stdout + proc.stderr
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+    return [b for b in blocks if re.match(rf"(?:local)?rule {rule}:", b)]
+
+
+def test_batch_size_reaches_the_job_as_a_knob_not_as_an_answer_key(tmp_path):
+    # the answer journal is keyed by what the model read and its decoding: a smaller
+    # batch for a smaller GPU must re-run nothing, so batch_size is no param
+    proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _snakemake(
+        "results/c1/predictions/alm/aligned.parquet", "-n", "-p", "--snakefile",
+        REPO / "Snakefile", "--directory", tmp_path, "--configfile", tmp_path / "c.yaml",
+    )  # fmt: skip
+    (job,) = _shell_commands(proc, "query_token_conditions")
+    assert "--batch-size 3" in job
+    config = re.search(r"--model-config '(\{.*?\})'", job)[1]
+    assert "model_id" in config and "batch_size" not in config
+
+
+@pytest.mark.parametrize(
+    ("model", "missing"),
+    [
+        ("{backend: transformers, model_id: Org/Model}", "architecture"),
+        ("{backend: transformers, architecture: qwen2_audio}", "model_id"),
+        ("{backend: openai, model_id: served-name}", "base_url"),
+    ],
+)
+def test_a_backend_without_its_required_keys_fails_at_planning(tmp_path, model, missing):
+    proc = _dry_run(tmp_path, (BASE + f"  alm: {model}\n") % "")
+    assert proc.returncode != 0
+    assert f"'{missing}' is a required property" in proc.stdout + proc.stderr
+
+
+def test_reference_cli_defaults_agree_with_the_schema():
+    from cueprobe.cli import build_parser
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    options = schema["$defs"]["model"]["properties"]["reference"]["properties"]
+    sub = build_parser()._subparsers._group_actions[0].choices["train-reference"]
+    defaults = {a.dest: a.default for a in sub._actions}
+    for key in ("token_dropout", "token_corrupt"):
+        assert defaults[key] == options[key]["default"], key

@@ -118,6 +118,17 @@ def test_prompts():
         PromptTemplates("{labels} {tokens}", "{labels} {tokens}")
 
 
+def test_a_job_gets_only_its_groups_template_and_the_other_is_an_error_to_ask_for():
+    audio = PromptTemplates(audio_only="Labels: {labels}.", system="sys")
+    assert build_prompt(audio, labels=["sad"], token_string=None) == "Labels: sad."
+    with pytest.raises(ValueError, match=r"prompts.with_tokens is not given"):
+        build_prompt(audio, labels=["sad"], token_string="ENERGY=LOW")
+    tokens = PromptTemplates(with_tokens="{labels} | {tokens}")
+    assert build_prompt(tokens, labels=["sad"], token_string="ENERGY=LOW") == "sad | ENERGY=LOW"
+    with pytest.raises(ValueError, match=r"prompts.audio_only is not given"):
+        build_prompt(tokens, labels=["sad"], token_string=None)
+
+
 LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral": [], "sad": []}
 
 

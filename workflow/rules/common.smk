@@ -353,9 +353,24 @@ def get_eval_splits_json(wildcards):
     )
 
 
-def get_prompts_json(wildcards):
-    """Config `prompts` as one JSON argument (a function: its {labels} is no wildcard)."""
-    return json.dumps(config["prompts"], sort_keys=True)
+#: the prompt template each condition group reads
+_GROUP_TEMPLATE = {"audio_only": "audio_only", "tokens": "with_tokens"}
+
+
+def get_prompts_json(group=None):
+    """The system text and the group's own template, as one JSON argument.
+
+    ``group`` as in get_query_inputs. A function, not a string: a template's {labels} is
+    no wildcard. Only the template the job reads is passed, so editing `with_tokens`
+    never re-runs audio-only inference, and editing `audio_only` no token job.
+    """
+
+    def lookup(wildcards):
+        key = _GROUP_TEMPLATE[group or wildcards.group]
+        prompts = {k: config["prompts"][k] for k in ("system", key)}
+        return json.dumps(prompts, sort_keys=True)
+
+    return lookup
 
 
 def get_model_option(key):

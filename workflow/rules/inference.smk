@@ -106,8 +106,9 @@ rule query_token_conditions:
         runtime=get_inference_resource("runtime"),
         slurm_partition=get_inference_resource("slurm_partition"),
         constraint=get_inference_resource("constraint"),
-        # openai client knobs: resources, not params, so changing them re-runs nothing
+        # throughput knobs: resources, not params, so changing them re-runs nothing
         base_url=get_base_url,
+        batch_size=get_model_option("batch_size"),
         concurrency=get_model_option("concurrency"),
         max_retries=get_model_option("max_retries"),
         timeout_s=get_timeout_s,
@@ -115,7 +116,7 @@ rule query_token_conditions:
         model=get_model_json,
         labels=get_labels_json,
         splits=get_eval_splits_json,
-        prompts=get_prompts_json,
+        prompts=get_prompts_json("tokens"),
         api_key_env=get_model_option("api_key_env"),
         seed=config["seed"],
         journal="results/{corpus}/predictions/{model}/journal/tokens.jsonl",
@@ -126,7 +127,8 @@ rule query_token_conditions:
         " --model-files {input.model_files:q} --model-config {params.model:q}"
         " --labels {params.labels:q} --splits {params.splits:q} --prompts {params.prompts:q}"
         " --api-key-env {params.api_key_env:q} --seed {params.seed}"
-        " --base-url {resources.base_url:q} --concurrency {resources.concurrency} --max-retries {resources.max_retries}"
+        " --base-url {resources.base_url:q} --batch-size {resources.batch_size}"
+        " --concurrency {resources.concurrency} --max-retries {resources.max_retries}"
         " --timeout-s {resources.timeout_s} --journal {params.journal:q} {params.shards}"
         " --out {output.predictions:q} {params.checks} 2> {log:q}"
 
@@ -142,6 +144,7 @@ use rule query_token_conditions as query_audio_only with:
     benchmark:
         "benchmarks/query_audio_only/{corpus}/{model}.tsv"
     params:
+        prompts=get_prompts_json("audio_only"),
         journal="results/{corpus}/predictions/{model}/journal/audio_only.jsonl",
 
 
@@ -162,6 +165,7 @@ use rule query_token_conditions as query_model_shard with:
         group="audio_only|tokens",
         shard=r"\d+",
     params:
+        prompts=get_prompts_json(),
         journal="results/{corpus}/predictions/{model}/journal/{group}.shard{shard}.jsonl",
 
 

@@ -18,8 +18,10 @@ __all__ = ["ANSWER_KEYS", "BACKENDS", "answer_config", "make_backend"]
 BACKENDS = ("reference", "transformers", "openai")
 
 #: per backend, the model config keys that change answers: the workflow passes them as
-#: params (rerun triggers). Client knobs (base_url, concurrency, retries, timeout) are
-#: not among them, so moving a vLLM server to another node re-runs nothing.
+#: params (rerun triggers). Throughput and client knobs (batch_size, base_url,
+#: concurrency, retries, timeout) are not among them, so moving a vLLM server to another
+#: node, or a smaller batch for a smaller GPU, re-runs nothing (the answer journal is
+#: keyed by what the model read and its decoding, not by the batch it was asked in).
 ANSWER_KEYS: dict[str, tuple[str, ...]] = {
     "reference": ("backend",),
     "transformers": (
@@ -28,7 +30,6 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
         "revision",
         "architecture",
         "dtype",
-        "batch_size",
         "max_new_tokens",
         "trust_remote_code",
         "adapter",
