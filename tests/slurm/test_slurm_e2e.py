@@ -109,8 +109,9 @@ def slurm_python() -> Path:
 
 
 def demo_group_components(profile: dict) -> list[str]:
-    """The profile's group sizes, but the demo's tiny CPU inference jobs all in one job."""
-    sizes = profile["group-components"] | {"inference": 1000}
+    """The profile's group sizes, but the demo's tiny CPU inference jobs all in one job,
+    and one feature shard a job (so that its CPUs are its own threads', not a sum)."""
+    sizes = profile["group-components"] | {"inference": 1000, "features": 1}
     return [f"{group}={n}" for group, n in sizes.items()]
 
 
@@ -203,15 +204,21 @@ def test_demo_through_slurm_equals_local_run(slurm_cluster, slurm_python, tmp_pa
     finished = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", proc.stdout)
     assert len([r for r in finished if r != "all"]) >= len(ids)
     sacct = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(ids)],
+        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,AllocCPUS", "-j", ",".join(ids)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    states = dict(line.split("|") for line in sacct.split())
-    assert states == dict.fromkeys(ids, "COMPLETED"), sacct
-    logs = {p.stem for p in (cluster / "logs/slurm").rglob("*.log")}
-    assert set(ids) <= logs, f"SLURM logs missing under logs/slurm/: {set(ids) - logs}"
+    rows = {job: (state, int(cpus)) for job, state, cpus in (r.split("|") for r in sacct.split())}
+    assert {job: state for job, (state, _) in rows.items()} == dict.fromkeys(ids, "COMPLETED")
+    logs = {p.stem: p for p in (cluster / "logs/slurm").rglob("*.log")}
+    assert set(ids) <= set(logs), f"SLURM logs missing under logs/slurm/: {set(ids) - set(logs)}"
+    # openSMILE jobs get the CPUs of their threads (4, capped by --cores 2), not the
+    # 1 CPU a profile-wide cpus_per_task would give every job
+    # (a group job's log folder: group_<group>_<its rules>)
+    features = [job for job in ids if logs[job].parent.name.startswith("group_features_")]
+    assert features, sorted(str(logs[j].relative_to(cluster)) for j in ids)
+    assert {rows[job][1] for job in features} == {2}, sacct
 
     # The same results as the local run, table by table.
     expected, got = results(local), results(cluster)
