@@ -147,3 +147,22 @@ def test_figure_modules_import_neither_scipy_nor_pyplot():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _embedded_subsets(pdf: bytes) -> int:
+    """Embedded font programs (Type 42: one per subset of a font)."""
+    return pdf.count(b"/FontFile2")
+
+
+def test_a_greek_letter_adds_no_second_font_subset_to_a_pdf():
+    """Under pdf.fonttype 42 alone, matplotlib sized PDF subsets by ps.fonttype (3: 256
+    glyphs), so "ρ" in Figure 3's legend embedded DejaVu Sans twice (~0.2 s a PDF)."""
+    from matplotlib.figure import Figure
+
+    def pdf(title):
+        fig = Figure()
+        fig.subplots().set_title(title)
+        return render(fig, "pdf")
+
+    assert _embedded_subsets(pdf("Spearman rho = -0.9")) == 1
+    assert _embedded_subsets(pdf("Spearman ρ = −0.9, Δ ‡")) == 1
