@@ -158,6 +158,13 @@ def test_a_backend_without_its_required_keys_fails_at_planning(tmp_path, model, 
     assert f"'{missing}' is a required property" in proc.stdout + proc.stderr
 
 
+def test_a_prompt_template_with_a_wrong_field_fails_at_planning(tmp_path):
+    proc = _dry_run(tmp_path, (BASE + "prompts: {with_tokens: 'Pick one of {labels}.'}\n") % "")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "prompts.with_tokens must use exactly the fields ['labels', 'tokens']" in out
+
+
 def test_reference_cli_defaults_agree_with_the_schema():
     from cueprobe.cli import build_parser
 

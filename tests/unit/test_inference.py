@@ -774,6 +774,7 @@ def test_answer_config_keeps_only_answer_changing_keys():
         "model_id": "m",
         "revision": "abc",
         "concurrency": 3,
+        "batch_size": 4,
         "resources": {"gpu": 1},
         "adapter_subfolder": "think",
     }

@@ -12,8 +12,14 @@ from snakemake.utils import validate
 from cueprobe.corpora import corpus_labels
 from cueprobe.backends.factory import answer_config
 from cueprobe.corpora import eval_splits
+from cueprobe.prompts import PromptTemplates
 
 validate(config, "../schemas/config.schema.yaml")
+# a template with a wrong field fails here, not in every inference job (3 tries each)
+try:
+    PromptTemplates(**config["prompts"])
+except ValueError as err:
+    raise WorkflowError(f"config: {err}") from None
 
 # Jobs run `python -m cueprobe` from this checkout, in the venv or in a conda
 # env per kind of job alike (envs/README.md): the package is found on PYTHONPATH,
