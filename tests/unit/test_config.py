@@ -135,13 +135,19 @@ def test_batch_size_reaches_the_job_as_a_knob_not_as_an_answer_key(tmp_path):
     proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = _snakemake(
-        "results/c1/predictions/alm/aligned.parquet", "-n", "-p", "--snakefile",
-        REPO / "Snakefile", "--directory", tmp_path, "--configfile", tmp_path / "c.yaml",
+        "results/c1/predictions/alm/aligned.parquet", "results/c1/predictions/reference/aligned.parquet",
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
+        tmp_path / "c.yaml",
     )  # fmt: skip
-    (job,) = _shell_commands(proc, "query_token_conditions")
-    assert "--batch-size 3" in job
-    config = re.search(r"--model-config '(\{.*?\})'", job)[1]
+    jobs = {
+        re.search(r"wildcards: .*model=(\w+)", job)[1]: job
+        for job in _shell_commands(proc, "query_token_conditions")
+    }
+    assert "--batch-size 3" in jobs["alm"]
+    config = re.search(r"--model-config '(\{.*?\})'", jobs["alm"])[1]
     assert "model_id" in config and "batch_size" not in config
+    # unset (null): the backend's own default, 64 for the reference classifier
+    assert "--batch-size 64" in jobs["reference"]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 from cueprobe.corpora import corpus_labels
 from cueprobe.backends.factory import answer_config
+from cueprobe.backends.factory import batch_size
 from cueprobe.corpora import eval_splits
 from cueprobe.prompts import PromptTemplates
 
@@ -386,6 +387,11 @@ def get_model_option(key):
         return config["models"][wildcards.model][key]
 
     return lookup
+
+
+def get_batch_size(wildcards):
+    """The model's batch size, its backend's default if the config leaves it null."""
+    return batch_size(config["models"][wildcards.model])
 
 
 def get_base_url(wildcards):

@@ -108,7 +108,7 @@ rule query_token_conditions:
         constraint=get_inference_resource("constraint"),
         # throughput knobs: resources, not params, so changing them re-runs nothing
         base_url=get_base_url,
-        batch_size=get_model_option("batch_size"),
+        batch_size=get_batch_size,
         concurrency=get_model_option("concurrency"),
         max_retries=get_model_option("max_retries"),
         timeout_s=get_timeout_s,

@@ -13,7 +13,14 @@ from typing import Any
 
 from cueprobe.backends.base import Backend
 
-__all__ = ["ANSWER_KEYS", "BACKENDS", "answer_config", "make_backend"]
+__all__ = [
+    "ANSWER_KEYS",
+    "BACKENDS",
+    "DEFAULT_BATCH_SIZE",
+    "answer_config",
+    "batch_size",
+    "make_backend",
+]
 
 BACKENDS = ("reference", "transformers", "openai")
 
@@ -38,6 +45,24 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "openai": ("backend", "model_id", "revision", "max_new_tokens"),
 }
+
+
+#: per backend, the batch size where the model config gives none (config null): the
+#: reference classifier answers 64 prompts at a time for free, an ALM 8 per generate call
+DEFAULT_BATCH_SIZE: dict[str, int] = {"reference": 64, "transformers": 8, "openai": 8}
+
+
+def batch_size(model_cfg: Mapping[str, Any]) -> int:
+    """The model's ``batch_size``, or its backend's default when unset or None.
+
+    Examples
+    --------
+    >>> batch_size({"backend": "reference", "batch_size": None})
+    64
+    >>> batch_size({"backend": "transformers", "batch_size": 2})
+    2
+    """
+    return model_cfg.get("batch_size") or DEFAULT_BATCH_SIZE[model_cfg["backend"]]
 
 
 def answer_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,9 +129,7 @@ def make_backend(
 
         if not reference_files:
             raise ValueError("the 'reference' backend needs its trained classifier file(s).")
-        return ReferenceBackend.from_files(
-            reference_files, batch_size=model_cfg.get("batch_size", 64)
-        )
+        return ReferenceBackend.from_files(reference_files, batch_size=batch_size(model_cfg))
     if backend == "transformers":
         _require(model_cfg, ("model_id", "architecture"))
         from cueprobe.backends.hf import TransformersBackend
@@ -116,7 +139,7 @@ def make_backend(
             architecture=model_cfg["architecture"],
             revision=model_cfg.get("revision", "main"),
             dtype=model_cfg.get("dtype", "auto"),
-            batch_size=model_cfg.get("batch_size", 8),
+            batch_size=batch_size(model_cfg),
             max_new_tokens=model_cfg.get("max_new_tokens", 16),
             trust_remote_code=model_cfg.get("trust_remote_code", False),
             adapter=model_cfg.get("adapter"),
@@ -134,7 +157,7 @@ def make_backend(
         api_key=api_key,
         revision=model_cfg.get("revision", "main"),
         max_new_tokens=model_cfg.get("max_new_tokens", 16),
-        batch_size=max(model_cfg.get("batch_size", 8), model_cfg.get("concurrency", 8)),
+        batch_size=max(batch_size(model_cfg), model_cfg.get("concurrency", 8)),
         concurrency=model_cfg.get("concurrency", 8),
         max_retries=model_cfg.get("max_retries", 5),
         timeout_s=model_cfg.get("timeout_s", 120.0),
