@@ -39,7 +39,7 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
     snakemake(workdir, "--cores", "2", config=config)
 
     excluded = io.read_table(workdir / "results/my_corpus/excluded.parquet", "excluded")
-    assert excluded["reason"].tolist() == ["label_not_in_set: bored"]
+    assert excluded["reason"].tolist() == ["label_not_in_set: bored (line 2)"]
     kept = io.read_table(workdir / "results/my_corpus/manifest.parquet", "manifest")
     assert len(kept) == len(manifest) - 1
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")

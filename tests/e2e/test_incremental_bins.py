@@ -33,10 +33,10 @@ def test_no_op_run_schedules_nothing(demo_copy):
 def test_changing_n_bins_reruns_tokens_but_no_feature_job(demo_copy, tmp_path):
     cfg = yaml.safe_load(E2E_CONFIG.read_text())
     assert cfg.get("tokens", {}).get("n_bins", 5) == 5
-    cfg["tokens"] = cfg.get("tokens", {}) | {"n_bins": 3}
-    changed = tmp_path / "config.yaml"
-    changed.write_text(yaml.safe_dump(cfg))
-    jobs = _scheduled(snakemake(demo_copy, "--cores", "2", "--dry-run", config=changed))
+    # as README says: a second config file holding only the change, merged after the first
+    bins = tmp_path / "bins.yaml"
+    bins.write_text("tokens: {n_bins: 3}\n")
+    jobs = _scheduled(snakemake(demo_copy, str(bins), "--cores", "2", "--dry-run"))
     assert jobs.get("assign_tokens") == len(cfg["corpora"]), jobs
     assert "extract_features" not in jobs and "gather_features" not in jobs, jobs
     assert "build_manifest" not in jobs and "make_demo_corpus" not in jobs, jobs

@@ -180,3 +180,83 @@ def test_reference_cli_defaults_agree_with_the_schema():
     defaults = {a.dest: a.default for a in sub._actions}
     for key in ("token_dropout", "token_corrupt"):
         assert defaults[key] == options[key]["default"], key
+
+
+def _rule_graph() -> dict[str, set[str]]:
+    """Rule -> the rules it needs directly (``snakemake --rulegraph`` of the e2e config)."""
+    proc = _snakemake(
+        "--rulegraph", "--snakefile", REPO / "Snakefile", "--configfile",
+        REPO / "tests/e2e/config.yaml",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', proc.stdout, flags=re.M))
+    needs = {name: set() for name in names.values()}
+    for src, dst in re.findall(r"^\s*(\d+) -> (\d+)$", proc.stdout, flags=re.M):
+        needs[names[dst]].add(names[src])
+    return needs
+
+
+def test_slurm_groups_never_make_manifest_only_work_wait_for_the_tokens(tmp_path):
+    """A SLURM group job starts when all of its members' inputs exist. Audio-only work
+    (its condition table, the reference model's embeddings and audio classifier, and so
+    every model's audio-only inference) needs the manifest only, so a group job must not
+    bundle it with work that needs the tokens, or it waits for every corpus's features."""
+    needs = _rule_graph()
+
+    def upstream(rule: str) -> set[str]:
+        seen, todo = set(), [rule]
+        while todo:
+            for r in needs[todo.pop()] - seen:
+                seen.add(r)
+                todo.append(r)
+        return seen
+
+    token_work = {r for r in needs if r == "assign_tokens" or "assign_tokens" in upstream(r)}
+    assert {"build_audio_only_condition", "embed_reference_audio"} <= set(needs) - token_work
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    groups = [f"{rule}={group}" for rule, group in profile["groups"].items()]
+    sizes = [f"{group}={n}" for group, n in profile["group-components"].items()]
+    proc = _snakemake(
+        "-n", "--cores", "2", "--snakefile", REPO / "Snakefile", "--directory", tmp_path,
+        "--configfile", REPO / "tests/e2e/config.yaml", "--groups", *groups,
+        "--group-components", *sizes,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    blocks = re.split(r"^\[[^\]]*\] Group job ", proc.stdout, flags=re.M)[1:]
+    assert blocks, proc.stdout[-2000:]
+    for block in blocks:
+        block = re.split(r"^\S", block.split("\n", 1)[1], maxsplit=1, flags=re.M)[0]
+        members = set(re.findall(r"^\s+rule (\w+):", block, flags=re.M))
+        # the token work this group job waits for, made outside it
+        waits_for = {r for m in members for r in needs[m] if r in token_work} - members
+        assert not (waits_for and members - token_work), (members - token_work, waits_for)
+
+
+def test_planning_imports_cueprobe_from_the_checkout_it_runs(tmp_path):
+    """The venv may hold another copy (an editable install of a sibling checkout): the
+    plan must be made by the same code as the jobs, which run this checkout's src/."""
+    import shutil
+
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for part in ("Snakefile", "workflow", "src", "config", "profiles"):
+        (shutil.copytree if (REPO / part).is_dir() else shutil.copy)(REPO / part, copy / part)
+    prompts = copy / "src/cueprobe/prompts.py"
+    prompts.write_text(prompts.read_text() + '\nraise RuntimeError("planned from the copy")\n')
+    proc = _snakemake("-n", "--snakefile", copy / "Snakefile", cwd=copy)
+    assert proc.returncode != 0
+    assert "planned from the copy" in proc.stdout + proc.stderr
+
+
+def test_a_transformers_model_takes_a_gpu_unless_its_config_says_otherwise(tmp_path):
+    proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    jobs = re.findall(
+        r"^rule query_(?:audio_only|token_conditions):\n.*?^    wildcards: ([^\n]*)\n"
+        r"^    resources: ([^\n]*)",
+        out,
+        re.M | re.S,
+    )
+    gpus = {re.search(r"model=(\w+)", w)[1]: re.search(r"gpu=(\d+)", r)[1] for w, r in jobs}
+    assert gpus == {"alm": "1", "reference": "0"}

@@ -219,7 +219,7 @@ def test_csv_adapter(tmp_path, write_wav):
         "path,label,speaker,gender,split\n"
         "audio/a.wav,angry,s1,F,train\n"
         "audio/b.wav,calm,s2,,test\n"
-        "audio/c.wav,sad,s2,M,test\n"
+        "audio/c.wav,Sad,s2,M,test\n"
     )
     manifest, excluded = build_manifest("csv", sheet, labels={"angry": [], "sad": []})
     assert manifest.to_dict("records") == [
@@ -236,9 +236,27 @@ def test_csv_adapter(tmp_path, write_wav):
         }
     ]
     assert dict(zip(excluded["utt_id"], excluded["reason"], strict=True)) == {
-        "audio/b": "label_not_in_set: calm",
+        "audio/b": "label_not_in_set: calm (line 3)",
         "audio/c": "missing_audio",
     }
+
+
+def test_csv_labels_match_the_classes_in_any_case(tmp_path, write_wav):
+    write_wav(tmp_path / "a.wav")
+    write_wav(tmp_path / "b.wav")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker\na.wav,Angry,s1\nb.wav, SAD ,s2\n")
+    manifest, excluded = build_manifest("csv", sheet, labels={"angry": [], "sad": []})
+    assert manifest["label"].tolist() == ["angry", "sad"]
+    assert manifest["label_raw"].tolist() == ["Angry", "SAD"]
+    assert excluded.empty
+
+
+def test_csv_bad_split_value_is_named_before_any_speaker_leak(tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s1,Train\n")
+    with pytest.raises(CorpusError, match=r"sheet.csv:3: split 'Train' is not one of"):
+        build_manifest("csv", sheet, labels={"sad": []})
 
 
 def test_csv_gender_spellings_become_f_and_m(tmp_path, write_wav):

@@ -4,14 +4,25 @@ import json
 import shlex
 import os
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 from snakemake.utils import validate
 
-from cueprobe.corpora import corpus_labels
+# Jobs run `python -m cueprobe` from this checkout, in the venv or in a conda
+# env per kind of job alike (envs/README.md): the package is found on PYTHONPATH,
+# which local and SLURM jobs inherit from this process. Planning imports it from
+# here too, whatever copy the Python running Snakemake has installed.
+_SRC = str(Path(workflow.basedir, "src").resolve())
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p)
+)
+sys.path.insert(0, _SRC)
+
 from cueprobe.backends.factory import answer_config
 from cueprobe.backends.factory import batch_size
+from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.prompts import PromptTemplates
 
@@ -21,14 +32,6 @@ try:
     PromptTemplates(**config["prompts"])
 except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
-
-# Jobs run `python -m cueprobe` from this checkout, in the venv or in a conda
-# env per kind of job alike (envs/README.md): the package is found on PYTHONPATH,
-# which local and SLURM jobs inherit from this process.
-_SRC = str(Path(workflow.basedir, "src").resolve())
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p)
-)
 
 
 def corpora_table(corpora_config):
@@ -417,6 +420,13 @@ def get_inference_resource(key):
         return config["models"][wildcards.model]["resources"].get(key)
 
     return lookup
+
+
+def get_gpus(wildcards):
+    """GPUs of a model's inference job: resources.gpu, or (null) 1 for a transformers model."""
+    model = config["models"][wildcards.model]
+    gpu = model["resources"]["gpu"]
+    return int(model["backend"] == "transformers") if gpu is None else gpu
 
 
 def get_inference_env(wildcards):

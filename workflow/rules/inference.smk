@@ -101,7 +101,7 @@ rule query_token_conditions:
     conda:
         get_inference_env
     resources:
-        gpu=get_inference_resource("gpu"),
+        gpu=get_gpus,
         mem_mb=get_inference_resource("mem_mb"),
         runtime=get_inference_resource("runtime"),
         slurm_partition=get_inference_resource("slurm_partition"),

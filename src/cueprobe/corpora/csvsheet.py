@@ -2,8 +2,9 @@
 
 Relative paths are resolved against the CSV's folder. ``utt_id`` defaults to the
 path without its suffix, relative to that folder. ``split`` defaults to ``test``
-(zero-shot evaluation of everything). Labels outside the configured label set are
-excluded with their reason, never silently dropped. ``gender`` is written ``F``/``M``
+(zero-shot evaluation of everything). A label names a class of the configured label
+set in any case (``Angry`` is ``angry``); any other label is excluded with its reason
+and sheet line, never silently dropped. ``gender`` is written ``F``/``M``
 whatever the sheet's spelling (:data:`GENDERS`: ``female``, ``Male``, ``w``...), since
 gender-specific token bins are fitted for ``F`` and ``M``; empty is ``unknown``, and any
 other value is kept as written (binned with the pooled edges).
@@ -90,7 +91,10 @@ def read_csv_corpus(
             raise CorpusError(f"{sheet}: empty {'/'.join(cols)} on line(s) {', '.join(empty[:10])}")
     splits_of: dict[str, dict[str, int]] = {}
     for line, rec in records:
-        splits_of.setdefault(rec["speaker"], {}).setdefault(rec.get("split") or "test", line)
+        split = rec.get("split") or "test"
+        if split not in SPLITS:
+            raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
+        splits_of.setdefault(rec["speaker"], {}).setdefault(split, line)
     leaks = {spk: where for spk, where in splits_of.items() if len(where) > 1}
     if leaks:
         spk, where = next(iter(leaks.items()))
@@ -101,25 +105,26 @@ def read_csv_corpus(
             "one bootstrap cluster; give each speaker one split."
         )
     base = sheet.parent
+    # sheet labels name the classes in any case (`Angry` is angry); answer synonyms
+    # (config `labels:`) are for parsing model output and do not apply here
+    canonical = {label.lower(): label for label in labels} if labels is not None else None
     candidates = []
     for line, rec in records:
         path = Path(rec["path"])
         full = path if path.is_absolute() else base / path
         utt_id = rec.get("utt_id") or str(path.with_suffix("")).replace("\\", "/")
-        split = rec.get("split") or "test"
-        if split not in SPLITS:
-            raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
+        label = rec["label"] if canonical is None else canonical.get(rec["label"].lower())
         row = {
             "utt_id": utt_id,
             "path": str(full.resolve()),
             "speaker": rec["speaker"],
             "gender": normalise_gender(rec.get("gender", "")),
             "session": rec.get("session") or rec["speaker"],
-            "split": split,
-            "label": rec["label"],
+            "split": rec.get("split") or "test",
+            "label": label if label is not None else rec["label"],
             "label_raw": rec["label"],
         }
-        if labels is not None and rec["label"] not in labels:
-            row["reason"] = f"label_not_in_set: {rec['label']}"
+        if label is None:
+            row["reason"] = f"label_not_in_set: {rec['label']} (line {line})"
         candidates.append(row)
     return split_kept(candidates)
