@@ -33,3 +33,7 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+
+
+onsuccess:
+    log_exclusions()

@@ -36,10 +36,15 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(sheet=folder / "sheet.csv"))
     workdir = tmp_path / "run"
-    snakemake(workdir, "--cores", "2", config=config)
+    proc = snakemake(workdir, "--cores", "2", config=config)
 
     excluded = io.read_table(workdir / "results/my_corpus/excluded.parquet", "excluded")
     assert excluded["reason"].tolist() == ["label_not_in_set: bored (line 2)"]
+    # and the run says so at its end, not only in the manifest job's log
+    assert (
+        "my_corpus: 1 utterance(s) left out of the manifest (label_not_in_set 1)"
+        in proc.stdout + proc.stderr
+    )
     kept = io.read_table(workdir / "results/my_corpus/manifest.parquet", "manifest")
     assert len(kept) == len(manifest) - 1
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")

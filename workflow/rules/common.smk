@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # Jobs run `python -m cueprobe` from this checkout, in the venv or in a conda
@@ -70,6 +71,27 @@ def corpus_constraint():
 
 def model_constraint():
     return "|".join(map(re.escape, models.index))
+
+
+def log_exclusions():
+    """After a run: per corpus, the utterances its manifest left out, counted by reason.
+
+    They are recorded in excluded.parquet (and the manifest job's log); saying so at the
+    end of every run means a mislabelled sheet cannot go unnoticed behind exit code 0.
+    """
+    for corpus in corpora.index:
+        path = Path(f"results/{corpus}/excluded.parquet")
+        if not path.is_file():
+            continue
+        reasons = pd.read_parquet(path, columns=["reason"])["reason"]
+        if reasons.empty:
+            continue
+        counts = reasons.str.split(":").str[0].value_counts()
+        detail = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+        logger.info(
+            f"{corpus}: {len(reasons)} utterance(s) left out of the manifest ({detail}); "
+            f"each with its reason in {path}"
+        )
 
 
 def get_final_output():
