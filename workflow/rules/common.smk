@@ -21,10 +21,12 @@ os.environ.update(
 )
 sys.path.insert(0, _SRC)
 
+from cueprobe import io
 from cueprobe.backends.factory import answer_config
-from cueprobe.backends.factory import batch_size
+from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
+from cueprobe.corpora import exclusion_counts
 from cueprobe.prompts import PromptTemplates
 
 validate(config, "../schemas/config.schema.yaml")
@@ -33,6 +35,8 @@ try:
     PromptTemplates(**config["prompts"])
 except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
+# a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
+config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}
 
 
 def corpora_table(corpora_config):
@@ -83,13 +87,12 @@ def log_exclusions():
         path = Path(f"results/{corpus}/excluded.parquet")
         if not path.is_file():
             continue
-        reasons = pd.read_parquet(path, columns=["reason"])["reason"]
-        if reasons.empty:
+        counts = exclusion_counts(io.read_table(path, "excluded"))
+        if counts.empty:
             continue
-        counts = reasons.str.split(":").str[0].value_counts()
         detail = ", ".join(f"{reason} {n}" for reason, n in counts.items())
         logger.info(
-            f"{corpus}: {len(reasons)} utterance(s) left out of the manifest ({detail}); "
+            f"{corpus}: {counts.sum()} utterance(s) left out of the manifest ({detail}); "
             f"each with its reason in {path}"
         )
 
@@ -406,17 +409,12 @@ def get_prompts_json(group=None):
 
 
 def get_model_option(key):
-    """A per-model config value (runtime knobs of the openai client)."""
+    """A per-model config value (throughput knobs: batch size, the openai client's)."""
 
     def lookup(wildcards):
         return config["models"][wildcards.model][key]
 
     return lookup
-
-
-def get_batch_size(wildcards):
-    """The model's batch size, its backend's default if the config leaves it null."""
-    return batch_size(config["models"][wildcards.model])
 
 
 def get_base_url(wildcards):
@@ -442,13 +440,6 @@ def get_inference_resource(key):
         return config["models"][wildcards.model]["resources"].get(key)
 
     return lookup
-
-
-def get_gpus(wildcards):
-    """GPUs of a model's inference job: resources.gpu, or (null) 1 for a transformers model."""
-    model = config["models"][wildcards.model]
-    gpu = model["resources"]["gpu"]
-    return int(model["backend"] == "transformers") if gpu is None else gpu
 
 
 def get_inference_env(wildcards):

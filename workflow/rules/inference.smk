@@ -101,14 +101,14 @@ rule query_token_conditions:
     conda:
         get_inference_env
     resources:
-        gpu=get_gpus,
+        gpu=get_inference_resource("gpu"),
         mem_mb=get_inference_resource("mem_mb"),
         runtime=get_inference_resource("runtime"),
         slurm_partition=get_inference_resource("slurm_partition"),
         constraint=get_inference_resource("constraint"),
         # throughput knobs: resources, not params, so changing them re-runs nothing
         base_url=get_base_url,
-        batch_size=get_batch_size,
+        batch_size=get_model_option("batch_size"),
         concurrency=get_model_option("concurrency"),
         max_retries=get_model_option("max_retries"),
         timeout_s=get_timeout_s,

@@ -16,10 +16,10 @@ from cueprobe.backends.base import Backend
 __all__ = [
     "ANSWER_KEYS",
     "BACKENDS",
-    "DEFAULT_BATCH_SIZE",
+    "BACKEND_DEFAULTS",
     "answer_config",
-    "batch_size",
     "make_backend",
+    "with_backend_defaults",
 ]
 
 BACKENDS = ("reference", "transformers", "openai")
@@ -47,22 +47,36 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: per backend, the batch size where the model config gives none (config null): the
-#: reference classifier answers 64 prompts at a time for free, an ALM 8 per generate call
-DEFAULT_BATCH_SIZE: dict[str, int] = {"reference": 64, "transformers": 8, "openai": 8}
+#: per backend, what a model config that leaves ``batch_size`` or ``resources.gpu`` null
+#: (or out) gets: the reference classifier answers 64 prompts at a time on the CPU, an
+#: ALM 8 per generate call on its own GPU; an openai server holds its GPUs itself
+BACKEND_DEFAULTS: dict[str, dict[str, int]] = {
+    "reference": {"batch_size": 64, "gpu": 0},
+    "transformers": {"batch_size": 8, "gpu": 1},
+    "openai": {"batch_size": 8, "gpu": 0},
+}
 
 
-def batch_size(model_cfg: Mapping[str, Any]) -> int:
-    """The model's ``batch_size``, or its backend's default when unset or None.
+def with_backend_defaults(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The model config with its backend's batch size and GPU count where they are null.
 
     Examples
     --------
-    >>> batch_size({"backend": "reference", "batch_size": None})
-    64
-    >>> batch_size({"backend": "transformers", "batch_size": 2})
+    >>> cfg = with_backend_defaults({"backend": "transformers", "batch_size": None})
+    >>> cfg["batch_size"], cfg["resources"]["gpu"]
+    (8, 1)
+    >>> with_backend_defaults({"backend": "reference", "batch_size": 2})["batch_size"]
     2
     """
-    return model_cfg.get("batch_size") or DEFAULT_BATCH_SIZE[model_cfg["backend"]]
+    defaults = BACKEND_DEFAULTS[model_cfg["backend"]]
+    resources = dict(model_cfg.get("resources") or {})
+    if resources.get("gpu") is None:
+        resources["gpu"] = defaults["gpu"]
+    batch_size = model_cfg.get("batch_size")
+    return dict(model_cfg) | {
+        "batch_size": defaults["batch_size"] if batch_size is None else batch_size,
+        "resources": resources,
+    }
 
 
 def answer_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,12 +138,13 @@ def make_backend(
     backend = model_cfg.get("backend")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
+    model_cfg = with_backend_defaults(model_cfg)
     if backend == "reference":
         from cueprobe.backends.reference import ReferenceBackend
 
         if not reference_files:
             raise ValueError("the 'reference' backend needs its trained classifier file(s).")
-        return ReferenceBackend.from_files(reference_files, batch_size=batch_size(model_cfg))
+        return ReferenceBackend.from_files(reference_files, batch_size=model_cfg["batch_size"])
     if backend == "transformers":
         _require(model_cfg, ("model_id", "architecture"))
         from cueprobe.backends.hf import TransformersBackend
@@ -139,7 +154,7 @@ def make_backend(
             architecture=model_cfg["architecture"],
             revision=model_cfg.get("revision", "main"),
             dtype=model_cfg.get("dtype", "auto"),
-            batch_size=batch_size(model_cfg),
+            batch_size=model_cfg["batch_size"],
             max_new_tokens=model_cfg.get("max_new_tokens", 16),
             trust_remote_code=model_cfg.get("trust_remote_code", False),
             adapter=model_cfg.get("adapter"),
@@ -157,7 +172,7 @@ def make_backend(
         api_key=api_key,
         revision=model_cfg.get("revision", "main"),
         max_new_tokens=model_cfg.get("max_new_tokens", 16),
-        batch_size=max(batch_size(model_cfg), model_cfg.get("concurrency", 8)),
+        batch_size=max(model_cfg["batch_size"], model_cfg.get("concurrency", 8)),
         concurrency=model_cfg.get("concurrency", 8),
         max_retries=model_cfg.get("max_retries", 5),
         timeout_s=model_cfg.get("timeout_s", 120.0),

@@ -42,6 +42,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _manifest(args: argparse.Namespace) -> None:
     from cueprobe.corpora import build_manifest
+    from cueprobe.corpora import exclusion_counts
 
     manifest, excluded = build_manifest(
         args.adapter,
@@ -54,5 +55,5 @@ def _manifest(args: argparse.Namespace) -> None:
     io.write_table(excluded, args.excluded_out, "excluded")
     counts = manifest.groupby(["split", "label"]).size().to_dict()
     log.info("kept %d utterances %s; excluded %d", len(manifest), counts, len(excluded))
-    for reason, n in excluded["reason"].str.split(":").str[0].value_counts().items():
+    for reason, n in exclusion_counts(excluded).items():
         log.info("excluded %d: %s", n, reason)

@@ -16,6 +16,7 @@ import pandas as pd
 from cueprobe.corpora import aibo
 from cueprobe.corpora import iemocap
 from cueprobe.corpora.common import CorpusError
+from cueprobe.corpora.common import exclusion_counts
 from cueprobe.corpora.csvsheet import read_csv_corpus
 
 ADAPTERS = ("iemocap", "aibo", "csv", "demo-iemocap", "demo-aibo")
@@ -37,7 +38,14 @@ DEFAULT_EVAL_SPLITS: dict[str, dict[str, list[str]]] = {
 DEFAULT_EVAL_SPLITS["demo-iemocap"] = DEFAULT_EVAL_SPLITS["iemocap"]
 DEFAULT_EVAL_SPLITS["demo-aibo"] = DEFAULT_EVAL_SPLITS["aibo"]
 
-__all__ = ["ADAPTERS", "CorpusError", "build_manifest", "corpus_labels", "eval_splits"]
+__all__ = [
+    "ADAPTERS",
+    "CorpusError",
+    "build_manifest",
+    "corpus_labels",
+    "eval_splits",
+    "exclusion_counts",
+]
 
 
 def corpus_labels(cfg: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -25,6 +25,18 @@ class CorpusError(ValueError):
     """The corpus on disk cannot be read as declared; the message names file and line."""
 
 
+def exclusion_counts(excluded: pd.DataFrame) -> pd.Series:
+    """Excluded utterances per kind of reason (a reason up to its first ``:``), most first.
+
+    Examples
+    --------
+    >>> reasons = ["missing_audio", "label_not_in_set: calm (line 3)", "missing_audio"]
+    >>> exclusion_counts(pd.DataFrame({"reason": reasons})).to_dict()
+    {'missing_audio': 2, 'label_not_in_set': 1}
+    """
+    return excluded["reason"].str.split(":").str[0].value_counts()
+
+
 def audio_duration(path: Path) -> tuple[float | None, str | None]:
     """Duration in seconds from the header, or ``(None, reason)`` for a missing or unreadable file."""
     if not path.exists():
