@@ -7,6 +7,9 @@ float32.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import sys
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from cueprobe.backends.base import Backend  # noqa: E402
 from cueprobe.backends.base import Request  # noqa: E402
 from cueprobe.backends.hf import ARCHITECTURES  # noqa: E402
 from cueprobe.backends.hf import TransformersBackend  # noqa: E402
+from cueprobe.backends.hf import common_prefix_length  # noqa: E402
 from cueprobe.backends.hf import load_audio  # noqa: E402
 from cueprobe.backends.hf import new_tokens  # noqa: E402
 
@@ -166,6 +170,122 @@ def test_a_batch_of_one_utterance_decodes_its_audio_once(
     assert torch.equal(inputs[key][0], alone[key][0])
 
 
+#: token blocks of different lengths, as the conditions of one utterance give
+TOKEN_BLOCKS = [
+    "ENERGY=HIGH; PITCH=LOW",
+    "ENERGY=VERY_LOW; PITCH=MID; DYNAMICS=VERY_DYNAMIC",
+    "ENERGY=MID",
+    "ENERGY=LOW; PITCH=VERY_HIGH; DYNAMICS=STATIC; BRIGHTNESS=DARK; VOICE_QUALITY=MODAL",
+    "ENERGY=HIGH; PITCH=HIGH",
+    "PITCH=LOW; ENERGY=HIGH",
+]
+
+
+def _conditions_of_one_utterance(wav: str) -> list[Request]:
+    return [
+        Request("u0", wav, f"What is the emotion? Acoustic cues: {block}.", "u0")
+        for block in TOKEN_BLOCKS
+    ]
+
+
+def _spy_generate(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list, list]:
+    """Record each ``model.generate`` call (with its first-step logits) and each forward
+    pass that reads audio features."""
+    calls: list = []
+    audio_forwards: list = []
+    config = backend.generation_config
+    logging_config = copy.deepcopy(config)
+    logging_config.return_dict_in_generate = True
+    logging_config.output_logits = True
+    generate, forward = backend.model.generate, backend.model.forward
+
+    def spy(*args, **kwargs):
+        assert kwargs["generation_config"] is config
+        out = generate(*args, **(kwargs | {"generation_config": logging_config}))
+        calls.append((kwargs, out.logits[0]))
+        return out
+
+    @functools.wraps(forward)  # generate checks its kwargs against forward's signature
+    def spy_forward(*args, **kwargs):
+        if any(kwargs.get(k) is not None for k in ("input_features", "input_features_mask")):
+            audio_forwards.append(kwargs["input_ids"].shape)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    monkeypatch.setattr(backend.model, "forward", spy_forward)
+    return calls, audio_forwards
+
+
+def test_conditions_of_one_utterance_share_the_prefix(
+    backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six prompts on one file: the audio and the common prefix run once, and every
+    request gets the logits (and answer) it gets alone."""
+    requests = _conditions_of_one_utterance(wavs[2])
+    calls, audio_forwards = _spy_generate(backend, monkeypatch)
+    shared = backend.generate(requests)
+    assert len(audio_forwards) == 1  # the prefix, once, for six requests
+    assert len(calls) == 2  # batch_size 4: suffixes 4 + 2, from the prefix's cache
+    assert all(kwargs["past_key_values"] is not None for kwargs, _ in calls)
+    shared_logits = torch.cat([logits for _, logits in calls])
+    calls.clear()
+    single = [backend._generate_batch([r])[0] for r in requests]
+    single_logits = torch.cat([logits for _, logits in calls])
+    assert shared == single
+    torch.testing.assert_close(shared_logits, single_logits, rtol=1e-5, atol=1e-5)
+    # two utterances in one call: each shares its own prefix, answers in request order
+    other = [
+        dataclasses.replace(r, utt_id="u1", audio_path=wavs[1], audio_key="u1") for r in requests
+    ]
+    mixed = [x for pair in zip(requests, other, strict=True) for x in pair]
+    assert backend.generate(mixed) == [
+        x for pair in zip(shared, backend.generate(other), strict=True) for x in pair
+    ]
+
+
+def test_prefix_sharing_off_or_impossible_runs_requests_as_usual(
+    backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = _conditions_of_one_utterance(wavs[0])
+    expected = backend.generate(requests)
+    calls, _ = _spy_generate(backend, monkeypatch)
+    monkeypatch.setattr(backend, "share_prefix", False)
+    assert backend.generate(requests) == expected
+    assert all("past_key_values" not in kwargs for kwargs, _ in calls)
+    # audio placeholders past the common prefix (here: an id that never occurs) -> no sharing
+    monkeypatch.setattr(backend, "share_prefix", True)
+    monkeypatch.setattr(backend, "_audio_token_id", -1)
+    assert backend._generate_shared(requests) is None
+    assert backend.generate(requests) == expected
+
+
+def test_token_rows_of_one_utterance_are_the_processors(
+    backend: TransformersBackend, wavs: list[str]
+) -> None:
+    """The audio's features are computed once; each prompt's ids (tokenizer + the first
+    request's run of placeholders) are exactly what the processor gives it."""
+    requests = _conditions_of_one_utterance(wavs[1])
+    inputs = backend.prepare(requests)
+    mask = inputs["attention_mask"].bool()
+    expected = [inputs["input_ids"][i][mask[i]] for i in range(len(requests))]
+    first = backend.prepare(requests[:1])["input_ids"][0]
+    rows = backend._token_rows(requests, first)
+    assert [r.tolist() for r in rows] == [e.tolist() for e in expected]
+    # where the check on the first request fails, the processor makes every row
+    rows = backend._token_rows(requests, torch.cat([first, first[-1:]]))
+    assert [r.tolist() for r in rows] == [e.tolist() for e in expected]
+
+
+def test_common_prefix_length() -> None:
+    t = torch.tensor
+    assert common_prefix_length([t([1, 2, 3, 4]), t([1, 2, 3, 9, 9]), t([1, 2, 7])]) == 2
+    assert common_prefix_length([t([1, 2, 3]), t([1, 2, 3, 4])]) == 2  # one token left each
+    assert common_prefix_length([t([5, 2]), t([6, 2])]) == 0
+    assert common_prefix_length([t([1, 2, 3])]) == 2
+
+
 def test_audio_reaches_model(backend: TransformersBackend, wavs: list[str]) -> None:
     """The ``audio=`` trap: the placeholder expands with the duration and the audio matters."""
     token_id = backend.processor.tokenizer.convert_tokens_to_ids(AUDIO_TOKENS[backend.architecture])
@@ -207,6 +327,8 @@ def test_peft_adapter_loads_and_changes_logits(
     answers = adapted.generate(requests)
     assert len(answers) == len(requests)
     assert answers == [adapted.generate([r])[0] for r in requests]
+    same = _conditions_of_one_utterance(wavs[1])  # prefix sharing through the adapter
+    assert adapted.generate(same) == [adapted._generate_batch([r])[0] for r in same]
     assert not torch.allclose(_last_logits(adapted, requests), _last_logits(backend, requests))
 
 
@@ -244,7 +366,7 @@ def test_generate_restores_order_across_sorted_batches(
     monkeypatch.setattr(backend, "_generate_batch", echo)
     monkeypatch.setattr(backend, "batch_size", 3)
     prompts = ["ccc", "a", "bbbbb", "dd", "eeee"]
-    requests = [Request(f"u{i}", wavs[0], p, "k") for i, p in enumerate(prompts)]
+    requests = [Request(f"u{i}", wavs[i % 2], p, f"k{i}") for i, p in enumerate(prompts)]
     assert backend.generate(requests) == prompts
     assert seen == [["u1", "u3", "u0"], ["u4", "u2"]]  # sorted by prompt length
     assert backend.generate([]) == []
