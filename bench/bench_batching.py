@@ -2,12 +2,16 @@
 
 Builds tiny random-weight models of the real architectures (``tests/tiny_models.py``),
 answers the same requests one at a time and 16 at a time, and prints requests per second
-and their ratio (goal: >= 4x on CPU). Runs unchanged on a GPU: the device is ``cuda`` when
-``torch.cuda.is_available()``, else ``cpu``.
+and their ratio (goal: >= 4x on CPU). Then, on the token conditions of a few utterances
+(``--conditions`` prompts each, utterance-major as ``cueprobe infer`` sends them), the
+throughput with the prompt prefix shared (prefilled once per utterance) against not
+shared, batch ``--batch-size`` either way. Runs unchanged on a GPU: the device is
+``cuda`` when ``torch.cuda.is_available()``, else ``cpu``.
 
 Usage::
 
     python bench/bench_batching.py [--arch qwen2_audio ...] [--n-requests 48] [--repeats 3]
+                                   [--chunk-length 5] [--conditions 16] [--utterances 4]
 """
 
 from __future__ import annotations
