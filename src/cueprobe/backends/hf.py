@@ -381,9 +381,9 @@ class TransformersBackend:
             for i, row in enumerate(chunk):
                 input_ids[i, width - (len(row) - n) :] = row[n:]
                 attention[i, width - (len(row) - n) :] = 1
-            past = copy.deepcopy(cache)
-            past.batch_repeat_interleave(len(chunk))
             with torch.inference_mode():
+                past = copy.deepcopy(cache)  # generate extends the cache it is given
+                past.batch_repeat_interleave(len(chunk))
                 sequences = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
