@@ -29,8 +29,8 @@ PROVIDED = {"pip", "setuptools", "wheel"}
 # What each kind of rule needs, by distribution: corpus/features, tokens/analysis, inference.
 NEEDS = {
     "opensmile.yaml": ["opensmile", "audiofile", "soundfile", "pandas", "pyarrow", "scipy"],
-    "cueprobe.yaml": ["statsmodels", "scikit-learn", "matplotlib", "httpx", "pandas", "scipy"],
-    "alm.yaml": ["torch", "transformers", "peft", "accelerate", "httpx", "scikit-learn", "pandas"],
+    "cueprobe.yaml": ["statsmodels", "matplotlib", "httpx", "pandas", "scipy"],
+    "alm.yaml": ["torch", "transformers", "peft", "accelerate", "httpx", "scipy", "pandas"],
 }
 # cueprobe source files the rules of each environment run, all their imports counted
 # (function-level ones too); every `python -m cueprobe` also loads cli/*.py at module level.

@@ -792,6 +792,25 @@ def test_reference_inference_and_statistics_skip_sklearn_and_scipy_stats(trained
     assert out.stdout.strip() == "[]"
 
 
+def test_training_the_reference_model_imports_neither_sklearn_nor_scipy_stats(tables, tmp_path):
+    """train-reference runs on every change of the token bins: 2 s of imports for a
+    0.25 s fit was most of the job (measured)."""
+    code = (
+        "import sys; from cueprobe.cli import main;"
+        "argv = sys.argv[1:]; rc = main(argv); assert rc == 0, rc;"
+        "print(sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules))"
+    )
+    argv = ["train-reference", "--manifest", str(tables / "manifest.parquet")]
+    argv += ["--labels", json.dumps(LABELS), "--C", "1.0", "--seed", "3"]
+    argv += ["--out", str(tmp_path / "tokens.pkl"), "--tokens", str(tables / "tokens.parquet")]
+    argv += ["--n-bins", "5", "--token-template", "{concept}={value}", "--token-separator", "; "]
+    env = os.environ | {"PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_answer_config_keeps_only_answer_changing_keys():
     from cueprobe.backends.factory import answer_config
 
