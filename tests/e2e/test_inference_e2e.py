@@ -157,3 +157,51 @@ def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_c
     assert sorted((j["rule"], j["corpus"]) for j in jobs) == sorted(
         (r, c) for r in QUERY_RULES for c in CONFIG["corpora"]
     )
+
+
+def test_a_transformers_model_runs_through_the_workflow(demo_copy, tmp_path):
+    """Adding a local ALM (a tiny random-weight Qwen2-Audio, loaded like a checkpoint):
+    the whole default target runs its inference, evaluation and figures through the rules,
+    zero-shot on every evaluated utterance, and re-runs nothing of the reference model."""
+    pytest.importorskip("transformers")
+    from tests.tiny_models import build_tiny_qwen2_audio
+
+    model_dir = build_tiny_qwen2_audio(tmp_path / "tiny_qwen2_audio", chunk_length=2)
+
+    def add(cfg):
+        cfg["models"]["tiny"] = {
+            "backend": "transformers",
+            "model_id": model_dir,
+            "architecture": "qwen2_audio",
+            "dtype": "float32",
+            "max_new_tokens": 3,
+            "batch_size": 16,
+        }
+
+    config = _changed_config(tmp_path, add)
+    proc = snakemake(demo_copy, "--cores", "2", config=config)
+    ran = set(re.findall(r"(?:local)?rule (\w+):", proc.stdout + proc.stderr))
+    assert ran >= {"query_audio_only", "query_token_conditions", "evaluate_model"}
+    assert not ran & {"train_reference_audio", "train_reference_tokens", "extract_features"}
+    for corpus, corpus_cfg in CONFIG["corpora"].items():
+        manifest = io.read_table(demo_copy / f"results/{corpus}/manifest.parquet", "manifest")
+        splits = eval_splits(corpus_cfg, zero_shot=True)  # IEMOCAP: "all"
+        keep = manifest["split"].isin(splits) | ("all" in splits)
+        expected = set(manifest.loc[keep, "utt_id"])
+        folder = demo_copy / f"results/{corpus}/predictions/tiny"
+        for condition in GRID.names():
+            pred = io.read_table(folder / f"{condition}.parquet", "predictions")
+            assert set(pred["utt_id"]) == expected, (corpus, condition)
+            assert set(pred["model_id"]) == {model_dir}
+            assert pred["raw_output"].notna().all()  # random weights: answered, mostly unparsed
+        metrics = demo_copy / f"results/{corpus}/evaluation/tiny/metrics.parquet"
+        assert len(io.read_table(metrics, "metrics")) > 0
+        assert (demo_copy / f"results/figures/{corpus}/tiny.confusions.png").exists()
+    # IEMOCAP: a zero-shot model is scored on the full set, the reference on session 5
+    tiny = io.read_table(
+        demo_copy / "results/demo_iemocap/predictions/tiny/aligned.parquet", "predictions"
+    )
+    ref = io.read_table(
+        demo_copy / "results/demo_iemocap/predictions/reference/aligned.parquet", "predictions"
+    )
+    assert set(ref["utt_id"]) < set(tiny["utt_id"])
