@@ -20,6 +20,7 @@ from cueprobe.backends.reference import fit_reference
 from cueprobe.backends.reference import log_mel_statistics
 from cueprobe.backends.reference import mel_filterbank
 from cueprobe.backends.reference import parse_token_block
+from cueprobe.backends.reference import standardisation
 from cueprobe.corpora import build_manifest
 from cueprobe.corpora import demo
 from cueprobe.define import level_names
@@ -219,6 +220,25 @@ def test_fit_equals_scikit_learns_logistic_regression(corpus, n_classes):
     np.testing.assert_allclose(intercept, lr.intercept_, atol=1e-4)
     probe = embeddings + np.random.default_rng(0).normal(0, 0.5, embeddings.shape)
     assert ours.predict(probe, []) == theirs.predict(probe).tolist()
+
+
+def test_a_column_constant_up_to_rounding_scales_as_in_scikit_learn(corpus):
+    """A log-mel band at the floor in every training file: std ~1e-15, scale 1."""
+    from sklearn.preprocessing import StandardScaler
+
+    manifest, embeddings, _ = corpus
+    x, labels = embeddings[:37].copy(), manifest["label"].tolist()[:37]
+    x[:, 3] = np.log(1e-10)
+    assert 0 < x[:, 3].std() < 1e-12  # rounding: not exactly 0
+    mean, scale = standardisation(x)
+    theirs = StandardScaler().fit(x)
+    np.testing.assert_allclose(mean, theirs.mean_)
+    np.testing.assert_allclose(scale, theirs.scale_)
+    assert scale[3] == 1.0
+    clf = fit_reference(x, labels, labels=AIBO_LABELS, tokens=None, C=0.5, rng=None)
+    probe = x.copy()
+    probe[:, 3] = np.log(1e-3)  # the band wakes up at prediction: no class takes over
+    assert len(set(clf.predict(probe, []))) > 1
 
 
 @pytest.mark.parametrize("with_tokens", [False, True])

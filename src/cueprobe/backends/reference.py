@@ -383,8 +383,7 @@ def fit_reference(
             blocks.append(np.hstack([x, onehot]))
         x = np.vstack(blocks)
         y = np.tile(y, n_copies)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0.0] = 1.0  # a constant column (a token value never seen) stays 0
+    mean, scale = standardisation(x)
     classes = np.unique(y)
     coef, intercept = fit_logistic_regression((x - mean) / scale, np.searchsorted(classes, y), C=C)
     return ReferenceClassifier(
@@ -409,6 +408,28 @@ def fit_reference(
             "n_copies": n_copies if tokens is not None else 1,
         },
     )
+
+
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations, 1 for a constant column (as scikit-learn).
+
+    Constant up to rounding counts as constant (scikit-learn's test): a log-mel band that
+    sits at the floor in every training file has a standard deviation of ~1e-15, and
+    dividing by it would blow any other value up 10^14 times at prediction.
+
+    Examples
+    --------
+    >>> mean, scale = standardisation(np.array([[1.0, np.log(1e-10)], [3.0, np.log(1e-10)]]))
+    >>> mean.round(2).tolist(), scale.tolist()
+    ([2.0, -23.03], [1.0, 1.0])
+    """
+    n = len(x)
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    eps = np.finfo(np.float64).eps
+    scale = np.sqrt(var)
+    constant = (var <= n * eps * var + (n * mean * eps) ** 2) | (scale < 10 * eps)
+    scale[constant] = 1.0
+    return mean, scale
 
 
 def fit_logistic_regression(
