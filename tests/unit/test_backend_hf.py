@@ -191,8 +191,8 @@ def _conditions_of_one_utterance(wav: str) -> list[Request]:
 def _spy_generate(
     backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list, list]:
-    """Record each ``model.generate`` call (with its first-step logits) and each forward
-    pass that reads audio features."""
+    """Record each ``model.generate`` call (with each row's logits at every step) and each
+    forward pass that reads audio features."""
     calls: list = []
     audio_forwards: list = []
     config = backend.generation_config
@@ -204,7 +204,7 @@ def _spy_generate(
     def spy(*args, **kwargs):
         assert kwargs["generation_config"] is config
         out = generate(*args, **(kwargs | {"generation_config": logging_config}))
-        calls.append((kwargs, out.logits[0]))
+        calls.append((kwargs, list(torch.stack(out.logits, dim=1))))
         return out
 
     @functools.wraps(forward)  # generate checks its kwargs against forward's signature
@@ -218,6 +218,15 @@ def _spy_generate(
     return calls, audio_forwards
 
 
+def assert_same_logits(batched: list[torch.Tensor], single: list[torch.Tensor]) -> None:
+    """Each request's logits at every step it decoded alone (a batch runs on after a
+    row's EOS until every row has ended)."""
+    assert len(batched) == len(single)
+    for a, b in zip(batched, single, strict=True):
+        assert len(a) >= len(b) > 0
+        torch.testing.assert_close(a[: len(b)], b, rtol=1e-5, atol=1e-5)
+
+
 def test_conditions_of_one_utterance_share_the_prefix(
     backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,12 +238,12 @@ def test_conditions_of_one_utterance_share_the_prefix(
     assert len(audio_forwards) == 1  # the prefix, once, for six requests
     assert len(calls) == 2  # batch_size 4: suffixes 4 + 2, from the prefix's cache
     assert all(kwargs["past_key_values"] is not None for kwargs, _ in calls)
-    shared_logits = torch.cat([logits for _, logits in calls])
+    shared_logits = [row for _, rows in calls for row in rows]
     calls.clear()
     single = [backend._generate_batch([r])[0] for r in requests]
-    single_logits = torch.cat([logits for _, logits in calls])
+    single_logits = [row for _, rows in calls for row in rows]
     assert shared == single
-    torch.testing.assert_close(shared_logits, single_logits, rtol=1e-5, atol=1e-5)
+    assert_same_logits(shared_logits, single_logits)
     # two utterances in one call: each shares its own prefix, answers in request order
     other = [
         dataclasses.replace(r, utt_id="u1", audio_path=wavs[1], audio_key="u1") for r in requests
@@ -259,6 +268,36 @@ def test_prefix_sharing_off_or_impossible_runs_requests_as_usual(
     monkeypatch.setattr(backend, "_audio_token_id", -1)
     assert backend._generate_shared(requests) is None
     assert backend.generate(requests) == expected
+
+
+def test_a_group_shares_its_prefix_when_it_fills_half_a_batch(
+    backend: TransformersBackend, wavs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few conditions per file decode with other files' requests (fewer generate calls);
+    from half a batch on, a file's requests share their prefix."""
+    requests = _conditions_of_one_utterance(wavs[3])
+    monkeypatch.setattr(backend, "batch_size", 8)
+    calls, _ = _spy_generate(backend, monkeypatch)
+    for n, shares in ((3, False), (4, True), (2, False)):
+        calls.clear()
+        backend.generate(requests[:n])
+        assert all(("past_key_values" in kwargs) is shares for kwargs, _ in calls), n
+
+
+def test_decoding_is_plain_argmax_with_a_dynamic_cache(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoint settings that would change a padded row's answer (repetition penalty:
+    the pads are EOS) or refuse the shared prefix's cache are overridden."""
+    checkpoint = copy.deepcopy(backend.model.generation_config)
+    checkpoint.repetition_penalty = 1.1
+    checkpoint.use_cache = False
+    checkpoint.cache_implementation = "static"
+    monkeypatch.setattr(backend.model, "generation_config", checkpoint)
+    config = backend._greedy_config()
+    assert config.repetition_penalty == 1.0
+    assert config.use_cache is True and config.cache_implementation is None
+    assert config.do_sample is False and config.num_beams == 1
 
 
 def test_token_rows_of_one_utterance_are_the_processors(
@@ -301,7 +340,11 @@ def test_audio_reaches_model(backend: TransformersBackend, wavs: list[str]) -> N
 
 
 def test_peft_adapter_loads_and_changes_logits(
-    backend: TransformersBackend, model_dirs: dict[str, str], wavs: list[str], tmp_path: Path
+    backend: TransformersBackend,
+    model_dirs: dict[str, str],
+    wavs: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from peft import PeftModel
 
@@ -328,7 +371,13 @@ def test_peft_adapter_loads_and_changes_logits(
     assert len(answers) == len(requests)
     assert answers == [adapted.generate([r])[0] for r in requests]
     same = _conditions_of_one_utterance(wavs[1])  # prefix sharing through the adapter
-    assert adapted.generate(same) == [adapted._generate_batch([r])[0] for r in same]
+    calls, _ = _spy_generate(adapted, monkeypatch)
+    shared = adapted.generate(same)
+    assert all("past_key_values" in kwargs for kwargs, _ in calls)
+    shared_logits = [row for _, rows in calls for row in rows]
+    calls.clear()
+    assert shared == [adapted._generate_batch([r])[0] for r in same]
+    assert_same_logits(shared_logits, [row for _, rows in calls for row in rows])
     assert not torch.allclose(_last_logits(adapted, requests), _last_logits(backend, requests))
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -221,7 +222,17 @@ class TransformersBackend:
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
         self.generation_config = self._greedy_config()
         self._audio_token_id = _audio_token_id(self.processor)
-        self.share_prefix = share_prefix and arch.shares_prefix and self._audio_token_id is not None
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
+        # a prompt-learning PEFT adapter (prefix/prompt tuning) adds virtual tokens that a
+        # cache made without them would misalign; LoRA adapters share the prefix (tested)
+        peft_config = getattr(self.model, "active_peft_config", None)
+        self.share_prefix = (
+            share_prefix
+            and arch.shares_prefix
+            and self._audio_token_id is not None
+            and not getattr(peft_config, "is_prompt_learning", False)
+        )
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -278,6 +289,14 @@ class TransformersBackend:
         config.top_p = 1.0
         config.top_k = 50
         config.max_new_tokens = self.max_new_tokens
+        # plain argmax: a repetition penalty would also count the pad tokens of a batch
+        # (EOS for the Qwen models), so a padded row would answer unlike the same row alone
+        config.repetition_penalty = 1.0
+        # the shared prefix hands generate its own DynamicCache: a checkpoint's cache
+        # choice would be refused with it, and use_cache=False would re-run the suffix
+        # without the prefix's cache from the second token on
+        config.use_cache = True
+        config.cache_implementation = None
         if config.pad_token_id is None:
             config.pad_token_id = self.processor.tokenizer.pad_token_id
         return config
@@ -367,6 +386,8 @@ class TransformersBackend:
         prefix = dict(first)
         prefix["input_ids"] = first["input_ids"][:, :n]
         prefix["attention_mask"] = first["attention_mask"][:, :n]
+        if self._keeps_logits:  # the prefix's logits are never read: keep the last only
+            prefix["logits_to_keep"] = 1
         with torch.inference_mode():
             cache = self.model(**prefix, use_cache=True).past_key_values
         pad = self.processor.tokenizer.pad_token_id
@@ -420,9 +441,10 @@ class TransformersBackend:
     def generate(self, requests: Sequence[Request]) -> list[str]:
         """Answer each request; results come back in the order given.
 
-        Requests on one audio file (same ``audio_key`` and path; two or more) share their
-        prompt prefix (:meth:`_generate_shared`, when ``share_prefix``). The others are
-        sorted by prompt length (less padding per batch) and run ``batch_size`` at a time.
+        Requests on one audio file (same ``audio_key`` and path), at least two and half a
+        batch of them, share their prompt prefix (:meth:`_generate_shared`, when
+        ``share_prefix``). The others are sorted by prompt length (less padding per batch)
+        and run ``batch_size`` at a time.
 
         Parameters
         ----------
@@ -441,7 +463,10 @@ class TransformersBackend:
         alone: list[int] = []
         for idx in groups.values():
             shared = None
-            if self.share_prefix and len(idx) > 1:
+            # a group shares its prefix when it fills at least half a batch: its suffixes
+            # then decode in at most twice the generate calls they would take mixed with
+            # other files' requests, while its prefill shrinks by the group's size
+            if self.share_prefix and len(idx) > 1 and 2 * len(idx) >= self.batch_size:
                 shared = self._generate_shared([requests[i] for i in idx])
             if shared is None:
                 alone.extend(idx)
