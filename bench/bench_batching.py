@@ -91,6 +91,26 @@ def throughput(backend: TransformersBackend, requests: list[Request], repeats: i
     return max(rates)
 
 
+def measure(
+    path: str,
+    arch: str,
+    args: argparse.Namespace,
+    device: str,
+    requests: list[Request],
+    **options: object,
+) -> tuple[float, list[str]]:
+    """Throughput (:func:`throughput`) and answers of a backend built with ``options``."""
+    backend = TransformersBackend(
+        path,
+        architecture=arch,
+        dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens,
+        device=device,
+        **options,
+    )
+    return throughput(backend, requests, args.repeats), backend.generate(requests)
+
+
 def bench_arch(arch: str, args: argparse.Namespace, device: str, tmp_path: Path) -> float:
     """Print and return the batch-``args.batch_size`` / batch-1 throughput ratio of ``arch``."""
     model_dir = args.model_dir or tmp_path / "models"
@@ -98,20 +118,11 @@ def bench_arch(arch: str, args: argparse.Namespace, device: str, tmp_path: Path)
         model_dir / f"{arch}-{args.chunk_length}s", chunk_length=args.chunk_length
     )
     requests = make_requests(tmp_path / "wavs", args.n_requests)
-    rates = {}
-    answers = {}
+    rates, answers = {}, {}
     for batch_size in (1, args.batch_size):
-        backend = TransformersBackend(
-            path,
-            architecture=arch,
-            dtype=args.dtype,
-            batch_size=batch_size,
-            max_new_tokens=args.max_new_tokens,
-            device=device,
+        rates[batch_size], answers[batch_size] = measure(
+            path, arch, args, device, requests, batch_size=batch_size
         )
-        rates[batch_size] = throughput(backend, requests, args.repeats)
-        answers[batch_size] = backend.generate(requests)
-        del backend
     agree = statistics.mean(
         a == b for a, b in zip(answers[1], answers[args.batch_size], strict=True)
     )
@@ -134,18 +145,9 @@ def bench_sharing(arch: str, args: argparse.Namespace, device: str, tmp_path: Pa
     requests = make_condition_requests(tmp_path / "wavs", args.utterances, args.conditions)
     rates, answers = {}, {}
     for share in (False, True):
-        backend = TransformersBackend(
-            path,
-            architecture=arch,
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            device=device,
-            share_prefix=share,
+        rates[share], answers[share] = measure(
+            path, arch, args, device, requests, batch_size=args.batch_size, share_prefix=share
         )
-        rates[share] = throughput(backend, requests, args.repeats)
-        answers[share] = backend.generate(requests)
-        del backend
     agree = statistics.mean(a == b for a, b in zip(answers[False], answers[True], strict=True))
     ratio = rates[True] / rates[False]
     print(
