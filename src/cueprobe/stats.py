@@ -255,7 +255,10 @@ def uar_replicates(
         recall = num / den[:, None, :]
     recall = np.where(present[:, None, :], recall, 0.0)
     reps = recall.sum(axis=2) / present.sum(axis=1)[:, None]  # mean over present classes
-    n_degenerate = int((~present.all(axis=1)).sum())
+    # a resample is degenerate when it lacks a class the split has (a class absent from
+    # the whole split is absent from the point estimate too: not the resample's doing)
+    in_split = totals.sum(axis=0) > 0
+    n_degenerate = int((~present[:, in_split]).any(axis=1).sum())
     if n_degenerate:
         warnings.warn(
             f"{n_degenerate} of {resamples.n_resamples} resamples lack at least one class: "

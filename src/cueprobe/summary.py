@@ -112,8 +112,10 @@ def _degradation(
         return "not measured (no corruption runs)."
     rho, p, n = rows["rho"].iloc[0], rows["rho_p"].iloc[0], int(rows["n_runs"].iloc[0])
     if math.isnan(rho):
+        constant = "p" if rows["p"].nunique() < 2 else "UAR"
         return (
-            f"**Undefined.** UAR does not vary over the {n} (p, seed) runs (Spearman's ρ is NaN)."
+            f"**Undefined.** {constant} does not vary over the {n} (p, seed) runs "
+            "(Spearman's ρ is NaN)."
         )
     curve = ", ".join(
         f"p={r.p:g}: {fmt_uar(r.uar_mean)}" for r in rows.sort_values("p").itertuples()

@@ -45,8 +45,9 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
         raise ValueError(f"comparisons table lacks column(s) {missing}.")
     keys = ["corpus", "model", "split"]
     m = metrics.set_index([*keys, "condition"])[["uar", "ci_low", "ci_high", "n", "n_speakers"]]
-    minus = m.xs("audio_only", level="condition").add_prefix("uar_minus_")
-    plus = m.xs("aligned", level="condition").add_prefix("uar_plus_")
+    condition = m.index.get_level_values("condition")
+    minus = m[condition == "audio_only"].droplevel("condition").add_prefix("uar_minus_")
+    plus = m[condition == "aligned"].droplevel("condition").add_prefix("uar_plus_")
     gain = comparisons[
         (comparisons["a"] == "aligned")
         & (comparisons["b"] == "audio_only")
@@ -54,6 +55,10 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
     ].set_index(keys)[["delta", "ci_low", "ci_high", "p", "p_holm"]]
     gain.columns = ["delta", "delta_ci_low", "delta_ci_high", "p", "p_holm"]
     out = minus.join(plus, how="outer").join(gain, how="left")
+    # utterances and speakers scored: audio_only's, else aligned's (a model run with
+    # token conditions only still has its n and its few-speaker mark)
+    for col in ("n", "n_speakers"):
+        out[f"uar_minus_{col}"] = out[f"uar_minus_{col}"].fillna(out[f"uar_plus_{col}"])
     out = out.rename(
         columns={
             "uar_minus_uar": "uar_minus",
@@ -256,17 +261,23 @@ def fmt_ci(low: float, high: float) -> str:
 
 
 def fmt_p(p: float, *, latex: bool = False) -> str:
-    """Two significant digits down to .01, three decimals down to .001, scientific below.
+    """Two significant digits, rounded down, from .001 on; scientific below.
+
+    Rounding down keeps a p just under a threshold under it in print: .0496 reads .049,
+    never .05 (which would read as not significant at .05).
 
     Examples
     --------
-    >>> fmt_p(0.0142), fmt_p(0.0042), fmt_p(4e-7), fmt_p(4e-7, latex=True), fmt_p(1.0)
-    ('0.014', '0.004', '4.0e-07', '$4.0\\\\times10^{-7}$', '1')
+    >>> fmt_p(0.0142), fmt_p(0.0496), fmt_p(0.0042), fmt_p(4e-7), fmt_p(1.0)
+    ('0.014', '0.049', '0.0042', '4.0e-07', '1')
+    >>> fmt_p(4e-7, latex=True)
+    '$4.0\\\\times10^{-7}$'
     """
     if p is None or math.isnan(p):
         return "–"
     if p >= 0.001:
-        return f"{p:.2g}" if p >= 0.01 else f"{p:.1g}"
+        unit = 10.0 ** (math.floor(math.log10(p)) - 1)  # of the second significant digit
+        return f"{math.floor(round(p / unit, 9)) * unit:.2g}"
     if p == 0:
         return "0"
     mant, exp = f"{p:.1e}".split("e")

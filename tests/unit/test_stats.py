@@ -277,6 +277,20 @@ def test_degenerate_resamples_are_counted_and_warned():
     assert res.estimate == 1.0 and res.ci_low == 1.0
 
 
+def test_a_class_absent_from_the_split_makes_no_resample_degenerate():
+    # no 'sad' at all, and every speaker has the other three classes: the point estimate
+    # averages over three classes, as every resample does; nothing is degenerate
+    y_true = np.array(["angry", "happy", "neutral"] * 8)
+    speakers = np.array([f"s{i // 4}" for i in range(24)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateEffectWarning)
+        res = bootstrap_uar(
+            y_true, y_true, speakers, labels=LABELS, n_resamples=200, confidence_level=0.95,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+    assert res.n_degenerate == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -298,8 +312,8 @@ def test_replicate_input_errors():
         uar_replicates(["sad"] * 2, {}, res, labels=LABELS)
     with pytest.raises(ValueError, match=r"`confidence_level` must lie in \(0, 1\)"):
         percentile_ci([0.1, 0.2], confidence_level=95)
-    with pytest.warns(DegenerateEffectWarning, match="3 of 3 resamples lack"):
-        rep = uar_replicates(["sad"] * 2, {"x": ["sad"] * 2}, res, labels=LABELS)
+    rep = uar_replicates(["sad"] * 2, {"x": ["sad"] * 2}, res, labels=LABELS)
+    assert rep.n_degenerate == 0  # the split has 'sad' only: no resample lacks a class of it
     with pytest.raises(KeyError, match="no system 'y'"):
         rep.index("y")
     assert np.isnan(percentile_ci([np.nan], confidence_level=0.9)).all()

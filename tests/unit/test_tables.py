@@ -149,7 +149,9 @@ def test_number_formats():
     assert tables.fmt_ci(0.011, 0.025) == "[.011, .025]"
     assert tables.fmt_ci(float("nan"), 0.2) == "–"
     assert tables.fmt_p(4e-7) == "4.0e-07"
-    assert tables.fmt_p(0.0042) == "0.004"
+    assert tables.fmt_p(0.0042) == "0.0042"
+    assert tables.fmt_p(0.0496) == "0.049"  # rounded down: never reads as .05
+    assert tables.fmt_p(0.00999) == "0.0099"
     assert tables.fmt_p(0.0) == "0"
     assert tables.fmt_p(float("nan")) == "–"
 
@@ -206,6 +208,13 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     )
     assert "not measured (needs aligned and audio_only)" in text
     assert "not measured (no corruption runs)" in text
+    # Spearman undefined: it says which of the two did not vary
+    one_p = ev.corruption[ev.corruption["p"] == 0.5].assign(rho=np.nan, rho_p=np.nan)
+    text = cue_use_summary(ev.metrics, comp, one_p, corpus="c", model="m", alpha=0.05)
+    assert "**Undefined.** p does not vary over the" in text
+    flat = ev.corruption.assign(rho=np.nan, rho_p=np.nan)
+    text = cue_use_summary(ev.metrics, comp, flat, corpus="c", model="m", alpha=0.05)
+    assert "**Undefined.** UAR does not vary over the" in text
     with pytest.raises(ValueError, match=r"`alpha` must lie in \(0, 1\)"):
         cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=5)
 
@@ -233,6 +242,11 @@ def test_few_speaker_cis_are_marked_in_table3_and_the_summary(iemocap):
         tables.table3(metrics[metrics["model"] == "af3"], comparisons, models=MODELS),
         kind="III", title="t",
     )  # fmt: skip
+    # a model run without audio_only keeps its n, n_speakers and few-speaker mark
+    no_minus = metrics[metrics["condition"] != "audio_only"]
+    t = tables.table3(no_minus, comparisons, models=MODELS).set_index("label")
+    assert t["n_speakers"].to_dict() == {"AF3": 6, "Reference": 2}
+    assert t["n"].notna().all()
 
     text = cue_use_summary(
         few.metrics, few.comparisons, few.corruption, corpus="iemo", model="R", alpha=0.05
