@@ -26,7 +26,7 @@ from cueprobe.backends.factory import answer_config
 from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
-from cueprobe.corpora import exclusion_counts
+from cueprobe.corpora import exclusion_note
 from cueprobe.prompts import PromptTemplates
 
 validate(config, "../schemas/config.schema.yaml")
@@ -85,16 +85,10 @@ def log_exclusions():
     """
     for corpus in corpora.index:
         path = Path(f"results/{corpus}/excluded.parquet")
-        if not path.is_file():
-            continue
-        counts = exclusion_counts(io.read_table(path, "excluded"))
-        if counts.empty:
-            continue
-        detail = ", ".join(f"{reason} {n}" for reason, n in counts.items())
-        logger.info(
-            f"{corpus}: {counts.sum()} utterance(s) left out of the manifest ({detail}); "
-            f"each with its reason in {path}"
-        )
+        if path.is_file():
+            note = exclusion_note(corpus, io.read_table(path, "excluded"), path)
+            if note:
+                logger.info(note)
 
 
 def get_final_output():

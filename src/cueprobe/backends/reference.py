@@ -438,8 +438,7 @@ def fit_logistic_regression(
     """Multinomial logistic regression, L2 on the weights: scikit-learn's objective.
 
     Minimises ``mean(log-loss) + ||W||^2 / (2 C n)`` (the intercepts are not penalised;
-    two classes: the binary model's penalty)
-    with SciPy's L-BFGS-B, as ``sklearn.linear_model.LogisticRegression(C=C)`` does, to a
+    two classes: the binary model's penalty) with SciPy's L-BFGS-B, as ``sklearn.linear_model.LogisticRegression(C=C)`` does, to a
     tighter tolerance; the optimum is unique, and the tests compare the two. Written here
     because importing ``sklearn.linear_model`` costs 2 s (it imports ``scipy.stats``),
     eight times the fit, in a job that every change of the token bins re-runs.
@@ -466,21 +465,20 @@ def fit_logistic_regression(
     k = int(y.max()) + 1
     target = np.zeros((n, k))
     target[np.arange(n), y] = 1.0
+    # scikit-learn fits two classes as one binary logistic regression; with the penalty
+    # split over two rows, W = (-u/2, u/2), its C is C / 2 here: the same answers
+    strength = (2.0 if k == 2 else 1.0) / (C * n)  # L2 weight on ||W||^2 / 2
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[: k * d].reshape(k, d), theta[k * d :]
         z = x @ w.T + b
         top = z.max(axis=1, keepdims=True)
         lse = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-        value = (lse[:, 0] - (z * target).sum(axis=1)).mean() + (w * w).sum() / (2 * C * n)
+        value = (lse[:, 0] - (z * target).sum(axis=1)).mean() + strength * (w * w).sum() / 2
         g = (np.exp(z - lse) - target) / n
-        grad = np.concatenate([(g.T @ x + w / (C * n)).ravel(), g.sum(axis=0)])
+        grad = np.concatenate([(g.T @ x + strength * w).ravel(), g.sum(axis=0)])
         return float(value), grad
 
-    if k == 2:
-        # scikit-learn fits two classes as one binary logistic regression; with the
-        # penalty split over two rows, W = (-u/2, u/2), that is C / 2 here: same answers
-        C = C / 2
     result = minimize(
         loss,
         np.zeros(k * (d + 1)),

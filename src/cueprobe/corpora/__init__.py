@@ -17,6 +17,7 @@ from cueprobe.corpora import aibo
 from cueprobe.corpora import iemocap
 from cueprobe.corpora.common import CorpusError
 from cueprobe.corpora.common import exclusion_counts
+from cueprobe.corpora.common import exclusion_note
 from cueprobe.corpora.csvsheet import read_csv_corpus
 
 ADAPTERS = ("iemocap", "aibo", "csv", "demo-iemocap", "demo-aibo")
@@ -45,6 +46,7 @@ __all__ = [
     "corpus_labels",
     "eval_splits",
     "exclusion_counts",
+    "exclusion_note",
 ]
 
 

@@ -37,6 +37,27 @@ def exclusion_counts(excluded: pd.DataFrame) -> pd.Series:
     return excluded["reason"].str.split(":").str[0].value_counts()
 
 
+def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str | None:
+    """The line that ends a run: how many utterances the corpus lost, and why (None: none).
+
+    Examples
+    --------
+    >>> excluded = pd.DataFrame({"reason": ["missing_audio", "label_not_in_set: x (line 2)"]})
+    >>> exclusion_note("c", excluded, "results/c/excluded.parquet")
+    'c: 2 utterance(s) left out of the manifest (missing_audio 1, label_not_in_set 1); each with its reason in results/c/excluded.parquet'
+    >>> exclusion_note("c", excluded.iloc[:0], "x") is None
+    True
+    """
+    counts = exclusion_counts(excluded)
+    if counts.empty:
+        return None
+    detail = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+    return (
+        f"{corpus}: {counts.sum()} utterance(s) left out of the manifest ({detail}); "
+        f"each with its reason in {path}"
+    )
+
+
 def audio_duration(path: Path) -> tuple[float | None, str | None]:
     """Duration in seconds from the header, or ``(None, reason)`` for a missing or unreadable file."""
     if not path.exists():
