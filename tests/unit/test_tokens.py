@@ -18,6 +18,8 @@ from cueprobe.define import ORDINAL_CONCEPTS
 from cueprobe.define import Concept
 from cueprobe.define import level_names
 from cueprobe.features import extract_features
+from cueprobe.figures import figure_bytes
+from cueprobe.figures.token_distribution import PAGE_WIDTH_IN
 from cueprobe.figures.token_distribution import plot_token_distribution
 from cueprobe.figures.token_distribution import token_frequencies
 from cueprobe.figures.token_distribution import vocabularies
@@ -301,6 +303,10 @@ def test_figure_frequencies_and_plot(demo, tokens):
     assert np.allclose(sums, 1.0) and len(sums) == 6 * 4
     fig = plot_token_distribution(freqs, title="demo")
     assert len(fig.axes) == 6
+    # print size: as wide as an IEEE page, so its 6-8 pt text prints at that size (it
+    # was 9.9 x 14 in), in one face and weight (a bold one was a second embedded font)
+    assert fig.get_figwidth() == PAGE_WIDTH_IN and fig.get_figheight() < 9.0
+    assert figure_bytes(fig, "pdf").count(b"/FontFile2") == 1
     with pytest.raises(ValueError, match=r"labels \['angry'\] are not in the label set"):
         token_frequencies(
             tok, manifest, vocabularies=vocabularies(5), labels=["sad", "happy", "neutral"]

@@ -98,8 +98,16 @@ def plot_confusions(
                         ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center",
                                 color="white" if v > 0.6 else "black", fontsize=6.5)  # fmt: skip
                 uar = float(np.mean([m[c] for c in levels[lv]]))
-                ax.set_title(
-                    f"{name}\nUAR {fmt_uar(uar)}" + (f" ({split})" if len(splits) > 1 else "")
+                # two single-line texts, not one two-line title: see save_figure on ligatures
+                ax.set_title(name, pad=14)
+                ax.annotate(
+                    f"UAR {fmt_uar(uar)}" + (f" ({split})" if len(splits) > 1 else ""),
+                    (0.5, 1.0),
+                    xycoords="axes fraction",
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
                 )
                 ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
                 ax.set_yticks(range(len(labels)), labels if j == 0 else [""] * len(labels))

@@ -11,6 +11,9 @@ import pandas as pd
 
 from cueprobe.define import Concept
 
+#: width of a two-column IEEE figure (``figure*``), inches
+PAGE_WIDTH_IN = 7.16
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -61,7 +64,10 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     """Bubble chart: one panel per concept (rows), token values (x) x emotions (y).
 
     Bubble area is proportional to the within-emotion frequency; values of 5 %
-    and above are printed in the bubble.
+    and above are printed in the bubble. The figure is as wide as an IEEE page
+    (:data:`PAGE_WIDTH_IN`), so its 7-8 pt text prints at that size in a
+    ``figure*``; one face and weight throughout (a bold one was a second
+    embedded font, ~0.2 s a PDF).
     """
     import matplotlib
     from matplotlib.figure import Figure
@@ -70,10 +76,14 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     labels = list(dict.fromkeys(freqs["label"]))
     n_values = max(freqs.groupby("concept")["value"].nunique())
     colours = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
-    height = 0.42 * len(labels) + 0.55
-    fig = Figure(figsize=(1.25 * n_values + 2.4, height * len(concepts) + 0.6))
+    pitch = 0.2  # inches between emotions, and the largest bubble's diameter
+    x_pitch = (PAGE_WIDTH_IN - 1.0) / n_values  # ~1 in of emotion names on the left
+    max_area = (72 * 0.95 * min(pitch, x_pitch)) ** 2  # points^2 at frequency 1
+    fig = Figure(
+        figsize=(PAGE_WIDTH_IN, len(concepts) * (pitch * len(labels) + 0.45) + 0.45),
+        layout="tight",
+    )
     axes = fig.subplots(len(concepts), 1, squeeze=False)
-    max_area = 900.0  # points^2 at frequency 1
     for ax, concept in zip(axes[:, 0], concepts, strict=True):
         sub = freqs[freqs["concept"] == concept]
         values = list(dict.fromkeys(sub["value"]))
@@ -91,12 +101,13 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
             )
             for x, fx in enumerate(f):
                 if fx >= 0.05:
-                    ax.annotate(f"{100 * fx:.0f}", (x, y), ha="center", va="center", fontsize=7)
-        ax.set_xticks(np.arange(len(values)), [v.replace("_", " ") for v in values], fontsize=8)
-        ax.set_yticks(np.arange(len(labels)), labels[::-1], fontsize=8)
-        ax.set_xlim(-0.6, n_values - 0.4)
-        ax.set_ylim(-0.7, len(labels) - 0.3)
-        ax.set_ylabel(concept, fontsize=9, fontweight="bold", rotation=0, ha="right", va="center")
+                    ax.annotate(f"{100 * fx:.0f}", (x, y), ha="center", va="center", fontsize=6)
+        ax.set_xticks(np.arange(len(values)), [v.replace("_", " ") for v in values], fontsize=7)
+        ax.set_yticks(np.arange(len(labels)), labels[::-1], fontsize=7)
+        ax.set_xlim(-0.5, n_values - 0.5)
+        ax.set_ylim(-0.6, len(labels) - 0.4)
+        ax.set_title(concept, loc="left", fontsize=8, pad=2)
+        ax.tick_params(length=2, pad=2)
         ax.grid(True, color="0.92", linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
@@ -105,9 +116,8 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     counts = ", ".join(f"{lab} n={int(n[lab])}" for lab in labels)
     fig.suptitle(
         f"{title}\nwithin-emotion token frequency (%), bubble area proportional; {counts}",
-        fontsize=9,
+        fontsize=8,
     )
-    fig.tight_layout()
     return fig
 
 
