@@ -25,6 +25,7 @@ so the corrupted sets are nested in p and ``corrupt_p0`` equals ``aligned``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -48,6 +49,33 @@ class ConditionSpec:
     shuffle_seeds: tuple[int, ...]
     corrupt_p: tuple[float, ...]
     corrupt_seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        """A condition's p is read back from its name (whole percent): refuse the rest.
+
+        Examples
+        --------
+        >>> ConditionSpec((0,), (0.004,), (0,))
+        Traceback (most recent call last):
+        ...
+        ValueError: interventions.corrupt_p: 0.004 is not a whole percent (condition names, \
+and so the p that is applied, carry round(100 p)); use 0.0 or 0.01.
+        """
+        for p in self.corrupt_p:
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"interventions.corrupt_p: {p!r} is outside [0, 1].")
+            if abs(100 * p - round(100 * p)) > 1e-9:
+                raise ValueError(
+                    f"interventions.corrupt_p: {p!r} is not a whole percent (condition names, "
+                    f"and so the p that is applied, carry round(100 p)); use "
+                    f"{math.floor(100 * p) / 100} or {math.ceil(100 * p) / 100}."
+                )
+        for key in ("shuffle_seeds", "corrupt_p", "corrupt_seeds"):
+            values = [round(100 * v) if key == "corrupt_p" else v for v in getattr(self, key)]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                shown = [v / 100 for v in repeated] if key == "corrupt_p" else repeated
+                raise ValueError(f"interventions.{key}: {shown} given more than once.")
 
     def names(self) -> list[str]:
         """All condition names, in report order.

@@ -26,7 +26,10 @@ from cueprobe.define import ParseStatus
 
 _PUNCT = re.compile(r"[^\w\s]+")
 #: a negation anywhere in an answer makes a mention ambiguous ("not angry", "isn't sad")
-_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without)\b|n['’]t\b")
+_NEGATION = re.compile(r"\b(?:not|non|no|never|neither|nor|without)\b|n['’]t\b")
+#: synonyms that count as a whole answer only: too common in sentences to be a mention
+#: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
+_NOT_A_MENTION = frozenset({"other"})
 
 
 def _normalise(text: str) -> str:
@@ -68,7 +71,11 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     for word, label, is_label in vocab:
         if norm == word:
             return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
-    mentioned = {label for word, label, _ in vocab if re.search(rf"\b{re.escape(word)}\b", norm)}
+    mentioned = {
+        label
+        for word, label, _ in vocab
+        if word not in _NOT_A_MENTION and re.search(rf"\b{re.escape(word)}\b", norm)
+    }
     if len(mentioned) == 1 and not _NEGATION.search(text.lower()):
         return mentioned.pop(), ParseStatus.MENTION.value
     return "", ParseStatus.UNPARSED.value

@@ -1,4 +1,4 @@
-"""The two prompt formats: audio-only, and the same with the token block appended.
+"""The two prompt formats: audio-only, and the same with the token block added.
 
 Templates come from config ``prompts``: ``{labels}`` becomes the class list
 (``angry, happy, neutral, sad``) and ``{tokens}`` the serialised token string.
@@ -37,6 +37,15 @@ class PromptTemplates:
                 raise ValueError(
                     f"prompts.{name} must use exactly the fields {sorted(required)}, "
                     f"it uses {sorted(fields)}."
+                )
+        if self.audio_only is not None and self.with_tokens is not None:
+            # a token condition vs audio_only must differ by the token block only, or every
+            # comparison with audio_only (Delta, the format prior) also measures the wording
+            if self.with_tokens.count(self.audio_only) != 1:
+                raise ValueError(
+                    "prompts.with_tokens must be prompts.audio_only with a token block added "
+                    f"before or after it; {self.with_tokens!r} does not contain "
+                    f"{self.audio_only!r} once."
                 )
 
 

@@ -164,11 +164,27 @@ def test_a_backend_without_its_required_keys_fails_at_planning(tmp_path, model, 
     assert f"'{missing}' is a required property" in proc.stdout + proc.stderr
 
 
-def test_a_prompt_template_with_a_wrong_field_fails_at_planning(tmp_path):
-    proc = _dry_run(tmp_path, (BASE + "prompts: {with_tokens: 'Pick one of {labels}.'}\n") % "")
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "prompts: {with_tokens: 'Pick one of {labels}.'}",
+            "prompts.with_tokens must use exactly the fields ['labels', 'tokens']",
+        ),
+        # worded apart, every comparison with audio_only would measure the wording too
+        (
+            "prompts: {with_tokens: 'You are an expert. {labels}? Cues: {tokens}'}",
+            "prompts.with_tokens must be prompts.audio_only with a token block added",
+        ),
+        # read back from the name corrupt_p0_s0, 0.004 ran as aligned
+        ("interventions: {corrupt_p: [0.004, 1.0]}", "corrupt_p: 0.004 is not a whole percent"),
+        ("interventions: {shuffle_seeds: [0, 0]}", "has non-unique elements"),
+    ],
+)
+def test_prompts_and_grid_the_names_cannot_carry_fail_at_planning(tmp_path, extra, message):
+    proc = _dry_run(tmp_path, (BASE + extra + "\n") % "")
     assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "prompts.with_tokens must use exactly the fields ['labels', 'tokens']" in out
+    assert message in proc.stdout + proc.stderr
 
 
 def test_reference_cli_defaults_agree_with_the_schema():

@@ -116,6 +116,25 @@ def test_prompts():
         PromptTemplates("{labels}", "{labels} only")
     with pytest.raises(ValueError, match=r"prompts.audio_only must use exactly the fields"):
         PromptTemplates("{labels} {tokens}", "{labels} {tokens}")
+    # the token prompt is the audio-only prompt plus the block, before or after it
+    assert PromptTemplates("Pick: {labels}.", "Cues: {tokens}\nPick: {labels}.").with_tokens
+    with pytest.raises(ValueError, match=r"with a token block added before or after it"):
+        PromptTemplates("Classify. Options: {labels}.", "You are an expert. {labels}? {tokens}")
+
+
+def test_condition_grid_refuses_what_its_names_cannot_carry():
+    """The p a corruption applies is read back from its name (whole percent): 0.004 ran
+    as corrupt_p0, i.e. as aligned; a repeated p or seed failed with Snakemake's
+    "Duplicate output file pattern"."""
+    with pytest.raises(ValueError, match=r"corrupt_p: 0.004 is not a whole percent.*0.0 or 0.01"):
+        ConditionSpec((0,), (0.004, 1.0), (0,))
+    with pytest.raises(ValueError, match=r"corrupt_p: 0.125 is not a whole percent"):
+        ConditionSpec((0,), (0.125,), (0,))
+    with pytest.raises(ValueError, match=r"corrupt_p: \[0.5\] given more than once"):
+        ConditionSpec((0,), (0.5, 0.25, 0.5), (0,))
+    with pytest.raises(ValueError, match=r"shuffle_seeds: \[1\] given more than once"):
+        ConditionSpec((0, 1, 1), (0.5,), (0,))
+    assert ConditionSpec((0,), (0.0, 0.07, 0.29, 1.0), (0, 1)).names()[-1] == "corrupt_p100_s1"
 
 
 def test_a_job_gets_only_its_groups_template_and_the_other_is_an_error_to_ask_for():
@@ -148,10 +167,20 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("", ("", "unparsed")),
         (None, ("", "unparsed")),
         ("Frustrated", ("", "unparsed")),
+        ("non-neutral", ("", "unparsed")),  # scored neutral: the opposite of its meaning
+        ("Non-neutral, clearly upset", ("", "unparsed")),
     ],
 )
 def test_parse_answer(text, expected):
     assert parse_answer(text, LABELS) == expected
+
+
+def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
+    from cueprobe.corpora.aibo import LABELS as AIBO
+
+    assert parse_answer("Other.", AIBO) == ("rest", "synonym")
+    assert parse_answer("Angry. Other emotions are unlikely.", AIBO) == ("angry", "mention")
+    assert parse_answer("The child sounds positive, unlike the other one.", AIBO)[0] == "positive"
 
 
 def test_parse_answers_vectorised_and_errors():
