@@ -109,9 +109,9 @@ def slurm_python() -> Path:
 
 
 def demo_group_components(profile: dict) -> list[str]:
-    """The profile's group sizes, but the demo's tiny CPU inference jobs all in one job,
-    and one feature shard a job (so that its CPUs are its own threads', not a sum)."""
-    sizes = profile["group-components"] | {"inference": 1000, "features": 1}
+    """The profile's group sizes, but the demo's tiny CPU inference jobs (and their
+    evaluations) all in one job, and one feature shard a job (so that its CPUs are its own threads', not a sum)."""
+    sizes = profile["group-components"] | {"inference": 1000, "features": 1, "evaluation": 1000}
     return [f"{group}={n}" for group, n in sizes.items()]
 
 

@@ -65,7 +65,34 @@ def test_mistyped_key_fails_naming_it(tmp_path):
 def test_wrong_type_fails_naming_it(tmp_path):
     proc = _dry_run(tmp_path, BASE % ", shards: many")
     assert proc.returncode != 0
-    assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr
+    assert "corpora.c1.shards: 'many' is not of type 'integer'" in proc.stdout + proc.stderr
+    # in one line, not after snakemake.utils.validate's dump of the schema (784 lines for
+    # a mistyped `models`)
+    assert len((proc.stdout + proc.stderr).splitlines()) < 30
+
+
+def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
+    """JSON Schema takes 3.0 for an integer: the tokens job then failed on
+    `--n-bins 3.0`, after Snakemake had deleted its tokens table."""
+    proc = _dry_run(tmp_path, (BASE + "tokens: {n_bins: 3.0}\n") % "")
+    assert proc.returncode != 0
+    assert "tokens.n_bins: 3.0 is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
+    """A missing input with its outputs present is "up to date" to Snakemake: a mistyped
+    sheet path served the old manifest and results with exit code 0."""
+    sheet = tmp_path / "sheet.csv"
+    text = (BASE + "  alm: {backend: transformers, model_id: %s, architecture: qwen2_audio}\n") % (
+        "",
+        tmp_path / "no-ckpt",
+    )
+    text = text.replace("{adapter: demo-iemocap}", f"{{adapter: csv, root: {sheet}}}")
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"corpora.c1.root: {sheet} does not exist (adapter csv reads it)" in out
+    assert f"models.alm.model_id: {tmp_path / 'no-ckpt'} does not exist" in out
 
 
 def test_real_corpus_needs_a_root(tmp_path):
@@ -113,7 +140,8 @@ def test_slurm_profile_groups_name_every_rule():
     rules = set(proc.stdout.split()) - {"all"}
     assert {"evaluate_model", "plot_evaluation", "query_token_conditions"} <= rules
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert set(profile["groups"]) == rules
+    # make_table reads every model of a corpus: grouped, it joined their evaluations
+    assert set(profile["groups"]) == rules - {"make_table"}
     assert set(profile["groups"].values()) == set(profile["group-components"])
 
 
@@ -246,6 +274,9 @@ def test_slurm_groups_never_make_manifest_only_work_wait_for_the_tokens(tmp_path
         # the token work this group job waits for, made outside it
         waits_for = {r for m in members for r in needs[m] if r in token_work} - members
         assert not (waits_for and members - token_work), (members - token_work, waits_for)
+        # one (corpus, model) a job: bundled, a model's evaluation waited for the others'
+        # inference and failed with theirs
+        assert len(re.findall(r"^\s+rule evaluate_model:", block, flags=re.M)) <= 1
 
 
 def test_planning_imports_cueprobe_from_the_checkout_it_runs(tmp_path):
@@ -276,3 +307,12 @@ def test_a_transformers_model_takes_a_gpu_unless_its_config_says_otherwise(tmp_p
     )
     gpus = {re.search(r"model=(\w+)", w)[1]: re.search(r"gpu=(\d+)", r)[1] for w, r in jobs}
     assert gpus == {"alm": "1", "reference": "0"}
+
+
+def test_gender_specific_voice_quality_fails_at_planning(tmp_path):
+    """VOICE_QUALITY is a rule, not bins: the schema took it and the tokens job failed."""
+    proc = _dry_run(tmp_path, BASE % ", gender_specific: [PITCH, VOICE_QUALITY]")
+    assert proc.returncode != 0
+    assert (
+        "corpora.c1.gender_specific.1: 'VOICE_QUALITY' is not one of" in proc.stdout + proc.stderr
+    )

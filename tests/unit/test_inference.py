@@ -831,3 +831,15 @@ def test_answer_config_keeps_only_answer_changing_keys():
     }
     with pytest.raises(ValueError, match="unknown backend 'vllm'"):
         answer_config({"backend": "vllm"})
+
+
+def test_a_checkpoint_that_is_not_there_is_one_line_not_a_traceback(tables, tmp_path, capsys):
+    """from_pretrained takes a missing folder for a Hub repo id and raises OSError ("Repo
+    id must be in the form ..."): the job log showed a 30-line traceback."""
+    model = {"backend": "transformers", "model_id": str(tmp_path / "absent"),
+             "architecture": "qwen2_audio"}  # fmt: skip
+    out = tmp_path / "aligned.parquet"
+    assert main(_infer_argv(tables, out, "aligned", model, "--device", "cpu")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cueprobe infer: error: ")
+    assert "Traceback" not in err and not out.exists()

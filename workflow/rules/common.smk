@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.logging import logger
 from snakemake.utils import validate
 
@@ -27,8 +28,22 @@ from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
+from cueprobe.config import missing_model_files
+from cueprobe.config import missing_sources
+from cueprobe.config import schema_errors
 from cueprobe.prompts import PromptTemplates
 
+
+def fail_on(problems):
+    """Stop planning with the config's problems, one line each, naming their keys."""
+    if problems:
+        raise WorkflowError("config:\n  " + "\n  ".join(problems))
+
+
+# the schema's own message for each fault, most relevant first (validate's dump of the
+# schema ran to hundreds of lines); validate then fills in the defaults
+with open(Path(workflow.current_basedir, "../schemas/config.schema.yaml")) as f:
+    fail_on(schema_errors(config, yaml.safe_load(f)))
 validate(config, "../schemas/config.schema.yaml")
 # a template with a wrong field fails here, not in every inference job (3 tries each)
 try:
@@ -64,6 +79,9 @@ def models_table(models_config):
     return pd.DataFrame(rows).set_index("model", drop=False).sort_index()
 
 
+# a missing sheet would leave its old manifest "up to date" (a missing input with
+# outputs present), a missing checkpoint folder fail in every inference job
+fail_on(missing_sources(config["corpora"]) + missing_model_files(config["models"]))
 corpora = corpora_table(config["corpora"])
 models = models_table(config["models"])
 
@@ -427,7 +445,8 @@ def get_inference_resource(key):
     """Cluster resource of a model's inference jobs (config models.<m>.resources).
 
     A key the model does not set (slurm_partition, constraint) gives None, which
-    Snakemake drops: the job then gets the profile's default-resources (the CPU partition).
+    Snakemake drops, default-resources included: such a job is submitted without a
+    partition, to the cluster's default one (README, "Workstation, cluster and GPU models").
     """
 
     def lookup(wildcards):

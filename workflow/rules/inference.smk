@@ -97,7 +97,6 @@ rule query_token_conditions:
         "benchmarks/query_token_conditions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=unsharded_model_constraint(),
-    retries: 2
     conda:
         get_inference_env
     resources:

@@ -64,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        # validation errors: one clear line, no traceback
+    except (ValueError, OSError, KeyError) as err:
+        # validation errors, and files that are not there or not readable (OSError is
+        # also what from_pretrained raises for a checkpoint it cannot find): one clear
+        # line, no traceback
         print(f"cueprobe {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,110 @@
+"""Checks of the workflow config that the JSON schema cannot make, run at planning.
+
+Each returns the problems as messages naming the config key, so that a fault fails
+``snakemake`` before any job runs, in one line, instead of in a job's log (or not at
+all: a corpus sheet that went missing left its old manifest "up to date").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: where each corpus adapter reads its utterance list (the manifest rule's input)
+AIBO_LABEL_FILE = "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+
+
+def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The config's schema violations, most relevant first, each as ``key.path: message``.
+
+    Stricter than JSON Schema on one point: an ``integer`` must be written as one. JSON
+    Schema takes 3.0 for an integer, and ``n_bins: 3.0`` then failed in the tokens job
+    (``--n-bins: invalid int value: '3.0'``), after Snakemake had deleted its output.
+
+    Examples
+    --------
+    >>> schema = {"type": "object", "properties": {"n_bins": {"type": "integer"}}}
+    >>> schema_errors({"n_bins": 3.0}, schema)
+    ['n_bins: 3.0 is not of type \\'integer\\'']
+    >>> schema_errors({"n_bins": 3}, schema)
+    []
+    """
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    validator = jsonschema.validators.extend(base, type_checker=checker)(schema)
+    errors = sorted(validator.iter_errors(config), key=jsonschema.exceptions.relevance)
+    out = []
+    for err in errors:
+        best = jsonschema.exceptions.best_match([err])
+        key = ".".join(map(str, best.absolute_path)) or "config"
+        out.append(f"{key}: {best.message}")
+    return out
+
+
+def corpus_source(name: str, cfg: Mapping[str, Any]) -> Path | None:
+    """The file (csv, aibo) or folder (iemocap) a corpus is read from; None for a demo."""
+    adapter = cfg["adapter"]
+    if adapter.startswith("demo-"):
+        return None
+    root = Path(cfg["root"]).expanduser()
+    return root / AIBO_LABEL_FILE if adapter == "aibo" else root
+
+
+def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Corpora whose sheet, label file or root does not exist.
+
+    Snakemake finds a job whose input is missing but whose outputs exist up to date, so
+    a mistyped ``root`` would otherwise serve the old manifest, and everything after it,
+    with exit code 0.
+
+    Examples
+    --------
+    >>> missing_sources({"c": {"adapter": "csv", "root": "/no/such/sheet.csv"}})
+    ['corpora.c.root: /no/such/sheet.csv does not exist (adapter csv reads it)']
+    >>> missing_sources({"d": {"adapter": "demo-iemocap"}})
+    []
+    """
+    out = []
+    for name, cfg in corpora.items():
+        source = corpus_source(name, cfg)
+        if source is not None and not source.exists():
+            out.append(
+                f"corpora.{name}.root: {source} does not exist (adapter {cfg['adapter']} reads it)"
+            )
+    return out
+
+
+def _looks_local(path: str) -> bool:
+    """A path, not a Hugging Face repo id ("org/name"): absolute, ./, ../ or ~."""
+    return path.startswith(("/", "./", "../", "~")) or path in (".", "..")
+
+
+def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """transformers models whose ``model_id`` or ``adapter`` is a local path that is absent.
+
+    ``from_pretrained`` takes a missing folder for a Hub repo id and fails in the job with
+    "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
+
+    Examples
+    --------
+    >>> missing_model_files({"m": {"backend": "transformers", "model_id": "/no/such/ckpt"}})
+    ['models.m.model_id: /no/such/ckpt does not exist (a local checkpoint folder)']
+    >>> missing_model_files({"m": {"backend": "transformers", "model_id": "Qwen/Qwen2-Audio"}})
+    []
+    """
+    out = []
+    for name, cfg in models.items():
+        if cfg.get("backend") != "transformers":
+            continue
+        for key in ("model_id", "adapter"):
+            value = cfg.get(key)
+            if value and _looks_local(value) and not Path(value).expanduser().exists():
+                out.append(
+                    f"models.{name}.{key}: {value} does not exist (a local checkpoint folder)"
+                )
+    return out
