@@ -8,7 +8,11 @@ Conditions (DESIGN.md, the paper's Section III):
     the utterance's own tokens;
 ``shuffle_s{seed}``
     a permutation of whole token sequences within each group (the evaluated
-    split), so the marginal distribution is kept and the alignment is broken;
+    split), so the marginal distribution is kept and the alignment is broken,
+    except where the permutation leaves an utterance its own block: its fixed
+    points (certain in a one-utterance group) and utterances whose token
+    sequence equals the one they receive stay aligned (``cueprobe condition``
+    logs how many, see :func:`kept_aligned`);
 ``conflict``
     ordinal bins inverted (bin i -> n-1-i, MID stays), VOICE_QUALITY through a
     configurable opposite map;
@@ -20,6 +24,11 @@ Every condition is a deterministic function of (tokens, seed). Corruption uses
 common random numbers across p: for one seed, position (i, j) is corrupted at
 level p iff u_ij < p with the same u_ij and the same replacement for every p,
 so the corrupted sets are nested in p and ``corrupt_p0`` equals ``aligned``.
+
+The caller seeds each stream from (root seed, stage, kind, condition seed): not from p
+(hence the nesting) and not from the corpus, so two corpora with the same split sizes
+get the same permutations, and two of one size the same corruption draws. That is
+harmless, since every analysis is within one corpus.
 """
 
 from __future__ import annotations
@@ -188,6 +197,22 @@ def corrupt(
         hit = u[:, j] < p
         out.loc[hit, concept] = replacement[hit]
     return out
+
+
+def kept_aligned(token_strings: Sequence[str], aligned_strings: Sequence[str]) -> int:
+    """How many rows keep their aligned token block (rows in the same utterance order).
+
+    Examples
+    --------
+    >>> kept_aligned(["a", "b", "c"], ["a", "c", "b"])
+    1
+    """
+    token_strings, aligned_strings = np.asarray(token_strings), np.asarray(aligned_strings)
+    if token_strings.shape != aligned_strings.shape:
+        raise ValueError(
+            f"{len(token_strings)} token strings for {len(aligned_strings)} aligned ones."
+        )
+    return int((token_strings == aligned_strings).sum())
 
 
 def audio_only(tokens: pd.DataFrame) -> pd.DataFrame:

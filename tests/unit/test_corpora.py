@@ -237,7 +237,7 @@ def test_csv_adapter(tmp_path, write_wav):
     ]
     assert dict(zip(excluded["utt_id"], excluded["reason"], strict=True)) == {
         "audio/b": "label_not_in_set: calm (line 3)",
-        "audio/c": "missing_audio",
+        "audio/c": "missing_audio (sheet.csv:4)",
     }
 
 
@@ -340,3 +340,75 @@ def test_labels_and_eval_splits_defaults():
     assert eval_splits(aibo, zero_shot=True) == ["dev", "test"]
     with pytest.raises(CorpusError, match="a csv corpus needs `labels:`"):
         corpus_labels({"adapter": "csv", "labels": None})
+
+
+def test_utt_id_with_a_control_character_is_refused(tmp_path, write_wav):
+    """A tab or line break in an utt_id split the answer journal's keys much later."""
+    from cueprobe.corpora.common import split_kept
+
+    write_wav(tmp_path / "a.wav")
+    sheet = tmp_path / "s.csv"
+    for bad, shown in (("u\t1", r"'u\\t1'.*'\\t'"), ("u\n1", r"'u\\n1'.*'\\n'")):
+        sheet.write_text(f'path,label,speaker,utt_id\na.wav,sad,s1,"{bad}"\n')
+        with pytest.raises(CorpusError, match=rf"^s.csv:\d: utt_id {shown}; a tab or line break"):
+            build_manifest("csv", sheet, labels={"sad": []})
+    # an adapter that says where a row comes from is named
+    row = {"utt_id": "u\x1f1", "path": str(tmp_path / "a.wav"), "where": "s.csv:7"}
+    with pytest.raises(CorpusError, match=r"^s.csv:7: utt_id 'u\\x1f1' holds control"):
+        split_kept([row])
+
+
+def _candidate(tmp_path, utt_id, name, where=None):
+    row = {"utt_id": utt_id, "path": str(tmp_path / name), "speaker": "s1", "gender": "F"}
+    row |= {"session": "s1", "split": "test", "label": "sad", "label_raw": "sad"}
+    return row | ({"where": where} if where else {})
+
+
+def test_duplicate_ids_name_their_rows_and_say_why(tmp_path, write_wav):
+    """A user listed one file twice: the message named neither sheet nor lines, nor that
+    utt_id defaults to the audio path."""
+    from cueprobe.corpora.common import split_kept
+
+    write_wav(tmp_path / "wav/x.wav")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label,speaker\nwav/x.wav,sad,s1\nwav/x.wav,sad,s1\n")
+    audio = str((tmp_path / "wav/x.wav").resolve())
+    with pytest.raises(CorpusError) as err:
+        build_manifest("csv", sheet, labels={"sad": []})
+    assert str(err.value) == (
+        f"1 duplicate utterance id(s): 'wav/x' (s.csv:2, s.csv:3, all for audio {audio}). One "
+        "audio file "
+        "is listed more than once (an id taken from the audio path, as a csv sheet without a "
+        "utt_id column does, repeats with it): list each file once, or give each row its own "
+        "utt_id."
+    )
+    rows = [_candidate(tmp_path, "u1", n, f"s.csv:{i}") for i, n in ((2, "a.wav"), (5, "b.wav"))]
+    with pytest.raises(CorpusError, match=r"^1 duplicate utterance id\(s\): 'u1' \(s.csv:2, "
+                       r"s.csv:5\)\. Give each utterance its own utt_id\.$"):  # fmt: skip
+        split_kept(rows)
+    rows = [_candidate(tmp_path, "u1", "a.wav"), _candidate(tmp_path, "u1", "b.wav")]
+    with pytest.raises(CorpusError, match=r"'u1' \(2 rows, audio .*a.wav, .*b.wav\)"):
+        split_kept(rows)
+
+
+def test_audio_reasons_name_where_the_row_comes_from(tmp_path, write_wav):
+    """label_not_in_set named its line and missing_audio did not; exclusions still count
+    by kind."""
+    from cueprobe.corpora import exclusion_counts
+    from cueprobe.corpora.common import split_kept
+
+    write_wav(tmp_path / "a.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    rows = [
+        _candidate(tmp_path, "a", "a.wav", "s.csv:2"),
+        _candidate(tmp_path, "b", "b.wav", "s.csv:3"),
+        _candidate(tmp_path, "c", "c.wav"),
+        _candidate(tmp_path, "d", "empty.wav", "s.csv:9"),
+    ]
+    manifest, excluded = split_kept(rows)
+    assert manifest["utt_id"].tolist() == ["a"]
+    reasons = dict(zip(excluded["utt_id"], excluded["reason"], strict=True))
+    assert reasons["b"] == "missing_audio (s.csv:3)"
+    assert reasons["c"] == "missing_audio"
+    assert reasons["d"].startswith("unreadable_audio: ") and reasons["d"].endswith(" (s.csv:9)")
+    assert exclusion_counts(excluded).to_dict() == {"missing_audio": 2, "unreadable_audio": 1}

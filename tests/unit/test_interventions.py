@@ -199,3 +199,121 @@ def test_condition_cli_pairs_each_name_with_an_output(tmp_path, capsys):
     argv = ["condition", "--name", "audio_only", "aligned", "--manifest", str(tmp_path / "m")]
     assert main([*argv, "--out", str(tmp_path / "a.parquet")]) == 1
     assert "--out needs one path per --name (2), got 1." in capsys.readouterr().err
+
+
+def _condition_inputs(tmp_path, n=60):
+    """A manifest (40 train, 19 test, 1 dev utterance) and its tokens table, on disk."""
+    from cueprobe import io
+    from cueprobe.define import ORDINAL_CONCEPTS
+    from cueprobe.interventions import CONCEPT_COLUMNS
+    from cueprobe.interventions import vocabulary
+
+    ids = [f"u{i:03d}" for i in range(n)]
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ids,
+            "path": [f"/audio/{i}.wav" for i in ids],
+            "speaker": [f"s{i % 5}" for i in range(n)],
+            "gender": "unknown",
+            "session": "1",
+            "split": ["train"] * 40 + ["test"] * (n - 41) + ["dev"],  # dev: one utterance
+            "label": "sad",
+            "label_raw": "sad",
+            "duration_s": 0.5,
+        }
+    )
+    rng = np.random.default_rng(7)
+    tokens = pd.DataFrame({"utt_id": ids[::-1]})  # another order than the manifest's
+    for c in CONCEPT_COLUMNS:
+        tokens[c] = rng.choice(vocabulary(c, 5), n)
+    for c in ORDINAL_CONCEPTS:
+        tokens[f"score_{c.value}"] = rng.standard_normal(n)
+    tokens["token_string"] = "ignored: the CLI serialises with its own template"
+    tokens["flag"] = ""
+    io.write_table(manifest, tmp_path / "manifest.parquet", "manifest")
+    io.write_table(tokens, tmp_path / "tokens.parquet", "tokens")
+    return manifest, tokens
+
+
+def _run_condition(tmp_path, names, out_dir):
+    from cueprobe.cli import main
+
+    out_dir.mkdir(exist_ok=True)
+    argv = [
+        "condition",
+        "--name",
+        *names,
+        "--manifest",
+        str(tmp_path / "manifest.parquet"),
+        "--tokens",
+        str(tmp_path / "tokens.parquet"),
+        "--n-bins",
+        "5",
+        "--template",
+        "{concept}={value}",
+        "--separator",
+        "; ",
+        "--voice-quality-map",
+        '{"BREATHY": "PRESSED", "PRESSED": "BREATHY", "MODAL": "ROUGH", "ROUGH": "MODAL", '
+        '"CREAKY": "BREATHY", "UNVOICED": "UNVOICED"}',
+        "--seed",
+        "42",
+        "--out",
+        *[str(out_dir / f"{name}.parquet") for name in names],
+    ]
+    assert main(argv) == 0
+    return {name: (out_dir / f"{name}.parquet").read_bytes() for name in names}
+
+
+def test_condition_cli_seeds_nested_corruptions_and_order_free_streams(tmp_path):
+    """The CLI's seeding, not only the library's: a stream that depended on p (e.g. seeded
+    with round(100 p)) broke the nesting of corruptions in p with every other test passing."""
+    from cueprobe import io
+    from cueprobe.interventions import CONCEPT_COLUMNS
+
+    _condition_inputs(tmp_path)
+    names = ["corrupt_p25_s0", "corrupt_p50_s0", "corrupt_p100_s0", "shuffle_s0", "shuffle_s1"]
+    first = _run_condition(tmp_path, names, tmp_path / "a")
+    again = _run_condition(tmp_path, names, tmp_path / "b")
+    backwards = _run_condition(tmp_path, names[::-1], tmp_path / "c")
+    assert first == again  # two runs are byte-equal
+    assert first == backwards  # a condition's stream does not depend on the order of --name
+    read = {n: io.read_table(tmp_path / "a" / f"{n}.parquet", "conditions") for n in names}
+    _run_condition(tmp_path, ["aligned"], tmp_path / "d")
+    base = io.read_table(tmp_path / "d" / "aligned.parquet", "conditions")
+    assert all((t["utt_id"] == base["utt_id"]).all() for t in read.values())
+    cols = list(CONCEPT_COLUMNS)
+    lo, mid, hi = (read[n][cols].to_numpy() for n in names[:3])
+    orig = base[cols].to_numpy()
+    # nested in p: every position changed at p=.25 is changed, to the same value, at .5, 1
+    changed = lo != orig
+    assert 0 < changed.sum() < (mid != orig).sum()
+    assert (mid[changed] == lo[changed]).all() and (hi[changed] == lo[changed]).all()
+    assert (hi[mid != orig] == mid[mid != orig]).all()
+    # two shuffle seeds, two permutations
+    assert not read["shuffle_s0"]["token_string"].equals(read["shuffle_s1"]["token_string"])
+
+
+def test_condition_cli_logs_how_many_utterances_keep_their_aligned_block(tmp_path, caplog):
+    """A shuffle can leave an utterance its own block (a fixed point; certain for the one
+    dev utterance here): the CLI says how many, per token condition but aligned."""
+    import logging
+
+    from cueprobe import io
+
+    manifest, _ = _condition_inputs(tmp_path)
+    names = ["audio_only", "shuffle_s0", "conflict", "corrupt_p0_s0", "corrupt_p50_s0"]
+    caplog.set_level(logging.INFO, logger="cueprobe")
+    _run_condition(tmp_path, names, tmp_path / "a")
+    _run_condition(tmp_path, ["aligned"], tmp_path / "b")
+    base = io.read_table(tmp_path / "b" / "aligned.parquet", "conditions")["token_string"]
+    dev = manifest.index[manifest["split"] == "dev"]
+    messages = [r.getMessage() for r in caplog.records]
+    for name in names[1:]:
+        table = io.read_table(tmp_path / "a" / f"{name}.parquet", "conditions")
+        kept = int((table["token_string"] == base).sum())
+        assert f"{name}: {kept} of 60 utterances keep their aligned token block" in messages
+        if name == "shuffle_s0":
+            assert 1 <= kept < 60 and (table["token_string"][dev] == base[dev]).all()
+    assert "corrupt_p0_s0: 60 of 60 utterances keep their aligned token block" in messages
+    assert not any(m.startswith("audio_only:") for m in messages)

@@ -39,9 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _condition(args: argparse.Namespace) -> None:
+    import functools
+
     import numpy as np
 
     from cueprobe.interventions import build_condition
+    from cueprobe.interventions import kept_aligned
     from cueprobe.interventions import parse_condition
 
     outs = one_per(args.out, args.name, flag="--out", per="--name")
@@ -60,23 +63,39 @@ def _condition(args: argparse.Namespace) -> None:
                 f"{args.tokens}: {len(missing)} manifest utterance(s) have no tokens: {missing[:5]}"
             )
         tokens = tokens.set_index("utt_id").loc[manifest["utt_id"]].reset_index()
+    build = functools.partial(
+        build_condition,
+        n_bins=args.n_bins,
+        groups=manifest["split"].tolist(),  # shuffle within each split: the evaluated set
+        voice_quality_map=args.voice_quality_map,
+        template=args.template,
+        separator=args.separator,
+    )
+    aligned_strings = None  # aligned's token strings, built once for the fixed-point counts
     for name, (kind, _, seed), out in zip(args.name, kinds, outs, strict=True):
-        # one stream per (root seed, stage, kind, condition seed); corrupt streams do not
-        # depend on p, so corruptions are nested in p (common random numbers)
+        # one stream per (root seed, stage, kind, condition seed). Corrupt streams do not
+        # depend on p, so corruptions are nested in p (common random numbers; a CLI test
+        # checks it). Nor do they depend on the corpus: two corpora with the same split
+        # sizes get the same permutations, two of one size the same corruption draws.
+        # Harmless: every analysis is within one corpus.
         rng = None
         if seed is not None:
             rng = np.random.default_rng(
                 [args.seed, STAGE_SEED, 1 if kind == "shuffle" else 2, seed]
             )
-        table = build_condition(
-            name,
-            manifest[["utt_id"]] if kind == "audio_only" else tokens,
-            n_bins=args.n_bins,
-            groups=manifest["split"].tolist(),  # shuffle within each split: the evaluated set
-            voice_quality_map=args.voice_quality_map,
-            template=args.template,
-            separator=args.separator,
-            rng=rng,
-        )
+        table = build(name, manifest[["utt_id"]] if kind == "audio_only" else tokens, rng=rng)
         io.write_table(table, out, "conditions")
         log.info("condition %s: %d utterances -> %s", name, len(table), out)
+        if kind == "aligned":
+            aligned_strings = table["token_string"].to_numpy()
+        elif kind != "audio_only":
+            if aligned_strings is None:
+                aligned_strings = build("aligned", tokens, rng=None)["token_string"].to_numpy()
+            # a shuffle's fixed points (certain in a one-utterance split), or a draw that
+            # lands on the original tokens, leave an utterance its own token block
+            log.info(
+                "%s: %d of %d utterances keep their aligned token block",
+                name,
+                kept_aligned(table["token_string"], aligned_strings),
+                len(table),
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -26,15 +27,15 @@ class CorpusError(ValueError):
 
 
 def exclusion_counts(excluded: pd.DataFrame) -> pd.Series:
-    """Excluded utterances per kind of reason (a reason up to its first ``:``), most first.
+    """Excluded utterances per kind of reason (a reason up to its first ``:`` or `` (``), most first.
 
     Examples
     --------
-    >>> reasons = ["missing_audio", "label_not_in_set: calm (line 3)", "missing_audio"]
+    >>> reasons = ["missing_audio", "label_not_in_set: calm (line 3)", "missing_audio (s.csv:4)"]
     >>> exclusion_counts(pd.DataFrame({"reason": reasons})).to_dict()
     {'missing_audio': 2, 'label_not_in_set': 1}
     """
-    return excluded["reason"].str.split(":").str[0].value_counts()
+    return excluded["reason"].str.split(r":| \(", n=1, regex=True).str[0].value_counts()
 
 
 def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str | None:
@@ -76,13 +77,24 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Rows without a reason have their audio checked; unreadable or missing audio
     moves them to excluded with the reason. Both tables come back sorted by utt_id.
+    A row may carry ``where``, the place it was read from (``sheet.csv:162``): the
+    audio reasons and the errors below then name it.
+
+    Raises
+    ------
+    CorpusError
+        An utt_id holds a control character (a tab or a line break would split the
+        answer journal's keys), or two rows share an utt_id.
     """
+    _check_ids(candidates)
     kept, dropped = [], []
     for row in candidates:
         reason = row.get("reason")
         if reason is None:
             duration, reason = audio_duration(Path(row["path"]))
             row = row | {"duration_s": duration}
+            if reason is not None and row.get("where"):
+                reason = f"{reason} ({row['where']})"
         if reason is None:
             kept.append({c: row[c] for c in MANIFEST_COLUMNS})
         else:
@@ -93,20 +105,61 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if col != "duration_s":
             manifest[col] = manifest[col].astype(str)
     excluded = pd.DataFrame(dropped, columns=EXCLUDED_COLUMNS).astype(str)
-    _check_unique(manifest["utt_id"].tolist() + excluded["utt_id"].tolist())
     return (
         manifest.sort_values("utt_id", ignore_index=True),
         excluded.sort_values("utt_id", ignore_index=True),
     )
 
 
-def _check_unique(ids: list[str]) -> None:
-    seen, dup = set(), []
-    for i in ids:
-        if i in seen:
-            dup.append(i)
-        seen.add(i)
-    if dup:
-        raise CorpusError(
-            f"{len(dup)} duplicate utterance id(s): {', '.join(map(repr, dup[:10]))}."
-        )
+def control_characters(text: str) -> list[str]:
+    """The control characters and line or paragraph separators in ``text``, escaped.
+
+    Examples
+    --------
+    >>> print(*control_characters("Ses01" + chr(9) + "F001" + chr(10)))
+    '\\t' '\\n'
+    >>> control_characters("wav/Ses01F_impro01_F001")
+    []
+    """
+    return [repr(ch) for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")]
+
+
+def _row_place(row: dict) -> str:
+    """Where a candidate row comes from: its ``where``, else its audio path."""
+    return row.get("where") or f"audio {row['path']}"
+
+
+def _check_ids(candidates: list[dict]) -> None:
+    for row in candidates:
+        bad = control_characters(str(row["utt_id"]))
+        if bad:
+            raise CorpusError(
+                f"{_row_place(row)}: utt_id {row['utt_id']!r} holds control character(s) "
+                f"{', '.join(dict.fromkeys(bad))}; a tab or line break would split the answer "
+                "journal's keys. Write the id without them."
+            )
+    rows_of: dict[str, list[dict]] = {}
+    for row in candidates:
+        rows_of.setdefault(row["utt_id"], []).append(row)
+    dup = {utt_id: rows for utt_id, rows in rows_of.items() if len(rows) > 1}
+    if not dup:
+        return
+    shown, one_file = [], False
+    for utt_id, rows in list(dup.items())[:10]:
+        paths = list(dict.fromkeys(row["path"] for row in rows))
+        located = all(row.get("where") for row in rows)
+        place = ", ".join(row["where"] for row in rows) if located else f"{len(rows)} rows"
+        if len(paths) == 1:
+            place += f", all for audio {paths[0]}"
+        elif not located:  # the paths are all that tells the rows apart
+            place += f", audio {', '.join(paths)}"
+        one_file = one_file or len(paths) == 1
+        shown.append(f"{utt_id!r} ({place})")
+    hint = (
+        " One audio file is listed more than once (an id taken from the audio path, as a csv "
+        "sheet without a utt_id column does, repeats with it): list each file once, or give "
+        "each row its own utt_id."
+        if one_file
+        else " Give each utterance its own utt_id."
+    )
+    raise CorpusError(f"{len(dup)} duplicate utterance id(s): {'; '.join(shown)}.{hint}")

@@ -123,6 +123,7 @@ def read_csv_corpus(
             "split": rec.get("split") or "test",
             "label": label if label is not None else rec["label"],
             "label_raw": rec["label"],
+            "where": f"{sheet.name}:{line}",  # named by the audio reasons and id errors
         }
         if label is None:
             row["reason"] = f"label_not_in_set: {rec['label']} (line {line})"
