@@ -316,3 +316,21 @@ def test_gender_specific_voice_quality_fails_at_planning(tmp_path):
     assert (
         "corpora.c1.gender_specific.1: 'VOICE_QUALITY' is not one of" in proc.stdout + proc.stderr
     )
+
+
+def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_path):
+    """The schema's 4000 MB and 60 min, meant for the reference model, went to a 7B ALM
+    too (~16 GB to load in bf16; IEMOCAP's token conditions are ~150k prompts)."""
+    proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    jobs = dict(
+        re.findall(
+            r"^rule query_token_conditions:\n.*?wildcards: corpus=\w+, model=(\w+).*?"
+            r"^    resources: ([^\n]*)",
+            out,
+            re.M | re.S,
+        )
+    )
+    assert "mem_mb=40000" in jobs["alm"] and "runtime=240" in jobs["alm"]
+    assert "mem_mb=4000," in jobs["reference"] and "runtime=60" in jobs["reference"]

@@ -47,31 +47,36 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: per backend, what a model config that leaves ``batch_size`` or ``resources.gpu`` null
-#: (or out) gets: the reference classifier answers 64 prompts at a time on the CPU, an
-#: ALM 8 per generate call on its own GPU; an openai server holds its GPUs itself
+#: per backend, what a model config that leaves ``batch_size`` or a ``resources`` entry
+#: null (or out) gets: the reference classifier answers 64 prompts at a time on the CPU,
+#: an ALM 8 per generate call on its own GPU; an openai server holds its GPUs itself, so
+#: its client is small. A 7B ALM in bf16 is ~16 GB to load (host memory), and the token
+#: conditions of IEMOCAP are ~150k prompts: hours, not the minutes a CPU model takes
 BACKEND_DEFAULTS: dict[str, dict[str, int]] = {
-    "reference": {"batch_size": 64, "gpu": 0},
-    "transformers": {"batch_size": 8, "gpu": 1},
-    "openai": {"batch_size": 8, "gpu": 0},
+    "reference": {"batch_size": 64, "gpu": 0, "mem_mb": 4000, "runtime": 60},
+    "transformers": {"batch_size": 8, "gpu": 1, "mem_mb": 40000, "runtime": 240},
+    "openai": {"batch_size": 8, "gpu": 0, "mem_mb": 4000, "runtime": 240},
 }
 
 
 def with_backend_defaults(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The model config with its backend's batch size and GPU count where they are null.
+    """The model config with its backend's batch size, GPUs, memory and runtime where null.
 
     Examples
     --------
     >>> cfg = with_backend_defaults({"backend": "transformers", "batch_size": None})
-    >>> cfg["batch_size"], cfg["resources"]["gpu"]
-    (8, 1)
-    >>> with_backend_defaults({"backend": "reference", "batch_size": 2})["batch_size"]
-    2
+    >>> cfg["batch_size"], cfg["resources"]
+    (8, {'gpu': 1, 'mem_mb': 40000, 'runtime': 240})
+    >>> cfg = with_backend_defaults({"backend": "reference", "batch_size": 2,
+    ...                              "resources": {"mem_mb": 3000}})
+    >>> cfg["batch_size"], cfg["resources"]
+    (2, {'mem_mb': 3000, 'gpu': 0, 'runtime': 60})
     """
     defaults = BACKEND_DEFAULTS[model_cfg["backend"]]
     resources = dict(model_cfg.get("resources") or {})
-    if resources.get("gpu") is None:
-        resources["gpu"] = defaults["gpu"]
+    for key in ("gpu", "mem_mb", "runtime"):
+        if resources.get(key) is None:
+            resources[key] = defaults[key]
     batch_size = model_cfg.get("batch_size")
     return dict(model_cfg) | {
         "batch_size": defaults["batch_size"] if batch_size is None else batch_size,
