@@ -4,9 +4,12 @@ Each descriptor is robustly standardised (median and IQR over the fitting set),
 the five scalar concept scores are means of standardised descriptors, and each
 score is cut into ``n_bins`` quantile bins whose edges are fitted once per corpus
 (per gender for the concepts a corpus lists). VOICE_QUALITY is a rule on robust
-z-scores. Descriptor-to-concept grouping follows the eGeMAPS definitions (Eyben
-et al. 2016, Sec. 3): loudness (intensity), F0 (pitch), spectral flux (temporal
-change), alpha ratio / Hammarberg / slopes (spectral balance) and F1-F3 (formants).
+z-scores; when PITCH is gender-specific, the F0 z-score of its CREAKY clause is taken
+within gender (``f0_by_group``), so a man at a typical male pitch is not CREAKY;
+other genders, and everyone when PITCH is pooled, get the pooled F0 z-score.
+Descriptor-to-concept grouping follows the eGeMAPS definitions (Eyben et al. 2016,
+Sec. 3): loudness (intensity), F0 (pitch), spectral flux (temporal change), alpha
+ratio / Hammarberg / slopes (spectral balance) and F1-F3 (formants).
 
 Every utterance gets all six tokens: a NaN score (no voiced frame, a clip too
 short for openSMILE) takes the middle level, and the reason stands in ``flag``; so
@@ -173,19 +176,29 @@ class TokenEdges:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TokenEdges:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`, also after a JSON file.
+
+        :func:`cueprobe.io.write_json` writes NaN (the centre and scale of a
+        descriptor without a finite value) as ``null``; ``None`` reads back as NaN.
+        """
         return cls(
             n_bins=int(d["n_bins"]),
             fit_on=str(d["fit_on"]),
             n_fit=int(d["n_fit"]),
-            centre={k: float(v) for k, v in d["centre"].items()},
-            scale={k: float(v) for k, v in d["scale"].items()},
+            centre={k: _float(v) for k, v in d["centre"].items()},
+            scale={k: _float(v) for k, v in d["scale"].items()},
             edges={
-                c: {g: [float(x) for x in e] for g, e in ge.items()} for c, ge in d["edges"].items()
+                c: {g: [_float(x) for x in e] for g, e in ge.items()}
+                for c, ge in d["edges"].items()
             },
             gender_specific=tuple(d["gender_specific"]),
-            f0_by_group={g: (float(v[0]), float(v[1])) for g, v in d["f0_by_group"].items()},
+            f0_by_group={g: (_float(v[0]), _float(v[1])) for g, v in d["f0_by_group"].items()},
         )
+
+
+def _float(value: Any) -> float:
+    """``float(value)``, with ``None`` (JSON's null for NaN) as NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _merge_iv(features: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from cueprobe.cli import main
 from cueprobe.corpora import build_manifest
 from cueprobe.corpora.demo import make_demo_iemocap
 from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.features import F0_LLD
 from cueprobe.features import NONZERO_LLDS
 from cueprobe.features import VOICED_LLDS
 from cueprobe.features import extract_features
@@ -54,6 +55,11 @@ def test_voiced_means_equal_opensmile_functionals(demo):
     # the voiced spectral means equal the *V_sma3nz functionals (frames with F0 > 0)
     voiced = (feats["hammarbergIndex_sma3"] / ref["hammarbergIndexV_sma3nz_amean"] - 1).abs()
     assert voiced.median() < 1e-5
+    # formant amplitudes: 0.0 in some voiced frames, averaged over their non-zero frames
+    amp = [f"F{i}amplitudeLogRelF0_sma3nz" for i in (1, 2, 3)]
+    diff = pd.DataFrame({c: (feats[c] - ref[f"{c}_amean"]).abs() for c in amp})
+    assert (diff < 1e-3).mean().min() >= 0.95, diff.describe()
+    assert (diff.max() < 0.05).all(), diff.max()
 
 
 def test_opensmile_lld_names_are_the_contract_columns():
@@ -65,17 +71,42 @@ def test_opensmile_lld_names_are_the_contract_columns():
 
 
 def test_plain_mean_over_unvoiced_zeros_is_not_what_we_compute():
+    # named here, not taken from VOICED_LLDS, so that moving one to another list fails
+    spectral = ["alphaRatio_sma3", "hammarbergIndex_sma3", "slope0-500_sma3", "slope500-1500_sma3"]
+    formants = [f"F{i}{k}_sma3nz" for i in (1, 2, 3) for k in ("frequency", "bandwidth")]
+    masked = spectral + formants
     lld = pd.DataFrame(np.ones((10, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
-    lld.iloc[:4, [EGEMAPS_LLDS.index(c) for c in NONZERO_LLDS + VOICED_LLDS]] = 0.0
+    # frames 0-3 unvoiced, as openSMILE writes them: 0.0 for F0, jitter, shimmer, HNR,
+    # H1-H2, H1-A3; real (non-zero) values for spectral balance and formants
+    lld.iloc[:4, [EGEMAPS_LLDS.index(c) for c in NONZERO_LLDS]] = 0.0
+    for k, c in enumerate(masked):
+        lld.loc[:3, c] = -20.0 - k  # far from the voiced values: any leak shows
+        lld.loc[4:, c] = [1.0, 2.0, 3.0, 4.0 + k, 99.0, 99.0]  # voiced frames 4-7 (8-9 dropped)
     lld["Loudness_sma3"] = np.arange(10.0)
     lld.loc[6, "jitterLocal_sma3nz"] = 0.0  # a zero inside the voiced region
-    lld.loc[7, "F1frequency_sma3nz"] = 3.0
     out = summarise_llds(lld, drop_trailing=2)  # frames 0..7
     assert out["n_frames"] == 8
     assert out["voiced_ratio"] == pytest.approx(0.5)
     assert out["Loudness_sma3"] == pytest.approx(np.mean(np.arange(8.0)))
     assert out["jitterLocal_sma3nz"] == 1.0  # non-zero frames only
-    assert out["F1frequency_sma3nz"] == pytest.approx((1 + 1 + 1 + 3) / 4)  # F0 > 0 frames
+    for k, c in enumerate(masked):  # the F0 > 0 frames only, never the unvoiced values
+        assert out[c] == pytest.approx((1 + 2 + 3 + 4 + k) / 4), c
+    assert set(masked) <= set(VOICED_LLDS)
+
+
+def test_formant_amplitudes_average_their_non_zero_frames():
+    """openSMILE writes 0.0 for a formant amplitude it could not measure, voiced or not."""
+    lld = pd.DataFrame(np.ones((8, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
+    lld.loc[:1, F0_LLD] = 0.0  # frames 0-1 unvoiced
+    amp = [f"F{i}amplitudeLogRelF0_sma3nz" for i in (1, 2, 3)]
+    for c in amp:
+        lld[c] = [-30.0, 0.0, 0.0, -10.0, -20.0, 0.0, -12.0, -14.0]
+    out = summarise_llds(lld, drop_trailing=0)
+    assert out["voiced_ratio"] == pytest.approx(6 / 8)
+    for c in amp:  # the non-zero frames, as eGeMAPS' F*amplitudeLogRelF0_sma3nz_amean
+        assert out[c] == pytest.approx((-30 - 10 - 20 - 12 - 14) / 5), c
+    lld[amp] = 0.0
+    assert all(math.isnan(summarise_llds(lld, drop_trailing=0)[c]) for c in amp)
 
 
 def test_no_voiced_frame_gives_nan_voiced_columns_and_zero_ratio():

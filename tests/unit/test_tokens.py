@@ -377,3 +377,65 @@ def test_cli_tokens_and_figure(demo, tmp_path):
 def test_tokens_dataclass_is_frozen(tokens):
     with pytest.raises(dataclasses.FrozenInstanceError):
         tokens[1].n_bins = 3
+
+
+def _pitch_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """30 women (F0 38-42 st) and 10 men (28-32 st) to fit on, and three test rows.
+
+    Pooled F0: median 39.3, IQR 4.2; men alone: median 30, IQR 2. Every test row has
+    jitter far above the corpus (robust z > t/2) and the other descriptors at their median.
+    """
+    rng = np.random.default_rng(0)
+    n_f, n_m = 30, 10
+    f0 = "F0semitoneFrom27.5Hz_sma3nz"
+    fit = pd.DataFrame(rng.normal(size=(n_f + n_m, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
+    fit[f0] = np.r_[np.linspace(38, 42, n_f), np.linspace(28, 32, n_m)]
+    test = pd.DataFrame(0.0, index=range(3), columns=list(EGEMAPS_LLDS))
+    test["jitterLocal_sma3nz"] = 5.0
+    test[f0] = [30.0, 25.0, 34.0]  # a typical man, a low man, a low woman
+    f = pd.concat([fit, test], ignore_index=True)
+    f["voiced_ratio"], f["n_frames"], f["status"] = 0.9, 100, "ok"
+    f.insert(0, "utt_id", [f"u{i}" for i in range(len(f))])
+    gender = ["F"] * n_f + ["M"] * n_m + ["M", "M", "F"]
+    split = ["train"] * (n_f + n_m) + ["test"] * 3
+    return f, pd.DataFrame({"utt_id": f["utt_id"], "gender": gender, "split": split})
+
+
+def test_creaky_uses_within_gender_f0_when_pitch_is_gender_specific():
+    """A man with a typical male F0 is not CREAKY, though it is low for the pooled corpus."""
+    f, m = _pitch_corpus()
+    fit = dict(n_bins=5, fit_on="train", **OPTS)
+    tok, edges = tokenize(f, m, gender_specific=["PITCH"], **fit)
+    assert edges.f0_by_group == {"F": pytest.approx((40.0, 2.0)), "M": pytest.approx((30.0, 2.0))}
+    f0 = "F0semitoneFrom27.5Hz_sma3nz"
+    assert (30.0 - edges.centre[f0]) / edges.scale[f0] < -2  # the typical man's pooled z
+    # typical man: MODAL; a man low for a man, a woman low for a woman: CREAKY
+    assert tok["VOICE_QUALITY"].tail(3).tolist() == ["MODAL", "CREAKY", "CREAKY"]
+    # PITCH not gender-specific: no per-gender F0, the pooled z makes the typical man CREAKY
+    tok, edges = tokenize(f, m, gender_specific=["FORMANTS"], **fit)
+    assert edges.f0_by_group == {}
+    assert tok["VOICE_QUALITY"].tail(3).tolist() == ["CREAKY", "CREAKY", "CREAKY"]
+
+
+def test_edges_with_a_nan_centre_survive_a_json_file(demo, tmp_path):
+    """``io.write_json`` writes NaN as null; ``from_dict`` reads null back as NaN."""
+    manifest, features, _ = demo
+    f = features.assign(mfcc1_sma3=np.nan)  # no finite value: centre and scale NaN
+    with pytest.warns(DegenerateDescriptorWarning, match="no finite value"):
+        tok, edges = tokenize(
+            f, manifest, n_bins=5, fit_on="all", gender_specific=["PITCH"], **OPTS
+        )
+    assert np.isnan(edges.centre["mfcc1_sma3"]) and np.isnan(edges.scale["mfcc1_sma3"])
+    io.write_json(edges.to_dict(), tmp_path / "e.json")
+    d = io.read_json(tmp_path / "e.json")
+    assert d["centre"]["mfcc1_sma3"] is None
+    back = TokenEdges.from_dict(d)
+    assert np.isnan(back.centre["mfcc1_sma3"]) and np.isnan(back.scale["mfcc1_sma3"])
+    # NaN != NaN: compare with the read-back NaN objects put in (dicts compare by identity first)
+    assert back == dataclasses.replace(
+        edges,
+        centre=edges.centre | {"mfcc1_sma3": back.centre["mfcc1_sma3"]},
+        scale=edges.scale | {"mfcc1_sma3": back.scale["mfcc1_sma3"]},
+    )
+    again = assign_tokens(f, manifest, back, **OPTS)
+    pd.testing.assert_frame_equal(again, tok)
