@@ -1,10 +1,14 @@
 """A one-page cue-use summary per (corpus, model), in words a reader can act on.
 
-Four questions, each answered from the evaluation tables with its CI and p
-(Holm-corrected within the (corpus, model) family):
+Five questions, each answered from the evaluation tables with its CI and p
+(Holm-corrected within the (corpus, model) family: every primary comparison of
+all its splits; the page says how many):
 
 token sensitivity
     aligned vs audio_only: does the model use the token block at all?
+alignment
+    aligned vs conflict, shuffle and the most corrupted level (the paper's
+    central test): does the token *content* matter?
 robust fallback
     conflict vs audio_only: do contradictory tokens drag it below audio-only?
 format prior
@@ -12,6 +16,9 @@ format prior
 monotone degradation
     Spearman's rho of UAR against the corruption probability p, confirmed by the
     speaker-bootstrap CI of aligned vs the highest p (see :func:`_degradation`).
+
+A comparison's verdict needs Holm p < alpha and a CI excluding 0; without both,
+the page says the data cannot tell, never that there is no effect.
 """
 
 from __future__ import annotations
@@ -64,6 +71,16 @@ def _sensitivity(row: dict | None, alpha: float) -> str:
     return f"{verdict} {_evidence(row)}."
 
 
+def _undecided(row: dict) -> str:
+    """What a comparison without a verdict still says: its CI, and why it is no verdict."""
+    if row["ci_low"] > 0 or row["ci_high"] < 0:
+        return (
+            f"its CI excludes 0 ({'above' if row['delta'] > 0 else 'below'}), but Holm p is "
+            "not below alpha"
+        )
+    return "its CI includes 0: an effect of either sign within the CI fits the data"
+
+
 def _fallback(row: dict | None, alpha: float) -> str:
     if row is None:
         return "not measured (needs conflict and audio_only)."
@@ -71,8 +88,9 @@ def _fallback(row: dict | None, alpha: float) -> str:
     verdict = {
         1: "**Robust fallback.** Even contradictory tokens stay above audio-only: the model "
         "integrates the cues with the audio rather than following them.",
-        0: "**Robust fallback.** Contradictory tokens do not push UAR significantly below "
-        "audio-only: the model stays anchored to the audio.",
+        0: "**Inconclusive.** Contradictory tokens are not significantly different from "
+        f"audio-only ({_undecided(row)}); this does not show that the model stays anchored "
+        "to the audio.",
         -1: "**Over-reliance.** Contradictory tokens drag UAR below audio-only: the model follows "
         "the cue channel against the audio; do not feed it unverified cues.",
     }[d]
@@ -86,11 +104,46 @@ def _format_prior(row: dict | None, alpha: float) -> str:
     verdict = {
         1: "**Format prior.** A misaligned token block still helps: part of the token gain "
         "comes from the block's presence, not its content.",
-        0: "**No format prior.** Misaligned tokens are no better than none: the gain needs the "
-        "right content.",
+        0: "**No detectable format prior.** Shuffled tokens are not significantly different "
+        f"from none ({_undecided(row)}).",
         -1: "**Misaligned tokens hurt.** Shuffled tokens fall below audio-only.",
     }[d]
     return f"{verdict} {_evidence(row)}."
+
+
+def _alignment(comparisons: pd.DataFrame, split: str, alpha: float) -> str:
+    """Aligned vs each perturbation: the paper's central test (does the content matter?)."""
+    levels = sorted(
+        set(
+            comparisons.loc[
+                (comparisons["split"] == split)
+                & (comparisons["a"] == "aligned")
+                & (comparisons["role"] == "primary"),
+                "b",
+            ]
+        )
+        - {"audio_only"},
+        key=lambda b: (b != "conflict", b != "shuffle", b),
+    )
+    # the curve's far end: the level of the highest p (corrupt_p100)
+    ends = sorted((b for b in levels if b.startswith("corrupt_p")), key=lambda b: int(b[9:]))
+    wanted = [b for b in levels if not b.startswith("corrupt_p")] + ends[-1:]
+    rows = [r for b in wanted if (r := _find(comparisons, split, "aligned", b)) is not None]
+    if not rows:
+        return "not measured (needs aligned and a perturbation)."
+    beaten = [r["b"] for r in rows if _direction(r, alpha) > 0]
+    if len(beaten) == len(rows):
+        verdict = "**Content matters.** Aligned tokens beat every perturbation."
+    elif beaten:
+        verdict = f"**Content matters in part.** Aligned tokens beat {', '.join(beaten)} only."
+    elif any(_direction(r, alpha) < 0 for r in rows):
+        verdict = "**Perturbed tokens do better.** A perturbation beats the aligned tokens."
+    else:
+        verdict = (
+            "**Inconclusive.** Aligned tokens are not significantly better than any perturbation."
+        )
+    details = "; ".join(f"vs {r['b']}: {_evidence(r)}" for r in rows)
+    return f"{verdict} {details}."
 
 
 def _degradation(
@@ -174,6 +227,10 @@ def cue_use_summary(
     if not 0 < alpha < 1:
         raise ValueError(f"`alpha` must lie in (0, 1), got {alpha!r}.")
     lines = [f"# Cue use of {model} on {corpus}", ""]
+    primary = comparisons[(comparisons["role"] == "primary") & comparisons["p_holm"].notna()]
+    family = len(primary)
+    names = list(dict.fromkeys(metrics["split"]))
+    splits = f"its {len(names)} splits ({', '.join(names)})" if len(names) > 1 else "its split"
     for split in dict.fromkeys(metrics["split"]):
         m = metrics[metrics["split"] == split].set_index("condition")
         n, n_spk = int(m["n"].iloc[0]), int(m["n_speakers"].iloc[0])
@@ -191,6 +248,8 @@ def cue_use_summary(
         lines += [
             "- **Token sensitivity** (aligned vs audio-only): "
             + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
+            "- **Alignment** (aligned vs the perturbations): "
+            + _alignment(comparisons, split, alpha),
             "- **Robust fallback** (conflict vs audio-only): "
             + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
             "- **Format prior** (shuffle vs audio-only): "
@@ -221,8 +280,11 @@ def cue_use_summary(
         lines += [
             "",
             f"Bootstrap: {n_res} speaker resamples; {n_deg} lacked a class (UAR over the classes "
-            "present). Verdicts need Holm p < "
-            f"{alpha:g} and a CI excluding 0. Unparsed answers count as wrong.",
+            f"present). Holm runs over the {family} primary comparisons of this model on "
+            f"{splits} together. A comparison's verdict needs Holm p < {alpha:g} and a CI "
+            f"excluding 0; the degradation verdict needs Spearman p < {alpha:g} (not "
+            "Holm-corrected) and the CI of aligned vs the curve's far end excluding 0. "
+            "Unparsed answers count as wrong.",
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"

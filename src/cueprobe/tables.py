@@ -79,8 +79,22 @@ def _model_info(models: Mapping[str, Mapping[str, Any]], model: str) -> dict[str
     return {
         "label": info.get("label") or model,
         "paper_row": info.get("paper_row"),
-        "group": "zero_shot" if info.get("zero_shot", True) else "trained",
+        # config `group` names a heading of its own (the paper's "Fine-tuned ALMs")
+        "group": info.get("group") or ("zero_shot" if info.get("zero_shot", True) else "trained"),
+        # rows follow the config's model order (`order`: the workflow's JSON sorts keys)
+        "rank": list(models).index(model) if info.get("order") is None else info["order"],
     }
+
+
+def group_heading(group: str) -> str:
+    """The heading of a table group: a built-in group's words, else the config's own.
+
+    Examples
+    --------
+    >>> group_heading("zero_shot"), group_heading("Fine-tuned ALMs")
+    ('Zero-shot models', 'Fine-tuned ALMs')
+    """
+    return GROUPS.get(group, group)
 
 
 def _paper_value(paper: Mapping[str, Mapping[str, float]], row: str | None, key: str) -> float:
@@ -90,11 +104,14 @@ def _paper_value(paper: Mapping[str, Mapping[str, float]], row: str | None, key:
 
 
 def _order(df: pd.DataFrame) -> pd.DataFrame:
-    rank = {g: i for i, g in enumerate(GROUPS)}
+    """Groups as the paper has them (zero-shot, the config's own groups in the order
+    their models come, trained, quoted); within a group, corpus then config order."""
+    own = [g for g in dict.fromkeys(df.sort_values("rank")["group"]) if g not in GROUPS]
+    rank = {g: i for i, g in enumerate(["zero_shot", *own, "trained", "quoted"])}
     df = df.assign(_g=df["group"].map(rank))
     return (
-        df.sort_values(["_g", "corpus", "label"], kind="stable")
-        .drop(columns="_g")
+        df.sort_values(["_g", "corpus", "rank"], kind="stable")
+        .drop(columns=["_g", "rank"])
         .reset_index(drop=True)
     )
 
@@ -136,6 +153,7 @@ def table2(
     for (corpus, model), frame in gains.groupby(["corpus", "model"], sort=True):
         info = _model_info(models, model)
         row = {"corpus": corpus, "model": model, "label": info["label"], "group": info["group"]}
+        row["rank"] = info["rank"]
         row |= {"quoted": False, "source": ""}
         by_split = frame.set_index("split")
         for split in TABLE2_SPLITS:
@@ -156,7 +174,7 @@ def table2(
                 f"literature row {ref['name']!r} of Table II has split {split!r}; "
                 f"one of {TABLE2_SPLITS}."
             )
-        row = {"corpus": "", "model": "", "label": ref["name"], "group": "quoted"}
+        row = {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "rank": -1}
         row |= {"quoted": True, "source": ref["source"], "paper_row": None}
         row[f"{split}_uar_minus"] = ref["uar"]
         rows.append(row)
@@ -170,7 +188,7 @@ def table2(
             "n_speakers",
         )
     ]  # fmt: skip
-    out = out.reindex(columns=[*cols, "paper_row"])
+    out = out.reindex(columns=[*cols, "rank", "paper_row"])
     if out["paper_row"].notna().any():
         for split in TABLE2_SPLITS:
             for c in ("uar_minus", "uar_plus"):
@@ -204,14 +222,17 @@ def table3(
     for rec in gains.sort_values(["corpus", "model", "split"]).to_dict("records"):
         info = _model_info(models, rec["model"])
         rows.append(
-            rec | {"label": info["label"], "group": info["group"], "quoted": False, "source": ""}
+            rec
+            | {"label": info["label"], "group": info["group"], "rank": info["rank"]}
+            | {"quoted": False, "source": ""}
             | {"paper_row": info["paper_row"]}
         )  # fmt: skip
     for ref in literature:
         if ref.get("table") != "III":
             continue
         rows.append(
-            {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "quoted": True}
+            {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "rank": -1}
+            | {"quoted": True}
             | {"source": ref["source"], "split": ref.get("split", ""), "uar_minus": ref["uar"]}
             | {"paper_row": None}
         )  # fmt: skip
@@ -221,7 +242,7 @@ def table3(
         "uar_plus", "uar_plus_ci_low", "uar_plus_ci_high",
         "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm",
     ]  # fmt: skip
-    out = pd.DataFrame(rows).reindex(columns=[*cols, "paper_row"])
+    out = pd.DataFrame(rows).reindex(columns=[*cols, "rank", "paper_row"])
     if out["paper_row"].notna().any():
         for c in ("uar_minus", "uar_plus"):
             out[f"{c}_paper"] = [_paper_value(paper, r, f"table3_{c}") for r in out["paper_row"]]
@@ -366,7 +387,9 @@ def _notes(table: pd.DataFrame, kind: str) -> list[str]:
     if kind == "III":
         notes.append(
             "95% CIs: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
-            "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) family."
+            "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) "
+            "family: all its primary comparisons (aligned vs audio-only, aligned vs each "
+            "perturbation level, each level vs audio-only) on all its splits together."
         )
         for rec in table.to_dict("records"):
             if _few_speakers(rec):
@@ -393,7 +416,9 @@ def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
     for g, cells in rows:
         if g != group:
             group = g
-            lines.append("| " + " | ".join([f"*{GROUPS[g]}*"] + [""] * (len(header) - 1)) + " |")
+            lines.append(
+                "| " + " | ".join([f"*{group_heading(g)}*"] + [""] * (len(header) - 1)) + " |"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"{n}  " for n in _notes(table, kind)]
@@ -444,7 +469,7 @@ def to_latex(table: pd.DataFrame, *, kind: str, title: str, label: str) -> str:
             if group is not None:
                 out.append("\\midrule")
             group = g
-            out.append(f"\\multicolumn{{{n}}}{{l}}{{\\emph{{{_tex(GROUPS[g])}}}}} \\\\")
+            out.append(f"\\multicolumn{{{n}}}{{l}}{{\\emph{{{_tex(group_heading(g))}}}}} \\\\")
         out.append(" & ".join(map(_tex, cells)) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
     for note in _notes(table, kind):

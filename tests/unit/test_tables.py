@@ -184,8 +184,17 @@ def test_cue_use_summary_words_and_numbers(iemocap):
     gain = ev.comparisons.query("a == 'aligned' and b == 'audio_only'").iloc[0]
     assert tables.fmt_delta(gain["delta"]) in text
     assert "**Monotone degradation.**" in text
-    for section in ("Robust fallback", "Format prior", "Token sensitivity"):
+    for section in ("Robust fallback", "Format prior", "Token sensitivity", "Alignment"):
         assert f"**{section}**" in text
+    # the paper's central test, aligned vs each perturbation, with its evidence
+    line = next(x for x in text.splitlines() if x.startswith("- **Alignment**"))
+    for b in ("conflict", "shuffle", "corrupt_p100"):
+        row = ev.comparisons.query(f"a == 'aligned' and b == '{b}' and role == 'primary'")
+        assert f"vs {b}: ΔUAR {tables.fmt_delta(row['delta'].iloc[0])}" in line
+    assert "corrupt_p50" not in line  # the far end of the curve only
+    # the Holm family is named with its size
+    family = int((ev.comparisons["role"] == "primary").sum())
+    assert f"Holm runs over the {family} primary comparisons of this model on its split" in text
 
 
 def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
@@ -197,6 +206,17 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
     assert "**Over-reliance.**" in text
     assert "aligned vs corrupt_p100: ΔUAR" in text  # the curve's far end, with its CI
+    # not significant after Holm, CI below 0: no claim that the model stays anchored
+    # (it printed "Robust fallback ... the model stays anchored to the audio" for a
+    # conflict that took UAR from .485 to .281)
+    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.15]
+    text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert (
+        "**Inconclusive.** Contradictory tokens are not significantly different from audio-only "
+        "(its CI excludes 0 (below), but Holm p is not below alpha)"
+    ) in text
+    assert "stays anchored" in text and "this does not show" in text
+    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.001]
     end = (comp["a"] == "aligned") & (comp["b"] == "corrupt_p100") & (comp["role"] == "primary")
     comp.loc[end, ["ci_low", "ci_high"]] = [-0.01, 0.2]
     text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
@@ -321,3 +341,33 @@ def test_degradation_verdict_needs_the_curve_end_not_only_spearman():
     assert spearman_only >= 0.1 and verdict <= 0.1
     _, power = rates(0.10, 15)
     assert power >= 0.6
+
+
+def test_table_rows_follow_the_config_and_its_groups(aibo):
+    """Rows were sorted by label and every zero-shot model went under "Zero-shot models":
+    the paper's Table II has qw2-audio, qw-omni, AF3, then a "Fine-tuned ALMs" group."""
+    metrics, comparisons = aibo
+    # the same runs under two more model names: config order z, a (not alphabetical)
+    extra_m = [metrics[metrics["model"] == "af3"].assign(model=m) for m in ("zeta", "alpha")]
+    extra_c = [
+        comparisons[comparisons["model"] == "af3"].assign(model=m) for m in ("zeta", "alpha")
+    ]
+    metrics = pd.concat([metrics, *extra_m], ignore_index=True)
+    comparisons = pd.concat([comparisons, *extra_c], ignore_index=True)
+    models = {
+        "zeta": {"label": "zeta", "zero_shot": True, "order": 0},
+        "af3": {"label": "AF3", "zero_shot": True, "order": 1},
+        "alpha": {"label": "ft-A", "zero_shot": True, "group": "Fine-tuned ALMs", "order": 2},
+        "reference": {"label": "Reference", "zero_shot": False, "order": 3},
+    }
+    t = tables.table2(metrics, comparisons, models=models, literature=LITERATURE)
+    assert t["label"].tolist()[:4] == ["zeta", "AF3", "ft-A", "Reference"]
+    md = tables.to_markdown(t, kind="II", title="t")
+    headings = [line.split("*")[1] for line in md.splitlines() if line.startswith("| *")]
+    assert headings == [
+        "Zero-shot models", "Fine-tuned ALMs", "Trained models (scored on held-out splits)",
+        "Quoted references (not run here)",
+    ]  # fmt: skip
+    # without `order` (a caller's own mapping), the mapping's order
+    t = tables.table2(metrics, comparisons, models={k: models[k] | {"order": None} for k in models})
+    assert t["label"].tolist() == ["zeta", "AF3", "ft-A", "Reference"]

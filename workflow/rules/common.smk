@@ -539,10 +539,16 @@ def get_table_evaluation(kind):
 
 
 def get_models_table_json(wildcards):
-    """label, paper_row and zero_shot of every model, as one JSON argument."""
-    keys = ("label", "paper_row", "zero_shot")
+    """label, paper_row, zero_shot, group and config position of every model, as one
+    JSON argument (its keys are sorted: `order` keeps the table rows in config order).
+    """
+    keys = ("label", "paper_row", "zero_shot", "group")
+    order = {m: i for i, m in enumerate(config["models"])}
     return json.dumps(
-        {m: {k: config["models"][m][k] for k in keys} for m in models.index},
+        {
+            m: {k: config["models"][m][k] for k in keys} | {"order": order[m]}
+            for m in models.index
+        },
         sort_keys=True,
     )
 

@@ -143,6 +143,8 @@ def _make_table(args: argparse.Namespace) -> None:
         "III": "UAR with/without appended concept tokens, with speaker-clustered bootstrap 95% "
         "CIs and exact McNemar p.",
     }[args.table]
+    # the corpora it reports, as the paper's titles do ("AIBO5 UAR without ...")
+    title = f"{', '.join(sorted(metrics['corpus'].unique()))}: {title}"
     io.write_text(tables.to_csv(table), args.csv_out)
     io.write_text(tables.to_markdown(table, kind=args.table, title=f"Table {args.table}. {title}"),
                   args.md_out)  # fmt: skip
