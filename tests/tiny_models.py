@@ -198,12 +198,14 @@ def _text_config(vocab_size: int, tokenizer) -> dict:
     }
 
 
-def _generation_config(tokenizer, *, sampling: bool):
+def _generation_config(tokenizer, *, sampling: bool, stop_tokens: bool = True):
     from transformers import GenerationConfig
 
     kwargs = {}
     if sampling:  # like AF3's published generation config: samples unless told otherwise
         kwargs = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 20}
+    if not stop_tokens:  # like Qwen2.5-Omni-7B's: no stop token (it is in config.json only)
+        return GenerationConfig(**kwargs)
     return GenerationConfig(
         eos_token_id=[
             tokenizer.convert_tokens_to_ids("<|im_end|>"),
@@ -375,7 +377,7 @@ def build_tiny_qwen2_5_omni_thinker(path: str | Path, *, chunk_length: int = 30)
     )
     torch.manual_seed(SEED)
     model = Qwen2_5OmniForConditionalGeneration(config).eval()
-    model.generation_config = _generation_config(tokenizer, sampling=False)
+    model.generation_config = _generation_config(tokenizer, sampling=False, stop_tokens=False)
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return _mark_done(path)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import logging
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -300,6 +302,23 @@ def test_decoding_is_plain_argmax_with_a_dynamic_cache(
     assert config.do_sample is False and config.num_beams == 1
 
 
+def test_a_checkpoint_without_a_stop_token_stops_at_the_end_of_turn(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The published Qwen2.5-Omni-7B generation config names no stop token (the tiny Omni
+    is built so): generate ran on past <|im_end|> for max_new_tokens, and the answer
+    carried the next turn ("sad\nuser\n... angry, happy, ..."): unparsed."""
+    tokenizer = backend.processor.tokenizer
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    checkpoint = copy.deepcopy(backend.model.generation_config)
+    checkpoint.eos_token_id = None
+    monkeypatch.setattr(backend.model, "generation_config", checkpoint)
+    assert im_end in backend._greedy_config().eos_token_id
+    # a checkpoint's own stop tokens are kept
+    checkpoint.eos_token_id = [7]
+    assert backend._greedy_config().eos_token_id == [7]
+
+
 def test_token_rows_of_one_utterance_are_the_processors(
     backend: TransformersBackend, wavs: list[str]
 ) -> None:
@@ -424,6 +443,54 @@ def test_generate_restores_order_across_sorted_batches(
 def test_midashenglm_requires_trust_remote_code() -> None:
     with pytest.raises(ValueError, match=r"mispeech/midashenglm-7b.*`trust_remote_code: true`"):
         TransformersBackend("mispeech/midashenglm-7b", architecture="midashenglm")
+
+
+@pytest.mark.parametrize(("arch", "passes_rate"), [("qwen2_audio", True), ("midashenglm", False)])
+def test_midashenglm_gets_no_sampling_rate_from_the_caller(
+    wavs: list[str], arch: str, passes_rate: bool
+) -> None:
+    """MiDashengLM's remote processor hands its own sampling_rate to the feature
+    extractor, and one from the caller is routed there too: a duplicate keyword
+    (reviewed against its processor code; the remote code cannot be loaded offline, so
+    a stub processor records what prepare passes)."""
+    seen = {}
+
+    class Processor:
+        feature_extractor = types.SimpleNamespace(n_samples=30 * 16000)
+
+        def apply_chat_template(self, conversation, **kwargs):
+            return "chat"
+
+        def __call__(self, **kwargs):
+            seen.update(kwargs)
+            return {"input_ids": torch.ones(1, 3, dtype=torch.long)}
+
+    backend = object.__new__(TransformersBackend)
+    backend.processor, backend.system_prompt, backend.device = Processor(), None, "cpu"
+    backend.sampling_rate, backend._pads = 16000, ARCHITECTURES[arch].processor_pads
+    backend._takes_rate = ARCHITECTURES[arch].processor_takes_rate
+    backend._truncates, backend._cut_files = ARCHITECTURES[arch].truncates_audio, set()
+    backend.model = types.SimpleNamespace(dtype=torch.float32)
+    backend.prepare(_requests(wavs)[:1])
+    assert ("sampling_rate" in seen) is passes_rate and len(seen["audio"]) == 1
+
+
+def test_audio_past_qwen2_audios_window_is_logged_once(
+    model_dirs: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Qwen2-Audio's processor pads and truncates every file to 30 s: the longest
+    IEMOCAP utterances (~35 s) were scored on their first 30 s with no record."""
+    backend = TransformersBackend(
+        model_dirs["qwen2_audio"], architecture="qwen2_audio", device="cpu", dtype="float32"
+    )
+    long = _write_wav(tmp_path / "long.wav", 31.0, freq=200.0)
+    request = Request(utt_id="u", audio_path=long, prompt=PROMPTS[0], audio_key="u")
+    with caplog.at_level(logging.WARNING, logger="cueprobe.backends.hf"):
+        backend.prepare([request])
+        backend.prepare([request])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{long}: 31.0 s of audio; the model hears its first 30 s (its window)"
+    ]
 
 
 def test_architectures_are_the_documented_ones() -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,10 +52,13 @@ from cueprobe.audio import load_audio
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ARCHITECTURES",
     "TransformersBackend",
     "common_prefix_length",
+    "end_of_turn_ids",
     "load_audio",
     "new_tokens",
 ]
@@ -74,11 +78,19 @@ class _Architecture:
     processor_class: str
     remote_code: bool = False
     processor_pads: bool = True  # False: the processor pads itself and breaks on padding=True
+    # False: the processor passes its own sampling_rate to the feature extractor, so one
+    # from the caller (routed there too) is a duplicate keyword (MiDashengLM's remote code)
+    processor_takes_rate: bool = True
+    # True: audio past the feature extractor's window is cut, not split into windows
+    # (Qwen2-Audio pads and truncates to 30 s; AF3 splits, Qwen2.5-Omni's window is 300 s)
+    truncates_audio: bool = False
     shares_prefix: bool = True  # prefill an utterance's common prompt prefix once (tested)
 
 
 ARCHITECTURES: dict[str, _Architecture] = {
-    "qwen2_audio": _Architecture("Qwen2AudioForConditionalGeneration", "AutoProcessor"),
+    "qwen2_audio": _Architecture(
+        "Qwen2AudioForConditionalGeneration", "AutoProcessor", truncates_audio=True
+    ),
     "qwen2_5_omni": _Architecture(
         "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniProcessor"
     ),
@@ -86,9 +98,25 @@ ARCHITECTURES: dict[str, _Architecture] = {
         "AudioFlamingo3ForConditionalGeneration", "AutoProcessor", processor_pads=False
     ),
     "midashenglm": _Architecture(
-        "AutoModelForCausalLM", "AutoProcessor", remote_code=True, shares_prefix=False
+        "AutoModelForCausalLM",
+        "AutoProcessor",
+        remote_code=True,
+        shares_prefix=False,
+        processor_takes_rate=False,
     ),
 }
+
+
+#: the chat models' end-of-turn and end-of-text tokens, where a tokenizer has them
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """Stop tokens for a checkpoint whose generation config names none: the tokenizer's
+    EOS and whichever of :data:`END_OF_TURN_TOKENS` its vocabulary holds."""
+    vocab = tokenizer.get_vocab()
+    ids = [tokenizer.eos_token_id] + [vocab.get(t) for t in END_OF_TURN_TOKENS]
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def new_tokens(sequences: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
@@ -205,6 +233,9 @@ class TransformersBackend:
         if adapter is not None and adapter_revision is None:
             adapter_revision = revision if adapter == model_id else "main"
         self._pads = arch.processor_pads
+        self._takes_rate = arch.processor_takes_rate
+        self._truncates = arch.truncates_audio
+        self._cut_files: set[str] = set()  # files logged as longer than the audio window
         self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
         self.model = self._load_model(
             arch, model_id, revision, dtype, trust_remote_code,
@@ -297,8 +328,14 @@ class TransformersBackend:
         # without the prefix's cache from the second token on
         config.use_cache = True
         config.cache_implementation = None
+        tokenizer = self.processor.tokenizer
+        if config.eos_token_id is None:
+            # the published Qwen2.5-Omni-7B generation config names no stop token (it is in
+            # config.json only, which generate does not read): every answer ran on past
+            # <|im_end|> for max_new_tokens ("sad\nuser\n..." names several labels)
+            config.eos_token_id = end_of_turn_ids(tokenizer)
         if config.pad_token_id is None:
-            config.pad_token_id = self.processor.tokenizer.pad_token_id
+            config.pad_token_id = tokenizer.pad_token_id
         return config
 
     # -- inference -------------------------------------------------------------------------
@@ -339,7 +376,18 @@ class TransformersBackend:
             for path in dict.fromkeys(r.audio_path for r in requests)
         }
         audio = [loaded[r.audio_path] for r in requests]
-        kwargs: dict[str, Any] = {"return_tensors": "pt", "sampling_rate": self.sampling_rate}
+        window = getattr(self.processor.feature_extractor, "n_samples", None)
+        if self._truncates and window:
+            for path, samples in loaded.items():
+                if len(samples) > window and path not in self._cut_files:
+                    self._cut_files.add(path)
+                    log.warning(
+                        "%s: %.1f s of audio; the model hears its first %.0f s (its window)",
+                        path, len(samples) / self.sampling_rate, window / self.sampling_rate,
+                    )  # fmt: skip
+        kwargs: dict[str, Any] = {"return_tensors": "pt"}
+        if self._takes_rate:  # the audio is resampled to it by load_audio either way
+            kwargs["sampling_rate"] = self.sampling_rate
         if self._pads:
             kwargs["padding"] = True
         inputs = self.processor(text=texts, audio=audio, **kwargs)
