@@ -25,8 +25,8 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     Examples
     --------
     >>> schema = {"type": "object", "properties": {"n_bins": {"type": "integer"}}}
-    >>> schema_errors({"n_bins": 3.0}, schema)
-    ['n_bins: 3.0 is not of type \\'integer\\'']
+    >>> print(*schema_errors({"n_bins": 3.0}, schema))
+    n_bins: 3.0 is not of type 'integer'
     >>> schema_errors({"n_bins": 3}, schema)
     []
     """

@@ -41,11 +41,12 @@ class PromptTemplates:
         if self.audio_only is not None and self.with_tokens is not None:
             # a token condition vs audio_only must differ by the token block only, or every
             # comparison with audio_only (Delta, the format prior) also measures the wording
-            if self.with_tokens.count(self.audio_only) != 1:
+            head, found, tail = self.with_tokens.partition(self.audio_only)
+            if not found or not (head == "" or tail == "") or tail.count(self.audio_only):
                 raise ValueError(
                     "prompts.with_tokens must be prompts.audio_only with a token block added "
-                    f"before or after it; {self.with_tokens!r} does not contain "
-                    f"{self.audio_only!r} once."
+                    f"before or after it; {self.with_tokens!r} is not {self.audio_only!r} "
+                    "with text on one side only."
                 )
 
 

@@ -125,21 +125,34 @@ def test_a_new_condition_reruns_the_token_job_but_asks_only_the_new_prompts(demo
 
 
 @pytest.mark.parametrize(
-    ("template", "rerun"),
-    [("with_tokens", "query_token_conditions"), ("audio_only", "query_audio_only")],
+    ("edited", "rerun"),
+    [
+        ("block", ["query_token_conditions"]),
+        ("question", ["query_audio_only", "query_token_conditions"]),
+    ],
 )
 def test_a_template_edit_reruns_only_the_inference_jobs_that_read_it(
-    demo_copy, tmp_path, template, rerun
+    demo_copy, tmp_path, edited, rerun
 ):
+    """The token prompt is the audio-only prompt plus the block: an edit of the block
+    re-runs the token jobs only; an edit of the question is one to both templates."""
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    text = schema["properties"]["prompts"]["properties"][template]["default"]
+    defaults = schema["properties"]["prompts"]["properties"]
+    question, with_tokens = defaults["audio_only"]["default"], defaults["with_tokens"]["default"]
 
     def edit(cfg):
-        cfg.setdefault("prompts", {})[template] = "Be careful. " + text
+        if edited == "block":
+            block = with_tokens.removeprefix(question)
+            cfg["prompts"] = {"with_tokens": question + block.replace("Acoustic cues", "Cues")}
+        else:
+            cfg["prompts"] = {
+                "audio_only": "Be careful. " + question,
+                "with_tokens": "Be careful. " + with_tokens,
+            }
 
     jobs, _ = _dry_run(demo_copy, _changed_config(tmp_path, edit))
     assert sorted((j["rule"], j["corpus"]) for j in jobs) == sorted(
-        (rerun, c) for c in CONFIG["corpora"]
+        (r, c) for r in rerun for c in CONFIG["corpora"]
     )
 
 

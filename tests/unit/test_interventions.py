@@ -120,6 +120,8 @@ def test_prompts():
     assert PromptTemplates("Pick: {labels}.", "Cues: {tokens}\nPick: {labels}.").with_tokens
     with pytest.raises(ValueError, match=r"with a token block added before or after it"):
         PromptTemplates("Classify. Options: {labels}.", "You are an expert. {labels}? {tokens}")
+    with pytest.raises(ValueError, match=r"with text on one side only"):  # reworded too
+        PromptTemplates("Pick: {labels}.", "Be careful. Pick: {labels}.\nCues: {tokens}")
 
 
 def test_condition_grid_refuses_what_its_names_cannot_carry():
