@@ -37,7 +37,10 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
         "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
     )
     validator = jsonschema.validators.extend(base, type_checker=checker)(schema)
-    errors = sorted(validator.iter_errors(config), key=jsonschema.exceptions.relevance)
+    # relevance ranks the best match highest (best_match takes the max)
+    errors = sorted(
+        validator.iter_errors(config), key=jsonschema.exceptions.relevance, reverse=True
+    )
     out = []
     for err in errors:
         best = jsonschema.exceptions.best_match([err])
@@ -51,12 +54,13 @@ def corpus_source(name: str, cfg: Mapping[str, Any]) -> Path | None:
     adapter = cfg["adapter"]
     if adapter.startswith("demo-"):
         return None
-    root = Path(cfg["root"]).expanduser()
+    root = Path(cfg["root"])
     return root / AIBO_LABEL_FILE if adapter == "aibo" else root
 
 
 def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Corpora whose sheet, label file or root does not exist.
+    """Corpora whose sheet, label file or root does not exist (or starts with ``~``,
+    which no job expands).
 
     Snakemake finds a job whose input is missing but whose outputs exist up to date, so
     a mistyped ``root`` would otherwise serve the old manifest, and everything after it,
@@ -68,11 +72,15 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ['corpora.c.root: /no/such/sheet.csv does not exist (adapter csv reads it)']
     >>> missing_sources({"d": {"adapter": "demo-iemocap"}})
     []
+    >>> missing_sources({"i": {"adapter": "iemocap", "root": "~/IEMOCAP"}})
+    ['corpora.i.root: ~/IEMOCAP: write the full path (no ~)']
     """
     out = []
     for name, cfg in corpora.items():
         source = corpus_source(name, cfg)
-        if source is not None and not source.exists():
+        if source is not None and str(cfg["root"]).startswith("~"):
+            out.append(f"corpora.{name}.root: {cfg['root']}: write the full path (no ~)")
+        elif source is not None and not source.exists():
             out.append(
                 f"corpora.{name}.root: {source} does not exist (adapter {cfg['adapter']} reads it)"
             )
@@ -84,8 +92,18 @@ def _looks_local(path: str) -> bool:
     return path.startswith(("/", "./", "../", "~")) or path in (".", "..")
 
 
+def _path_problem(value: str) -> str | None:
+    """Why a local path in the config will not load, or None."""
+    if value.startswith("~"):  # nothing in a job expands it (from_pretrained neither)
+        return "write the full path (no ~)"
+    if not Path(value).exists():
+        return "does not exist (a local checkpoint folder)"
+    return None
+
+
 def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """transformers models whose ``model_id`` or ``adapter`` is a local path that is absent.
+    """transformers models whose ``model_id`` or ``adapter`` is a local path that is absent
+    (or starts with ``~``, which no job expands).
 
     ``from_pretrained`` takes a missing folder for a Hub repo id and fails in the job with
     "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
@@ -96,6 +114,8 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ['models.m.model_id: /no/such/ckpt does not exist (a local checkpoint folder)']
     >>> missing_model_files({"m": {"backend": "transformers", "model_id": "Qwen/Qwen2-Audio"}})
     []
+    >>> missing_model_files({"m": {"backend": "transformers", "model_id": "~/ckpt"}})
+    ['models.m.model_id: ~/ckpt write the full path (no ~)']
     """
     out = []
     for name, cfg in models.items():
@@ -103,8 +123,7 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
             continue
         for key in ("model_id", "adapter"):
             value = cfg.get(key)
-            if value and _looks_local(value) and not Path(value).expanduser().exists():
-                out.append(
-                    f"models.{name}.{key}: {value} does not exist (a local checkpoint folder)"
-                )
+            problem = _path_problem(value) if value and _looks_local(value) else None
+            if problem:
+                out.append(f"models.{name}.{key}: {value} {problem}")
     return out

@@ -17,8 +17,11 @@ class PromptTemplates:
     """Config ``prompts``: optional system text and the two user templates.
 
     An inference job gets only the template its condition group uses (the audio-only
-    job ``audio_only``, the token job ``with_tokens``), so editing one re-runs only the
-    jobs that read it; the other is then None and asking for it is an error.
+    job ``audio_only``, the token job ``with_tokens``), so editing the token block re-runs
+    only the token jobs (an edit of the question is one to both templates); the other is
+    then None and asking for it is an error. Given both, ``with_tokens`` must be
+    ``audio_only`` with one token block inserted (:func:`inserted_block`), so that token
+    conditions and audio-only differ in the block alone.
     """
 
     audio_only: str | None = None
@@ -41,13 +44,41 @@ class PromptTemplates:
         if self.audio_only is not None and self.with_tokens is not None:
             # a token condition vs audio_only must differ by the token block only, or every
             # comparison with audio_only (Delta, the format prior) also measures the wording
-            head, found, tail = self.with_tokens.partition(self.audio_only)
-            if not found or not (head == "" or tail == "") or tail.count(self.audio_only):
+            if inserted_block(self.audio_only, self.with_tokens) is None:
                 raise ValueError(
-                    "prompts.with_tokens must be prompts.audio_only with a token block added "
-                    f"before or after it; {self.with_tokens!r} is not {self.audio_only!r} "
-                    "with text on one side only."
+                    "prompts.with_tokens must be prompts.audio_only with one token block "
+                    f"inserted (before, inside or after it); {self.with_tokens!r} is not "
+                    f"{self.audio_only!r} with one insertion holding {{tokens}}."
                 )
+
+
+def inserted_block(audio_only: str, with_tokens: str) -> str | None:
+    r"""The text ``with_tokens`` inserts at one place of ``audio_only``, if it holds
+    ``{tokens}`` (once) and not ``{labels}``; None when the two differ otherwise.
+
+    Examples
+    --------
+    >>> inserted_block("Pick: {labels}.", "Pick: {labels}.\nCues: {tokens}")
+    '\nCues: {tokens}'
+    >>> inserted_block("Q? Pick: {labels}.", "Q? Cues: {tokens}. Pick: {labels}.")
+    ' Cues: {tokens}.'
+    >>> inserted_block("Pick: {labels}.", "Be careful. Pick: {labels}.\nCues: {tokens}") is None
+    True
+    >>> inserted_block("A{labels}", "A{tokens}{labels}")
+    '{tokens}'
+    """
+    extra = len(with_tokens) - len(audio_only)
+    for i in range(len(audio_only) + 1):  # every place the block could be inserted
+        head, tail = audio_only[:i], audio_only[i:]
+        if extra > 0 and with_tokens.startswith(head) and with_tokens.endswith(tail):
+            block = with_tokens[i : i + extra]
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(block) if f is not None]
+            except ValueError:  # the cut splits a brace pair: another place may fit
+                continue
+            if fields == ["tokens"]:
+                return block
+    return None
 
 
 def build_prompt(

@@ -317,6 +317,10 @@ def test_a_checkpoint_without_a_stop_token_stops_at_the_end_of_turn(
     # a checkpoint's own stop tokens are kept
     checkpoint.eos_token_id = [7]
     assert backend._greedy_config().eos_token_id == [7]
+    # filled-in stop tokens are part of the decoding the answer journal is keyed by, so
+    # answers that ran past the end of turn are asked again, not reused
+    has_stop = "; stop=[" in backend.info.decoding
+    assert has_stop is (backend.model.config.model_type.startswith("qwen2_5_omni"))
 
 
 def test_token_rows_of_one_utterance_are_the_processors(

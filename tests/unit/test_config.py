@@ -202,7 +202,7 @@ def test_a_backend_without_its_required_keys_fails_at_planning(tmp_path, model, 
         # worded apart, every comparison with audio_only would measure the wording too
         (
             "prompts: {with_tokens: 'You are an expert. {labels}? Cues: {tokens}'}",
-            "prompts.with_tokens must be prompts.audio_only with a token block added",
+            "prompts.with_tokens must be prompts.audio_only with one token block inserted",
         ),
         # read back from the name corrupt_p0_s0, 0.004 ran as aligned
         ("interventions: {corrupt_p: [0.004, 1.0]}", "corrupt_p: 0.004 is not a whole percent"),

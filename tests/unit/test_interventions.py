@@ -116,11 +116,15 @@ def test_prompts():
         PromptTemplates("{labels}", "{labels} only")
     with pytest.raises(ValueError, match=r"prompts.audio_only must use exactly the fields"):
         PromptTemplates("{labels} {tokens}", "{labels} {tokens}")
-    # the token prompt is the audio-only prompt plus the block, before or after it
+    # the token prompt is the audio-only prompt plus the block, before, inside or after it
     assert PromptTemplates("Pick: {labels}.", "Cues: {tokens}\nPick: {labels}.").with_tokens
-    with pytest.raises(ValueError, match=r"with a token block added before or after it"):
+    assert (
+        PromptTemplates("Q? Pick: {labels}.", "Q? Cues: {tokens}. Pick: {labels}.").system is None
+    )
+    assert PromptTemplates("Pick: {labels}.\n", "Pick: {labels}.\nCues: {tokens}\n").with_tokens
+    with pytest.raises(ValueError, match=r"with one token block inserted"):
         PromptTemplates("Classify. Options: {labels}.", "You are an expert. {labels}? {tokens}")
-    with pytest.raises(ValueError, match=r"with text on one side only"):  # reworded too
+    with pytest.raises(ValueError, match=r"with one insertion holding"):  # reworded too
         PromptTemplates("Pick: {labels}.", "Be careful. Pick: {labels}.\nCues: {tokens}")
 
 

@@ -45,7 +45,7 @@ def fail_on(problems):
 with open(Path(workflow.current_basedir, "../schemas/config.schema.yaml")) as f:
     fail_on(schema_errors(config, yaml.safe_load(f)))
 validate(config, "../schemas/config.schema.yaml")
-# a template with a wrong field fails here, not in every inference job (3 tries each)
+# a template with a wrong field fails here, not in every inference job
 try:
     PromptTemplates(**config["prompts"])
 except ValueError as err:
@@ -80,8 +80,10 @@ def models_table(models_config):
 
 
 # a missing sheet would leave its old manifest "up to date" (a missing input with
-# outputs present), a missing checkpoint folder fail in every inference job
-fail_on(missing_sources(config["corpora"]) + missing_model_files(config["models"]))
+# outputs present), a missing checkpoint folder fail in every inference job. Checked where
+# the run is planned, not again in each cluster job (a path may be mounted on some nodes)
+if not workflow.remote_exec:
+    fail_on(missing_sources(config["corpora"]) + missing_model_files(config["models"]))
 corpora = corpora_table(config["corpora"])
 models = models_table(config["models"])
 
@@ -408,8 +410,9 @@ def get_prompts_json(group=None):
     """The system text and the group's own template, as one JSON argument.
 
     ``group`` as in get_query_inputs. A function, not a string: a template's {labels} is
-    no wildcard. Only the template the job reads is passed, so editing `with_tokens`
-    never re-runs audio-only inference, and editing `audio_only` no token job.
+    no wildcard. Only the template the job reads is passed, so editing the token block of
+    `with_tokens` never re-runs audio-only inference (an edit of the question is one to
+    both templates, PromptTemplates checks it).
     """
 
     def lookup(wildcards):

@@ -242,10 +242,15 @@ class TransformersBackend:
             (adapter, adapter_subfolder, adapter_revision),
         )  # fmt: skip
         got = str(self.model.dtype).removeprefix("torch.")
+        # stop tokens filled in by _greedy_config are part of the decoding (and so of the
+        # answer journal's header: answers that ran past the end of turn are not reused)
+        stop = ""
+        if self.model.generation_config.eos_token_id is None:
+            stop = f"; stop={end_of_turn_ids(self.processor.tokenizer)}"
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision,
-            decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={got}"
+            decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={got}{stop}"
             + (f"; adapter={adapter}" if adapter else "")
             + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else "")
             + (f"@{adapter_revision}" if adapter else ""),
