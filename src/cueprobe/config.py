@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: where each corpus adapter reads its utterance list (the manifest rule's input)
-AIBO_LABEL_FILE = "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+from cueprobe.corpora.aibo import LABEL_FILE as AIBO_LABEL_FILE
 
 
 def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
@@ -49,8 +48,14 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     return out
 
 
-def corpus_source(name: str, cfg: Mapping[str, Any]) -> Path | None:
-    """The file (csv, aibo) or folder (iemocap) a corpus is read from; None for a demo."""
+def corpus_source(cfg: Mapping[str, Any]) -> Path | None:
+    """The file (csv, aibo) or folder (iemocap) a corpus is read from; None for a demo.
+
+    Examples
+    --------
+    >>> corpus_source({"adapter": "aibo", "root": "/data/aibo"}).as_posix()
+    '/data/aibo/labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt'
+    """
     adapter = cfg["adapter"]
     if adapter.startswith("demo-"):
         return None
@@ -77,7 +82,7 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """
     out = []
     for name, cfg in corpora.items():
-        source = corpus_source(name, cfg)
+        source = corpus_source(cfg)
         if source is not None and str(cfg["root"]).startswith("~"):
             out.append(f"corpora.{name}.root: {cfg['root']}: write the full path (no ~)")
         elif source is not None and not source.exists():

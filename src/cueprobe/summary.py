@@ -28,6 +28,7 @@ import math
 import pandas as pd
 
 from cueprobe.interventions import condition_levels
+from cueprobe.interventions import corrupt_name
 from cueprobe.metrics import MIN_CI_SPEAKERS
 from cueprobe.tables import fmt_ci
 from cueprobe.tables import fmt_delta
@@ -111,23 +112,19 @@ def _format_prior(row: dict | None, alpha: float) -> str:
     return f"{verdict} {_evidence(row)}."
 
 
-def _alignment(comparisons: pd.DataFrame, split: str, alpha: float) -> str:
-    """Aligned vs each perturbation: the paper's central test (does the content matter?)."""
-    levels = sorted(
-        set(
-            comparisons.loc[
-                (comparisons["split"] == split)
-                & (comparisons["a"] == "aligned")
-                & (comparisons["role"] == "primary"),
-                "b",
-            ]
-        )
-        - {"audio_only"},
-        key=lambda b: (b != "conflict", b != "shuffle", b),
-    )
-    # the curve's far end: the level of the highest p (corrupt_p100)
-    ends = sorted((b for b in levels if b.startswith("corrupt_p")), key=lambda b: int(b[9:]))
-    wanted = [b for b in levels if not b.startswith("corrupt_p")] + ends[-1:]
+def _far_end(max_p: float) -> str:
+    """The corruption curve's far end: the level of the highest p (e.g. corrupt_p100)."""
+    (level,) = condition_levels([corrupt_name(max_p, 0)])
+    return level
+
+
+def _alignment(comparisons: pd.DataFrame, metrics: pd.DataFrame, split: str, alpha: float) -> str:
+    """Aligned vs conflict, shuffle and the curve's far end: the paper's central test.
+
+    ``metrics`` are the split's rows (their ``kind`` and ``p`` give the corruption levels).
+    """
+    corrupt = metrics.loc[metrics["kind"] == "corrupt", "p"]
+    wanted = ["conflict", "shuffle"] + ([_far_end(corrupt.max())] if len(corrupt) else [])
     rows = [r for b in wanted if (r := _find(comparisons, split, "aligned", b)) is not None]
     if not rows:
         return "not measured (needs aligned and a perturbation)."
@@ -174,9 +171,7 @@ def _degradation(
         f"p={r.p:g}: {fmt_uar(r.uar_mean)}" for r in rows.sort_values("p").itertuples()
     )
     evidence = f"Spearman ρ = {rho:+.2f}, p = {fmt_p(p)} over {n} (p, seed) runs"
-    # the curve's far end: aligned vs the level of the highest p (e.g. corrupt_p100)
-    (far,) = condition_levels([f"corrupt_p{round(100 * rows['p'].max())}_s0"])
-    end = _find(comparisons, split, "aligned", far)
+    end = _find(comparisons, split, "aligned", _far_end(rows["p"].max()))
     if end is not None:
         evidence += (
             f"; aligned vs {end['b']}: ΔUAR {fmt_delta(end['delta'])}, 95% CI "
@@ -249,7 +244,7 @@ def cue_use_summary(
             "- **Token sensitivity** (aligned vs audio-only): "
             + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
             "- **Alignment** (aligned vs the perturbations): "
-            + _alignment(comparisons, split, alpha),
+            + _alignment(comparisons, m, split, alpha),
             "- **Robust fallback** (conflict vs audio-only): "
             + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
             "- **Format prior** (shuffle vs audio-only): "

@@ -81,8 +81,7 @@ def _model_info(models: Mapping[str, Mapping[str, Any]], model: str) -> dict[str
         "paper_row": info.get("paper_row"),
         # config `group` names a heading of its own (the paper's "Fine-tuned ALMs")
         "group": info.get("group") or ("zero_shot" if info.get("zero_shot", True) else "trained"),
-        # rows follow the config's model order (`order`: the workflow's JSON sorts keys)
-        "rank": list(models).index(model) if info.get("order") is None else info["order"],
+        "rank": list(models).index(model),  # rows follow the config's model order
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -334,3 +335,18 @@ def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_pat
     )
     assert "mem_mb=40000" in jobs["alm"] and "runtime=240" in jobs["alm"]
     assert "mem_mb=4000," in jobs["reference"] and "runtime=60" in jobs["reference"]
+
+
+def test_the_tables_get_the_models_in_config_order(tmp_path):
+    """Tables II-III list models as the config does (the paper's row order): the JSON
+    handed to make-table keeps it (it was key-sorted, i.e. alphabetical)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((BASE + TRANSFORMERS) % "")
+    proc = _snakemake(
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
+        cfg,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (block,) = _shell_commands(proc, "make_table")
+    models = json.loads(re.search(r"--models '([^']*)'", block)[1])
+    assert list(models) == ["reference", "alm"]

@@ -354,12 +354,12 @@ def test_table_rows_follow_the_config_and_its_groups(aibo):
     ]
     metrics = pd.concat([metrics, *extra_m], ignore_index=True)
     comparisons = pd.concat([comparisons, *extra_c], ignore_index=True)
-    # as the workflow passes them: keys sorted (JSON), the config's order in `order`
+    # as the workflow passes them: in config order (not alphabetical)
     models = {
-        "af3": {"label": "AF3", "zero_shot": True, "order": 1},
-        "alpha": {"label": "ft-A", "zero_shot": True, "group": "Fine-tuned ALMs", "order": 2},
-        "reference": {"label": "Reference", "zero_shot": False, "order": 3},
-        "zeta": {"label": "zeta", "zero_shot": True, "order": 0},
+        "zeta": {"label": "zeta", "zero_shot": True},
+        "af3": {"label": "AF3", "zero_shot": True},
+        "alpha": {"label": "ft-A", "zero_shot": True, "group": "Fine-tuned ALMs"},
+        "reference": {"label": "Reference", "zero_shot": False},
     }
     t = tables.table2(metrics, comparisons, models=models, literature=LITERATURE)
     assert t["label"].tolist()[:4] == ["zeta", "AF3", "ft-A", "Reference"]
@@ -369,6 +369,3 @@ def test_table_rows_follow_the_config_and_its_groups(aibo):
         "Zero-shot models", "Fine-tuned ALMs", "Trained models (scored on held-out splits)",
         "Quoted references (not run here)",
     ]  # fmt: skip
-    # without `order` (a caller's own mapping), the mapping's order
-    t = tables.table2(metrics, comparisons, models={k: models[k] | {"order": None} for k in models})
-    assert t["label"].tolist() == ["AF3", "zeta", "ft-A", "Reference"]

@@ -28,6 +28,7 @@ from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
+from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
@@ -128,13 +129,9 @@ def get_corpus_source(wildcards):
     row = corpora.loc[wildcards.corpus]
     if row["demo"]:
         return f"{row['root']}/generating_params.csv"
-    if row["reader"] == "csv":
-        return row["root"]
-    if row["reader"] == "aibo":
-        return (
-            f"{row['root']}/labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
-        )
-    return []  # IEMOCAP: dozens of EmoEvaluation files; the tree is read as a whole
+    if row["reader"] == "iemocap":
+        return []  # dozens of EmoEvaluation files; the tree is read as a whole
+    return str(corpus_source(config["corpora"][wildcards.corpus]))  # sheet, label file
 
 
 def get_demo_layout(wildcards):
@@ -542,18 +539,10 @@ def get_table_evaluation(kind):
 
 
 def get_models_table_json(wildcards):
-    """label, paper_row, zero_shot, group and config position of every model, as one
-    JSON argument (its keys are sorted: `order` keeps the table rows in config order).
-    """
+    """label, paper_row, zero_shot and group of every model, in config order (the
+    tables' row order), as one JSON argument."""
     keys = ("label", "paper_row", "zero_shot", "group")
-    order = {m: i for i, m in enumerate(config["models"])}
-    return json.dumps(
-        {
-            m: {k: config["models"][m][k] for k in keys} | {"order": order[m]}
-            for m in models.index
-        },
-        sort_keys=True,
-    )
+    return json.dumps({m: {k: c[k] for k in keys} for m, c in config["models"].items()})
 
 
 def get_literature_json(wildcards):

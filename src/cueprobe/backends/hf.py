@@ -244,9 +244,10 @@ class TransformersBackend:
         got = str(self.model.dtype).removeprefix("torch.")
         # stop tokens filled in by _greedy_config are part of the decoding (and so of the
         # answer journal's header: answers that ran past the end of turn are not reused)
+        self.generation_config = self._greedy_config()
         stop = ""
         if self.model.generation_config.eos_token_id is None:
-            stop = f"; stop={end_of_turn_ids(self.processor.tokenizer)}"
+            stop = f"; stop={self.generation_config.eos_token_id}"
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision,
@@ -256,7 +257,6 @@ class TransformersBackend:
             + (f"@{adapter_revision}" if adapter else ""),
         )
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
-        self.generation_config = self._greedy_config()
         self._audio_token_id = _audio_token_id(self.processor)
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters

@@ -98,7 +98,7 @@ def plot_confusions(
                         ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center",
                                 color="white" if v > 0.6 else "black", fontsize=6.5)  # fmt: skip
                 uar = float(np.mean([m[c] for c in levels[lv]]))
-                # two single-line texts, not one two-line title: see save_figure on ligatures
+                # two single-line texts, not one two-line title: see figure_bytes on ligatures
                 ax.set_title(name, pad=14)
                 ax.annotate(
                     f"UAR {fmt_uar(uar)}" + (f" ({split})" if len(splits) > 1 else ""),
