@@ -98,7 +98,30 @@ def test_every_format_of_a_figure_gets_the_first_save_layout(ev, tmp_path):
     assert main([*argv, "--confusions-out", *map(str, outs)]) == 0
     assert outs[0].read_bytes() == outs[1].read_bytes()
     fig = plot_confusions(ev.confusion, ev.metrics, title="t")
-    assert render(fig, "png") != render(fig, "png")  # what the CLI avoids
+    assert render(fig, "png") == render(fig, "png")
+
+
+@pytest.mark.parametrize("plot", ["confusions", "curve"])
+def test_each_format_of_a_figure_is_drawn_once(ev, tmp_path, monkeypatch, plot):
+    """savefig draws a figure with a layout engine twice (a silent draw to lay it out,
+    then the real one), and a placeholder engine left by set_layout_engine("none") still
+    triggers the silent draw: save_figure lays out once and draws each format once."""
+    from matplotlib.figure import Figure
+
+    from cueprobe.figures import save_figure
+
+    draws = []
+    real_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, r: draws.append(fig) or real_draw(fig, r))
+    fig = (
+        plot_confusions(ev.confusion, ev.metrics, title="t")
+        if plot == "confusions"
+        else plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+    )
+    assert fig.get_layout_engine() is not None
+    save_figure(fig, [tmp_path / "f.png", tmp_path / "f.pdf", tmp_path / "f.svg"])
+    assert len(draws) == 3
+    assert fig.get_layout_engine() is None
 
 
 def _plot_evaluation_argv(ev, tmp_path):

