@@ -47,8 +47,9 @@ def _labels_iv(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: Sequence[st
             "`y_true` and `y_pred` must be 1-d of one length, "
             f"got {y_true.shape} and {y_pred.shape}."
         )
-    bad = pd.Series(y_true[~np.isin(y_true, labels)]).value_counts()
-    if len(bad):
+    outside = ~np.isin(y_true, labels)
+    if outside.any():
+        bad = pd.Series(y_true[outside]).value_counts()
         first = ", ".join(f"{k!r} ({v})" for k, v in bad.head(5).items())
         raise ValueError(
             f"`y_true` has {int(bad.sum())} value(s) outside `labels` {labels}: {first}. "

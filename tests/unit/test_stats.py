@@ -481,6 +481,13 @@ def test_evaluate_errors():
         match=r"condition 'aligned' has no prediction for 2 utterance\(s\) of split 'test'",
     ):
         evaluate(short, manifest, splits=["test"], **kw)
+    twice = dict(preds)
+    twice["aligned"] = pd.concat([preds["aligned"], preds["aligned"].iloc[[3]]])
+    dup = preds["aligned"]["utt_id"].iloc[3]
+    with pytest.raises(
+        ValueError, match=rf"condition 'aligned' has more than one prediction for .*'{dup}'"
+    ):
+        evaluate(twice, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="the manifest has no utterance in split 'dev'"):
         evaluate(preds, manifest, splits=["dev"], **kw)
     with pytest.raises(ValueError, match="unknown condition 'bogus'"):
