@@ -120,6 +120,8 @@ def _check_tokens_iv(tokens: pd.DataFrame, n_bins: int) -> None:
         raise ValueError(f"`tokens` lacks column(s) {missing}.")
     for concept in CONCEPT_COLUMNS:
         allowed = set(vocabulary(concept, n_bins))
+        if set(pd.unique(tokens[concept].to_numpy(dtype=object))) <= allowed:
+            continue  # the usual case, checked on the distinct values alone
         bad = tokens.loc[~tokens[concept].isin(allowed), concept]
         if len(bad):
             first = ", ".join(map(repr, bad.unique()[:5]))
@@ -194,8 +196,10 @@ def corrupt(
     for j, concept in enumerate(CONCEPT_COLUMNS):
         vocab = np.array(vocabulary(concept, n_bins), dtype=object)
         replacement = vocab[(draws[:, j] * len(vocab)).astype(int)]
+        values = out[concept].to_numpy(dtype=object)  # a copy: one column set, not a .loc
         hit = u[:, j] < p
-        out.loc[hit, concept] = replacement[hit]
+        values[hit] = replacement[hit]
+        out[concept] = values
     return out
 
 
