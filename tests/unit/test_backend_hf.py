@@ -477,6 +477,7 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     backend.sampling_rate, backend._pads = 16000, ARCHITECTURES[arch].processor_pads
     backend._takes_rate = ARCHITECTURES[arch].processor_takes_rate
     backend._truncates, backend._cut_files = ARCHITECTURES[arch].truncates_audio, set()
+    backend._pads_to_window = ARCHITECTURES[arch].pads_to_window
     backend.model = types.SimpleNamespace(dtype=torch.float32)
     backend.prepare(_requests(wavs)[:1])
     assert ("sampling_rate" in seen) is passes_rate and len(seen["audio"]) == 1
@@ -498,6 +499,29 @@ def test_audio_past_qwen2_audios_window_is_logged_once(
     assert [r.getMessage() for r in caplog.records] == [
         f"{long}: 31.0 s of audio; the model hears its first 30 s (its window)"
     ]
+
+
+def test_qwen2_5_omni_features_span_the_batch_not_its_300_s_window(
+    tmp_path: Path, wavs: list[str]
+) -> None:
+    """Qwen2.5-Omni's processor pads every clip to the feature extractor's 300 s window
+    (4.8 M samples: ~0.5 s of CPU and 15 MB of features a clip) and the model keeps only
+    the frames its feature mask marks valid: the backend pads a batch to its longest clip
+    instead, to the same logits and answers."""
+    path = tiny_models.build_tiny_qwen2_5_omni_thinker(tmp_path / "omni", chunk_length=300)
+    backend = TransformersBackend(
+        path, architecture="qwen2_5_omni", device="cpu", dtype="float32", batch_size=4,
+        max_new_tokens=MAX_NEW_TOKENS,
+    )  # fmt: skip
+    assert backend.processor.feature_extractor.n_samples == 300 * 16000  # as published
+    requests = _requests(wavs)
+    frames = backend.prepare(requests)["input_features"].shape[-1]
+    assert frames == (int(1.5 * 16000) + 400) // 160  # the longest clip (1.5 s) + n_fft
+    logits, answers = _last_logits(backend, requests), backend.generate(requests)
+    backend._pads_to_window = False  # the processor's own padding
+    assert backend.prepare(requests)["input_features"].shape[-1] == 30000
+    assert torch.equal(_last_logits(backend, requests), logits)
+    assert backend.generate(requests) == answers
 
 
 def test_architectures_are_the_documented_ones() -> None:
