@@ -11,6 +11,8 @@ import copy
 import dataclasses
 import functools
 import logging
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -522,6 +524,28 @@ def test_qwen2_5_omni_features_span_the_batch_not_its_300_s_window(
     assert backend.prepare(requests)["input_features"].shape[-1] == 30000
     assert torch.equal(_last_logits(backend, requests), logits)
     assert backend.generate(requests) == answers
+
+
+def test_a_hub_checkpoint_records_the_commit_its_revision_resolved_to(tmp_path: Path) -> None:
+    """``main`` moves: a checkpoint loaded by hub id (here from an offline hub cache laid
+    out as huggingface_hub writes it) records ``main@<sha>``, so the answers of an updated
+    checkpoint are not reused for the new one; a local folder records the revision as given."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--cueprobe--tiny-qwen2-audio"
+    tiny_models.build_tiny_qwen2_audio(repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    script = (
+        "from cueprobe.backends.hf import TransformersBackend\n"
+        "b = TransformersBackend('cueprobe/tiny-qwen2-audio', architecture='qwen2_audio',"
+        " revision='main', device='cpu', dtype='float32')\n"
+        "print('REVISION', b.info.revision)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert f"REVISION main@{sha}" in done.stdout.splitlines()
 
 
 def test_architectures_are_the_documented_ones() -> None:

@@ -504,6 +504,29 @@ def test_infer_cli_resumes_from_its_journal(tables, trained, tmp_path, caplog):
     pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
 
 
+def test_a_journal_from_before_resolved_revisions_is_kept_and_relabelled(tmp_path, caplog):
+    """A journal written when the header said ``main`` (not yet ``main@<sha>``) holds the
+    answers of the checkpoint in the cache: they are kept and its header relabelled; a
+    journal of another branch or commit is discarded."""
+    from cueprobe.cli.inference import _read_journal
+
+    new = {"model_id": "Qwen/Qwen2-Audio-7B-Instruct", "revision": "main@0a1b2c", "decoding": "d"}
+    row = {"utt_id": "u1", "prompt_sha": "p", "audio_sha": "a", "raw_output": "sad"}
+    journal = tmp_path / "x.answers.jsonl"
+    for old_revision, kept in (("main", True), ("v1", False), ("main@ffff", False)):
+        old = {"header": {**new, "revision": old_revision}}
+        journal.write_text(json.dumps(old) + "\n" + json.dumps(row) + "\n")
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            answers = _read_journal(journal, new)
+        assert answers == ({"u1\tp\ta": "sad"} if kept else {})
+        if kept:
+            assert json.loads(journal.read_text().splitlines()[0]) == {"header": new}
+            assert "recorded from now on as 'main@0a1b2c'" in caplog.text
+        else:
+            assert not journal.exists() and "discarding" in caplog.text
+
+
 def test_infer_cli_warns_when_predictions_ignore_the_audio(tables, trained, tmp_path, caplog):
     # one wav for every utterance: the audio cannot make a difference
     manifest = io.read_table(tables / "manifest.parquet", "manifest")

@@ -158,7 +158,8 @@ class TransformersBackend:
     architecture : str
         One of :data:`ARCHITECTURES`.
     revision : str
-        Pinned hub revision (commit hash or tag).
+        Hub revision (commit hash, branch or tag). ``info.revision`` records it with the
+        commit it resolved to, ``main@<sha>`` (see :func:`resolved_revision`).
     dtype : str, default: "auto"
         ``"bfloat16"``, ``"float16"``, ``"float32"``, or ``"auto"``: the checkpoint's dtype
         on a GPU, float32 on the CPU (bfloat16 on most CPUs is slow, and batched logits then
@@ -254,9 +255,10 @@ class TransformersBackend:
         stop = ""
         if self.model.generation_config.eos_token_id is None:
             stop = f"; stop={self.generation_config.eos_token_id}"
+        commit = resolved_revision(model_id, revision)
         self.info = BackendInfo(
             model_id=model_id,
-            revision=revision,
+            revision=revision if commit in (None, revision) else f"{revision}@{commit}",
             decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={got}{stop}"
             + (f"; adapter={adapter}" if adapter else "")
             + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else "")
@@ -563,6 +565,24 @@ def common_prefix_length(rows: Sequence[torch.Tensor]) -> int:
         if len(differs):
             n = int(differs[0, 0])
     return max(n, 0)
+
+
+def resolved_revision(model_id: str, revision: str) -> str | None:
+    """The commit a hub checkpoint's ``revision`` resolves to: the snapshot its config was
+    loaded from (None for a local folder).
+
+    A branch such as ``main`` moves; recorded with its commit (``main@<sha>``) in each
+    prediction and in the answer journal's header, answers of an updated checkpoint are
+    neither mixed with nor mistaken for those of the old one.
+    """
+    from pathlib import Path
+
+    from transformers.utils.hub import cached_file
+    from transformers.utils.hub import extract_commit_hash
+
+    if Path(model_id).is_dir():
+        return None
+    return extract_commit_hash(cached_file(model_id, "config.json", revision=revision), None)
 
 
 def _audio_token_id(processor: Any) -> int | None:

@@ -210,12 +210,31 @@ def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
         with open(path, "r+b") as f:
             f.truncate(len(data))
     lines = data.decode().splitlines()
-    if not lines or json.loads(lines[0]).get("header") != header:
+    old = json.loads(lines[0]).get("header") if lines else None
+    if old != header and _before_resolution(old, header):
+        # written before revisions were resolved: its answers are those of the checkpoint
+        # the branch named then, taken to be the one in the cache now (as they were)
+        log.warning(
+            "%s: answers of revision %r, recorded from now on as %r (the commit in the cache)",
+            path, old["revision"], header["revision"],
+        )  # fmt: skip
+        lines[0] = json.dumps({"header": header})
+        io.write_text("".join(line + "\n" for line in lines), path)
+    elif old != header:
         log.warning("discarding %s: written by another model, revision or decoding", path)
         path.unlink()
         return {}
     rows = (json.loads(line) for line in lines[1:])
     return {answer_key(r["utt_id"], r["prompt_sha"], r["audio_sha"]): r["raw_output"] for r in rows}
+
+
+def _before_resolution(old: Any, new: dict[str, str]) -> bool:
+    """A journal header written before revisions were resolved: ``main`` where ``new``
+    has ``main@<sha>``, everything else the same."""
+    if not isinstance(old, dict) or old.keys() != new.keys():
+        return False
+    same = all(old[k] == new[k] for k in new if k != "revision")
+    return same and new["revision"].startswith(f"{old['revision']}@")
 
 
 class _JournalWriter:
