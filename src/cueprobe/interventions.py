@@ -196,10 +196,13 @@ def corrupt(
     for j, concept in enumerate(CONCEPT_COLUMNS):
         vocab = np.array(vocabulary(concept, n_bins), dtype=object)
         replacement = vocab[(draws[:, j] * len(vocab)).astype(int)]
-        values = out[concept].to_numpy(dtype=object)  # a copy: one column set, not a .loc
+        # one column set, not a .loc per concept; a copy (to_numpy may hand back the
+        # frame's own buffer, read-only or shared with the caller's table), in its dtype
+        dtype = out[concept].dtype
+        values = out[concept].to_numpy(dtype=object, copy=True)
         hit = u[:, j] < p
         values[hit] = replacement[hit]
-        out[concept] = values
+        out[concept] = pd.Series(values, index=out.index, dtype=dtype)
     return out
 
 

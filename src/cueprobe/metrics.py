@@ -49,7 +49,7 @@ def _labels_iv(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: Sequence[st
         )
     outside = ~np.isin(y_true, labels)
     if outside.any():
-        bad = pd.Series(y_true[outside]).value_counts()
+        bad = pd.Series(y_true[outside]).value_counts(dropna=False)
         first = ", ".join(f"{k!r} ({v})" for k, v in bad.head(5).items())
         raise ValueError(
             f"`y_true` has {int(bad.sum())} value(s) outside `labels` {labels}: {first}. "

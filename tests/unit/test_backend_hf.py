@@ -485,13 +485,15 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     assert ("sampling_rate" in seen) is passes_rate and len(seen["audio"]) == 1
 
 
-def test_audio_past_qwen2_audios_window_is_logged_once(
-    model_dirs: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("arch", ["qwen2_audio", "qwen2_5_omni"])
+def test_audio_past_the_models_window_is_logged_once(
+    model_dirs: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, arch: str
 ) -> None:
-    """Qwen2-Audio's processor pads and truncates every file to 30 s: the longest
-    IEMOCAP utterances (~35 s) were scored on their first 30 s with no record."""
+    """Qwen2-Audio's processor pads and truncates every file to 30 s (Qwen2.5-Omni's to
+    300 s; the tiny one's window is 30 s too): the longest IEMOCAP utterances (~35 s)
+    were scored on their first 30 s with no record."""
     backend = TransformersBackend(
-        model_dirs["qwen2_audio"], architecture="qwen2_audio", device="cpu", dtype="float32"
+        model_dirs[arch], architecture=arch, device="cpu", dtype="float32"
     )
     long = _write_wav(tmp_path / "long.wav", 31.0, freq=200.0)
     request = Request(utt_id="u", audio_path=long, prompt=PROMPTS[0], audio_key="u")

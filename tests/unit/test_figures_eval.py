@@ -105,23 +105,36 @@ def test_every_format_of_a_figure_gets_the_first_save_layout(ev, tmp_path):
 def test_each_format_of_a_figure_is_drawn_once(ev, tmp_path, monkeypatch, plot):
     """savefig draws a figure with a layout engine twice (a silent draw to lay it out,
     then the real one), and a placeholder engine left by set_layout_engine("none") still
-    triggers the silent draw: save_figure lays out once and draws each format once."""
+    triggers the silent draw: save_figure lays out once and draws each format once, to
+    the same files under a user's matplotlibrc that asks for a layout engine (savefig
+    restored it after each format) or another default format (the layout's renderer)."""
+    import matplotlib
     from matplotlib.figure import Figure
 
     from cueprobe.figures import save_figure
 
+    def plot_and_save(folder, rc):
+        fig = (
+            plot_confusions(ev.confusion, ev.metrics, title="t")
+            if plot == "confusions"
+            else plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+        )
+        assert fig.get_layout_engine() is not None
+        folder.mkdir()
+        outs = [folder / "f.png", folder / "f.pdf", folder / "f.svg"]
+        with matplotlib.rc_context(rc):
+            save_figure(fig, outs)
+        assert fig.get_layout_engine() is None
+        return [out.read_bytes() for out in outs]
+
     draws = []
     real_draw = Figure.draw
     monkeypatch.setattr(Figure, "draw", lambda fig, r: draws.append(fig) or real_draw(fig, r))
-    fig = (
-        plot_confusions(ev.confusion, ev.metrics, title="t")
-        if plot == "confusions"
-        else plot_corruption_curve(ev.corruption, ev.metrics, title="t")
-    )
-    assert fig.get_layout_engine() is not None
-    save_figure(fig, [tmp_path / "f.png", tmp_path / "f.pdf", tmp_path / "f.svg"])
+    files = plot_and_save(tmp_path / "default", {})
     assert len(draws) == 3
-    assert fig.get_layout_engine() is None
+    user_rc = {"figure.autolayout": True, "savefig.format": "pdf"}
+    assert plot_and_save(tmp_path / "user", user_rc) == files
+    assert len(draws) == 6
 
 
 def _plot_evaluation_argv(ev, tmp_path):

@@ -43,6 +43,21 @@ def test_conflict_exact_values():
     }
 
 
+@pytest.mark.parametrize("dtype", ["str", "object", "string[python]"])
+def test_corrupt_keeps_the_column_dtype_and_leaves_its_input_alone(dtype):
+    """to_numpy can hand back a frame's own buffer: read-only (object under pandas'
+    copy-on-write: corrupt failed) or the caller's (string[python]: corrupt rewrote the
+    caller's token table)."""
+    tokens = pd.DataFrame([{**ROW, "utt_id": f"u{i}"} for i in range(40)]).astype(
+        {c: dtype for c in ROW if c != "utt_id"}
+    )
+    before = tokens.copy(deep=True)
+    out = corrupt(tokens, n_bins=5, p=1.0, rng=np.random.default_rng(0))
+    pd.testing.assert_frame_equal(tokens, before)
+    assert (out["ENERGY"] != tokens["ENERGY"]).any()
+    assert all(out[c].dtype == tokens[c].dtype for c in ROW)
+
+
 def test_token_string_and_audio_only():
     kw = dict(n_bins=5, groups=None, voice_quality_map=VQ, template="{concept}={value}")
     aligned = build_condition("aligned", pd.DataFrame([ROW]), separator="; ", rng=None, **kw)

@@ -75,6 +75,7 @@ def test_empty_y_true_gives_nan_with_a_warning():
             LABELS,
             r"2 value\(s\) outside `labels`.*'calm' \(2\)",
         ),
+        (["angry", None], ["a", "b"], LABELS, r"1 value\(s\) outside `labels`.*: None \(1\)"),
     ],
 )
 def test_input_errors(y_true, y_pred, labels, message):

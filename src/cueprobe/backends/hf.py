@@ -82,7 +82,7 @@ class _Architecture:
     # from the caller (routed there too) is a duplicate keyword (MiDashengLM's remote code)
     processor_takes_rate: bool = True
     # True: audio past the feature extractor's window is cut, not split into windows
-    # (Qwen2-Audio pads and truncates to 30 s; AF3 splits, Qwen2.5-Omni's window is 300 s)
+    # (Qwen2-Audio pads and truncates to 30 s, Qwen2.5-Omni to 300 s; AF3 splits)
     truncates_audio: bool = False
     shares_prefix: bool = True  # prefill an utterance's common prompt prefix once (tested)
     # True: the processor pads every clip to the feature extractor's whole window and the
@@ -97,7 +97,10 @@ ARCHITECTURES: dict[str, _Architecture] = {
         "Qwen2AudioForConditionalGeneration", "AutoProcessor", truncates_audio=True
     ),
     "qwen2_5_omni": _Architecture(
-        "Qwen2_5OmniThinkerForConditionalGeneration", "Qwen2_5OmniProcessor", pads_to_window=True
+        "Qwen2_5OmniThinkerForConditionalGeneration",
+        "Qwen2_5OmniProcessor",
+        truncates_audio=True,
+        pads_to_window=True,
     ),
     "audio_flamingo_3": _Architecture(
         "AudioFlamingo3ForConditionalGeneration", "AutoProcessor", processor_pads=False
@@ -405,8 +408,9 @@ class TransformersBackend:
             kwargs["padding"] = True
         if self._pads_to_window and window:
             # the batch's longest clip and one FFT window of zeros, so that every frame
-            # over real audio sees what it saw padded to the whole window: the valid
-            # features, and so the answers, are bit-identical (tested)
+            # over real audio sees what it saw padded to the whole window: the same valid
+            # features and answers (tested; bit-identical here except in batches under
+            # ~0.1 s, where the mel matmul over few frames can round 1 ulp differently)
             fft = int(getattr(self.processor.feature_extractor, "n_fft", 0))
             longest = max(len(a) for a in audio) + fft
             kwargs["audio_kwargs"] = {"max_length": min(window, longest)}
