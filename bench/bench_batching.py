@@ -91,6 +91,23 @@ def throughput(backend: TransformersBackend, requests: list[Request], repeats: i
     return max(rates)
 
 
+def compare(
+    label: str,
+    names: tuple[str, str],
+    rates: tuple[float, float],
+    answers: tuple[list[str], list[str]],
+) -> float:
+    """Print two settings' throughputs, their ratio (second / first) and the share of
+    equal answers; return the ratio."""
+    agree = statistics.mean(a == b for a, b in zip(*answers, strict=True))
+    ratio = rates[1] / rates[0]
+    print(
+        f"{label:>17}: {names[0]} {rates[0]:7.1f} req/s | {names[1]} {rates[1]:7.1f} req/s | "
+        f"ratio {ratio:5.2f}x | answers equal {agree:.0%}"
+    )
+    return ratio
+
+
 def measure(
     path: str,
     arch: str,
@@ -123,16 +140,12 @@ def bench_arch(arch: str, args: argparse.Namespace, device: str, tmp_path: Path)
         rates[batch_size], answers[batch_size] = measure(
             path, arch, args, device, requests, batch_size=batch_size
         )
-    agree = statistics.mean(
-        a == b for a, b in zip(answers[1], answers[args.batch_size], strict=True)
+    return compare(
+        arch,
+        ("batch 1", f"batch {args.batch_size}"),
+        (rates[1], rates[args.batch_size]),
+        (answers[1], answers[args.batch_size]),
     )
-    ratio = rates[args.batch_size] / rates[1]
-    print(
-        f"{arch:>17}: batch 1 {rates[1]:7.1f} req/s | batch {args.batch_size} "
-        f"{rates[args.batch_size]:7.1f} req/s | ratio {ratio:5.2f}x | "
-        f"answers equal across batch sizes {agree:.0%}"
-    )
-    return ratio
 
 
 def bench_sharing(arch: str, args: argparse.Namespace, device: str, tmp_path: Path) -> float:
@@ -148,13 +161,12 @@ def bench_sharing(arch: str, args: argparse.Namespace, device: str, tmp_path: Pa
         rates[share], answers[share] = measure(
             path, arch, args, device, requests, batch_size=args.batch_size, share_prefix=share
         )
-    agree = statistics.mean(a == b for a, b in zip(answers[False], answers[True], strict=True))
-    ratio = rates[True] / rates[False]
-    print(
-        f"{arch:>17}: not shared {rates[False]:7.1f} req/s | prefix shared "
-        f"{rates[True]:7.1f} req/s | ratio {ratio:5.2f}x | answers equal {agree:.0%}"
+    return compare(
+        arch,
+        ("not shared", "prefix shared"),
+        (rates[False], rates[True]),
+        (answers[False], answers[True]),
     )
-    return ratio
 
 
 def bench_window(args: argparse.Namespace, device: str, tmp_path: Path) -> float:
@@ -175,13 +187,12 @@ def bench_window(args: argparse.Namespace, device: str, tmp_path: Path) -> float
         backend._pads_to_window = not to_window  # private: the one switch this measures
         rates[to_window] = throughput(backend, requests, args.repeats)
         answers[to_window] = backend.generate(requests)
-    agree = statistics.mean(a == b for a, b in zip(answers[True], answers[False], strict=True))
-    ratio = rates[False] / rates[True]
-    print(
-        f"     qwen2_5_omni: 300 s window {rates[True]:7.1f} req/s | longest clip "
-        f"{rates[False]:7.1f} req/s | ratio {ratio:5.2f}x | answers equal {agree:.0%}"
+    return compare(
+        "qwen2_5_omni",
+        ("300 s window", "longest clip"),
+        (rates[True], rates[False]),
+        (answers[True], answers[False]),
     )
-    return ratio
 
 
 def main(argv: list[str] | None = None) -> int:
