@@ -246,9 +246,12 @@ class TransformersBackend:
         self._truncates = arch.truncates_audio
         self._pads_to_window = arch.pads_to_window
         self._cut_files: set[str] = set()  # files logged as longer than the audio window
-        self.processor = self._load_processor(arch, model_id, revision, trust_remote_code)
+        # one commit for the processor, the model and the record (main moves; a download
+        # can span an update); the string is still `revision` for messages and URLs
+        pinned, commit = resolved_revision(model_id, revision)
+        self.processor = self._load_processor(arch, model_id, pinned, trust_remote_code)
         self.model = self._load_model(
-            arch, model_id, revision, dtype, trust_remote_code,
+            arch, model_id, pinned, dtype, trust_remote_code,
             (adapter, adapter_subfolder, adapter_revision),
         )  # fmt: skip
         got = str(self.model.dtype).removeprefix("torch.")
@@ -258,7 +261,6 @@ class TransformersBackend:
         stop = ""
         if self.model.generation_config.eos_token_id is None:
             stop = f"; stop={self.generation_config.eos_token_id}"
-        commit = resolved_revision(model_id, revision)
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision if commit in (None, revision) else f"{revision}@{commit}",
@@ -571,22 +573,20 @@ def common_prefix_length(rows: Sequence[torch.Tensor]) -> int:
     return max(n, 0)
 
 
-def resolved_revision(model_id: str, revision: str) -> str | None:
-    """The commit a hub checkpoint's ``revision`` resolves to: the snapshot its config was
-    loaded from (None for a local folder).
+def resolved_revision(model_id: str, revision: str) -> tuple[str, str | None]:
+    """``revision`` pinned to the commit it resolves to now (offline: in the hub cache),
+    and that commit (None for a local folder or when it cannot be resolved).
 
-    A branch such as ``main`` moves; recorded with its commit (``main@<sha>``) in each
-    prediction and in the answer journal's header, answers of an updated checkpoint are
-    neither mixed with nor mistaken for those of the old one.
+    A branch such as ``main`` moves; loaded from one commit and recorded with it
+    (``main@<sha>``) in each prediction and in the answer journal's header, answers of an
+    updated checkpoint are neither mixed with nor mistaken for those of the old one.
+    Uses the resolution ``from_pretrained`` does itself (transformers'
+    ``resolve_revision``), once for the processor, the model and the record.
     """
-    from pathlib import Path
+    from transformers.utils.hub import resolve_revision
 
-    from transformers.utils.hub import cached_file
-    from transformers.utils.hub import extract_commit_hash
-
-    if Path(model_id).is_dir():
-        return None
-    return extract_commit_hash(cached_file(model_id, "config.json", revision=revision), None)
+    pinned = resolve_revision(model_id, revision)
+    return pinned, getattr(pinned, "resolved", None)
 
 
 def _audio_token_id(processor: Any) -> int | None:

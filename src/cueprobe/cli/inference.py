@@ -215,7 +215,8 @@ def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
         # written before revisions were resolved: its answers are those of the checkpoint
         # the branch named then, taken to be the one in the cache now (as they were)
         log.warning(
-            "%s: answers of revision %r, recorded from now on as %r (the commit in the cache)",
+            "%s: answers of revision %r, recorded from now on as %r, the commit it names in "
+            "the cache now (delete the journal if the cache was updated since they were asked)",
             path, old["revision"], header["revision"],
         )  # fmt: skip
         lines[0] = json.dumps({"header": header})
