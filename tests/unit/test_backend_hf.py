@@ -637,11 +637,20 @@ def test_adapter_revision_is_pinned_and_dtype_auto_is_float32_on_cpu(
         return load(model, str(tmp_path / "lora"), subfolder=kwargs.get("subfolder"))
 
     monkeypatch.setattr(PeftModel, "from_pretrained", spy)
+    # as a hub checkpoint resolves: the revision's commit now (here for the local folder)
+    from huggingface_hub import ResolvedRevision
+
+    import cueprobe.backends.hf as hf
+
+    pinned = ResolvedRevision("c0ffee", initial="r1")
+    monkeypatch.setattr(hf, "resolved_revision", lambda model_id, revision: (pinned, "c0ffee"))
     kw = dict(architecture=arch, max_new_tokens=MAX_NEW_TOKENS, device="cpu")
     own = TransformersBackend(model_dirs[arch], adapter=model_dirs[arch], revision="r1", **kw)
     assert own.model.dtype == torch.float32 and "dtype=float32" in own.info.decoding
+    assert own.info.revision == "r1@c0ffee" and own.info.decoding.endswith("@r1")
     other = TransformersBackend(
         model_dirs[arch], adapter="org/lora", adapter_revision="abc123", **kw
     )
     assert seen == ["r1", "abc123"]  # its own repo: the model revision; dtype auto: float32
+    assert seen[0].resolved == "c0ffee"  # ... the very commit the model loaded from
     assert other.info.decoding.endswith("; adapter=org/lora@abc123")

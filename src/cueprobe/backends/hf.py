@@ -239,16 +239,17 @@ class TransformersBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype == "auto" and torch.device(self.device).type == "cpu":
             dtype = "float32"
-        if adapter is not None and adapter_revision is None:
-            adapter_revision = revision if adapter == model_id else "main"
         self._pads = arch.processor_pads
         self._takes_rate = arch.processor_takes_rate
         self._truncates = arch.truncates_audio
         self._pads_to_window = arch.pads_to_window
         self._cut_files: set[str] = set()  # files logged as longer than the audio window
-        # one commit for the processor, the model and the record (main moves; a download
-        # can span an update); the string is still `revision` for messages and URLs
+        # one commit for the processor, the model, an adapter in the model's own repository
+        # and the record (main moves; a download can span an update); the string is still
+        # `revision` for messages, URLs and the decoding's adapter@revision
         pinned, commit = resolved_revision(model_id, revision)
+        if adapter is not None and adapter_revision is None:
+            adapter_revision = pinned if adapter == model_id else "main"
         self.processor = self._load_processor(arch, model_id, pinned, trust_remote_code)
         self.model = self._load_model(
             arch, model_id, pinned, dtype, trust_remote_code,
