@@ -83,12 +83,13 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
     out = []
     for name, cfg in corpora.items():
         source = corpus_source(cfg)
-        if source is not None and str(cfg["root"]).startswith("~"):
-            out.append(f"corpora.{name}.root: {cfg['root']}: write the full path (no ~)")
-        elif source is not None and not source.exists():
-            out.append(
-                f"corpora.{name}.root: {source} does not exist (adapter {cfg['adapter']} reads it)"
-            )
+        problem = (
+            None
+            if source is None
+            else _path_problem(str(source), f"adapter {cfg['adapter']} reads it")
+        )
+        if problem:
+            out.append(f"corpora.{name}.root: {source}{problem}")
     return out
 
 
@@ -97,12 +98,13 @@ def _looks_local(path: str) -> bool:
     return path.startswith(("/", "./", "../", "~")) or path in (".", "..")
 
 
-def _path_problem(value: str) -> str | None:
-    """Why a local path in the config will not load, or None."""
-    if value.startswith("~"):  # nothing in a job expands it (from_pretrained neither)
-        return "write the full path (no ~)"
-    if not Path(value).exists():
-        return "does not exist (a local checkpoint folder)"
+def _path_problem(path: str, what: str) -> str | None:
+    """Why a local path in the config will not load (the text after the path), or None;
+    ``what`` says what the path is, when it does not exist."""
+    if path.startswith("~"):  # nothing in a job expands it (from_pretrained neither)
+        return ": write the full path (no ~)"
+    if not Path(path).exists():
+        return f" does not exist ({what})"
     return None
 
 
@@ -120,7 +122,7 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
     >>> missing_model_files({"m": {"backend": "transformers", "model_id": "Qwen/Qwen2-Audio"}})
     []
     >>> missing_model_files({"m": {"backend": "transformers", "model_id": "~/ckpt"}})
-    ['models.m.model_id: ~/ckpt write the full path (no ~)']
+    ['models.m.model_id: ~/ckpt: write the full path (no ~)']
     """
     out = []
     for name, cfg in models.items():
@@ -128,7 +130,8 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
             continue
         for key in ("model_id", "adapter"):
             value = cfg.get(key)
-            problem = _path_problem(value) if value and _looks_local(value) else None
+            local = value and _looks_local(value)
+            problem = _path_problem(value, "a local checkpoint folder") if local else None
             if problem:
-                out.append(f"models.{name}.{key}: {value} {problem}")
+                out.append(f"models.{name}.{key}: {value}{problem}")
     return out

@@ -235,10 +235,8 @@ def uar_replicates(
     correct = []
     for name in systems:
         pred = np.asarray(y_pred[name], dtype=object)
-        if pred.shape != y_true.shape:
-            class_counts(y_true, pred, labels=labels)  # raises, naming both shapes
+        class_counts(y_true, pred, labels=labels)  # validates shapes and y_true
         correct.append(y_true == pred)
-    class_counts(y_true, y_true, labels=labels)  # validates y_true against the labels
     correct = np.asarray(correct, dtype=np.float64)  # (m, n)
     m = len(systems)
     cls = pd.Index(list(labels)).get_indexer(y_true)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -528,13 +529,15 @@ def test_qwen2_5_omni_features_span_the_batch_not_its_300_s_window(
     assert backend.generate(requests) == answers
 
 
-def test_a_hub_checkpoint_records_the_commit_its_revision_resolved_to(tmp_path: Path) -> None:
+def test_a_hub_checkpoint_records_the_commit_its_revision_resolved_to(
+    model_dirs: dict[str, str], tmp_path: Path
+) -> None:
     """``main`` moves: a checkpoint loaded by hub id (here from an offline hub cache laid
     out as huggingface_hub writes it) records ``main@<sha>``, so the answers of an updated
     checkpoint are not reused for the new one; a local folder records the revision as given."""
     sha = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--cueprobe--tiny-qwen2-audio"
-    tiny_models.build_tiny_qwen2_audio(repo / "snapshots" / sha)
+    shutil.copytree(model_dirs["qwen2_audio"], repo / "snapshots" / sha)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
     script = (

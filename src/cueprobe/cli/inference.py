@@ -211,7 +211,7 @@ def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
             f.truncate(len(data))
     lines = data.decode().splitlines()
     old = json.loads(lines[0]).get("header") if lines else None
-    if old != header and _before_resolution(old, header):
+    if _before_resolution(old, header):
         # written before revisions were resolved: its answers are those of the checkpoint
         # the branch named then, taken to be the one in the cache now (as they were)
         log.warning(

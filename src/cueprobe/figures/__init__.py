@@ -68,8 +68,9 @@ def lay_out(fig) -> None:
     1, PNG and PDF). The layout is measured with the PNG renderer at the PNG's
     resolution whatever the formats asked for, so a figure's files agree with each
     other in any order (before, a PDF saved first or alone was laid out by the PDF
-    renderer); the default PNG + PDF are the bytes they were (tested). Texts are drawn without ligatures
-    (see :func:`figure_bytes`); they are set first because ligatures change text widths.
+    renderer); the default PNG + PDF are the bytes they were (tested). Texts are drawn
+    without ligatures (see :func:`figure_bytes`); they are set first because ligatures
+    change text widths.
     """
     import matplotlib
     from matplotlib.text import Text
