@@ -37,3 +37,8 @@ rule all:
 
 onsuccess:
     log_exclusions()
+    release_scheduler_timers()
+
+
+onerror:
+    release_scheduler_timers()

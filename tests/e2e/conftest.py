@@ -14,8 +14,17 @@ REPO = Path(__file__).resolve().parents[2]
 E2E_CONFIG = REPO / "tests/e2e/config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, config: Path = E2E_CONFIG, check: bool = True):
-    """Run snakemake from this venv in ``workdir``; return the CompletedProcess."""
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = E2E_CONFIG,
+    check: bool = True,
+    timeout: float | None = None,
+):
+    """Run snakemake from this venv in ``workdir``; return the CompletedProcess.
+
+    ``timeout`` (seconds) is for tests of a hang: the run is killed and the test fails.
+    """
     bindir = str(Path(sys.executable).parent)
     env = os.environ | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     cmd = [
@@ -28,7 +37,7 @@ def snakemake(workdir: Path, *args: str, config: Path = E2E_CONFIG, check: bool 
         str(config),
         *args,
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
