@@ -135,3 +135,28 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
             if problem:
                 out.append(f"models.{name}.{key}: {value}{problem}")
     return out
+
+
+def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Models whose ``answer_pattern`` is not a usable regular expression.
+
+    Checked when the workflow is planned: the pattern is first used after the model has
+    answered every prompt.
+
+    Examples
+    --------
+    >>> print(*bad_answer_patterns({"m": {"answer_pattern": "(?s)</think>(.*"}}))
+    models.m.answer_pattern: answer_pattern '(?s)</think>(.*' is not a regular expression: missing ), unterminated subpattern at position 12
+    >>> bad_answer_patterns({"m": {"answer_pattern": None}, "n": {}})
+    []
+    """
+    from cueprobe.parsing import compile_answer_pattern
+
+    out = []
+    for name, cfg in models.items():
+        if cfg.get("answer_pattern") is not None:
+            try:
+                compile_answer_pattern(cfg["answer_pattern"])
+            except ValueError as err:
+                out.append(f"models.{name}.answer_pattern: {err}")
+    return out

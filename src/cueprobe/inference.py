@@ -308,6 +308,7 @@ def predictions_table(
     *,
     info: BackendInfo,
     labels: Mapping[str, Sequence[str]],
+    answer_pattern: str | None = None,
 ) -> pd.DataFrame:
     """The predictions table of one job.
 
@@ -322,6 +323,9 @@ def predictions_table(
         Model id, revision and decoding, written on every row.
     labels : mapping
         Class set and synonyms for :func:`cueprobe.parsing.parse_answers`.
+    answer_pattern : str or None
+        The model's ``answer_pattern``: the part of each answer that is parsed
+        (:func:`cueprobe.parsing.final_answer`); ``raw_output`` keeps the whole answer.
 
     Returns
     -------
@@ -333,7 +337,7 @@ def predictions_table(
         first = ", ".join(map(repr, missing.head(5)))
         raise ValueError(f"{len(missing)} request(s) have no answer: {first}.")
     raw = [answers[u] for u in frame["utt_id"]]
-    parsed = parse_answers(raw, labels)
+    parsed = parse_answers(raw, labels, answer_pattern=answer_pattern)
     error = pd.Series([r is None for r in raw])
     parsed.loc[error, "parse_status"] = ParseStatus.ERROR.value
     out = pd.DataFrame(

@@ -12,6 +12,11 @@ ALMs often answer in a sentence although the prompt asks for one word, and scori
 unambiguous sentences: an answer naming two labels ("happy or sad? I'd say sad", "not
 happy; they sound sad") or negating one ("Not angry.") is ``unparsed``, never the first
 label it names (which favoured the first class of the prompt's label list).
+
+A model that reasons before it answers (a think mode, e.g. Audio Flamingo 3's think
+adapter) names several emotions on the way, so its whole output is ``unparsed``. A
+model's ``answer_pattern`` (a regular expression, :func:`final_answer`) picks the answer
+out first: its last match in the output is parsed; no match is ``unparsed``.
 """
 
 from __future__ import annotations
@@ -81,16 +86,86 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     return "", ParseStatus.UNPARSED.value
 
 
+def compile_answer_pattern(pattern: str) -> re.Pattern[str]:
+    """A model's ``answer_pattern``, compiled; an error names it when it is not a regex.
+
+    Examples
+    --------
+    >>> compile_answer_pattern(r"(?s)</think>(.*)").groups
+    1
+    >>> compile_answer_pattern("(")
+    Traceback (most recent call last):
+    ...
+    ValueError: answer_pattern '(' is not a regular expression: missing ), unterminated subpattern at position 0
+    """
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"answer_pattern {pattern!r} is not a regular expression: {err}") from None
+    if compiled.groups > 1 and "answer" not in compiled.groupindex:
+        raise ValueError(
+            f"answer_pattern {pattern!r} has {compiled.groups} groups: name the answer's "
+            "(?P<answer>...) or keep one group."
+        )
+    return compiled
+
+
+def final_answer(text: str, pattern: re.Pattern[str]) -> str | None:
+    """The answer in a model's output: the last match of ``pattern``, None when none.
+
+    The match's group ``answer`` if the pattern names one, else its one group, else the
+    whole match.
+
+    Examples
+    --------
+    >>> pattern = compile_answer_pattern(r"(?s)</think>(.*)")
+    >>> final_answer("<think>angry? no, calm: neutral or sad</think> Sad.", pattern)
+    ' Sad.'
+    >>> final_answer("<think>angry? no, calm", pattern) is None
+    True
+    >>> final_answer("Angry or sad? Answer: sad. Answer: neutral", re.compile(r"Answer: \\w+"))
+    'Answer: neutral'
+    """
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return None
+    last = matches[-1]
+    if "answer" in pattern.groupindex:
+        return last.group("answer")
+    return last.group(1) if pattern.groups else last.group(0)
+
+
 def parse_answers(
-    answers: Sequence[str | None], labels: Mapping[str, Sequence[str]]
+    answers: Sequence[str | None],
+    labels: Mapping[str, Sequence[str]],
+    *,
+    answer_pattern: str | None = None,
 ) -> pd.DataFrame:
-    """Vectorised :func:`parse_answer`: a frame with ``pred`` and ``parse_status``."""
+    """Vectorised :func:`parse_answer`: a frame with ``pred`` and ``parse_status``.
+
+    ``answer_pattern`` (a model's config key): parse only the answer it picks out of
+    each output (:func:`final_answer`); an output it does not match is ``unparsed``.
+
+    Examples
+    --------
+    >>> labels = {"angry": [], "sad": []}
+    >>> out = ["<think>Angry? The voice is low and slow.</think>sad", "<think>Angry? Or"]
+    >>> parse_answers(out, labels).values.tolist()  # reasoning read as the answer
+    [['', 'unparsed'], ['angry', 'mention']]
+    >>> parse_answers(out, labels, answer_pattern=r"(?s)</think>(.*)").values.tolist()
+    [['sad', 'exact'], ['', 'unparsed']]
+    """
     if not labels:
         raise ValueError("`labels` is empty: the corpus config must name its classes.")
+    pattern = None if answer_pattern is None else compile_answer_pattern(answer_pattern)
     cache: dict[str | None, tuple[str, str]] = {}
     rows = []
     for a in answers:
         if a not in cache:
-            cache[a] = parse_answer(a, labels)
+            answer = a if a is None or pattern is None else final_answer(a, pattern)
+            if a is not None and answer is None:
+                cache[a] = ("", ParseStatus.UNPARSED.value)
+            else:
+                cache[a] = parse_answer(answer, labels)
         rows.append(cache[a])
     return pd.DataFrame(rows, columns=["pred", "parse_status"])

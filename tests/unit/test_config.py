@@ -179,6 +179,34 @@ def test_batch_size_reaches_the_job_as_a_knob_not_as_an_answer_key(tmp_path):
     assert "--batch-size 64" in jobs["reference"]
 
 
+def test_answer_pattern_reaches_the_job_only_when_set(tmp_path):
+    # a pattern that is no regex fails at planning, naming the model's key
+    bad = BASE + "  alm: {backend: reference, answer_pattern: '(?s)</think>(.*'}\n"
+    proc = _dry_run(tmp_path, bad % "")
+    assert proc.returncode != 0
+    assert "models.alm.answer_pattern: answer_pattern '(?s)</think>(.*' is not" in (
+        proc.stdout + proc.stderr
+    )
+    # set: an answer key (a change re-parses); null, the default: absent, so results made
+    # before the key existed keep their params and do not re-run
+    good = BASE + "  alm: {backend: reference, zero_shot: false, answer_pattern: '(\\w+)$'}\n"
+    assert _dry_run(tmp_path, good % "").returncode == 0
+    proc = _snakemake(
+        "results/c1/predictions/alm/aligned.parquet", "results/c1/predictions/reference/aligned.parquet",
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
+        tmp_path / "c.yaml",
+    )  # fmt: skip
+    jobs = {
+        re.search(r"wildcards: .*model=(\w+)", job)[1]: job
+        for job in _shell_commands(proc, "query_token_conditions")
+    }
+    assert (
+        """--model-config '{"answer_pattern": "(\\\\w+)$", "backend": "reference"}'"""
+        in jobs["alm"]
+    )
+    assert """--model-config '{"backend": "reference"}'""" in jobs["reference"]
+
+
 @pytest.mark.parametrize(
     ("model", "missing"),
     [

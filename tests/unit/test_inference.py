@@ -297,6 +297,26 @@ def test_predictions_table_parses_and_marks_errors():
         predictions_table(frame, {k: answers[k] for k in "abc"}, info=info, labels=LABELS)
 
 
+def test_predictions_table_parses_the_answer_a_pattern_picks_out():
+    frame = pd.DataFrame(
+        {"utt_id": ["a", "b", "c"], "prompt_sha": ["p"] * 3, "split": ["test"] * 3,
+         "label": ["sad", "sad", "angry"]}
+    )  # fmt: skip
+    thought = "<think>Angry? No: the voice is low and slow.</think> Sad."
+    answers = {"a": thought, "b": "<think>Angry? The voice is", "c": None}
+    info = BackendInfo("m", "r1", "greedy")
+    plain = predictions_table(frame, answers, info=info, labels=LABELS)
+    assert plain["parse_status"].tolist() == ["unparsed", "mention", "error"]  # b: "angry"
+    out = predictions_table(
+        frame, answers, info=info, labels=LABELS, answer_pattern=r"(?s)</think>(.*)"
+    )
+    assert out["pred"].tolist() == ["sad", "", ""]
+    assert out["parse_status"].tolist() == ["exact", "unparsed", "error"]
+    assert out["raw_output"].tolist()[:2] == [thought, answers["b"]]  # kept whole
+    with pytest.raises(ValueError, match="has 2 groups: name the answer's"):
+        predictions_table(frame, answers, info=info, labels=LABELS, answer_pattern="(a)|(b)")
+
+
 def test_audio_dependence_flags_constant_and_prompt_determined_answers():
     n = 20
     constant = pd.DataFrame({"pred": ["sad"] * n, "prompt_sha": [f"p{i}" for i in range(n)]})
@@ -330,6 +350,37 @@ def test_infer_cli_reference(tables, trained, tmp_path, caplog):
         assert _journal(out).exists()  # kept: a later run reuses its answers
         check = json.loads(out.with_suffix(".check.json").read_text())
         assert check["n"] == 16 and check["parse_status"] == {"exact": 16}
+
+
+def test_infer_cli_answer_pattern_reparses_the_journal(tables, trained, tmp_path, capsys):
+    """A model's answer_pattern picks the answer out of each output; a re-run with another
+    pattern parses the journal's answers again (none is asked twice), and a pattern that
+    is no regex fails before the model is asked."""
+    out = tmp_path / "aligned.parquet"
+    files = ("--model-files", str(trained["tokens"]))
+    model = {"backend": "reference", "batch_size": 4}
+    assert main(_infer_argv(tables, out, "aligned", model, *files)) == 0
+    journal = _journal(out).read_text()
+    whole = io.read_table(out, "predictions")
+    # the reference model answers a label: a pattern that takes the last word parses
+    # them as before, one for another label leaves every answer unparsed
+    for pattern, same in ((r"(?P<answer>\w+)$", True), (r"^(xyz)$", False)):
+        assert (
+            main(_infer_argv(tables, out, "aligned", model | {"answer_pattern": pattern}, *files))
+            == 0
+        )
+        assert _journal(out).read_text() == journal
+        pred = io.read_table(out, "predictions")
+        pd.testing.assert_series_equal(pred["raw_output"], whole["raw_output"])
+        if same:
+            pd.testing.assert_frame_equal(pred, whole)
+        else:
+            assert set(pred["parse_status"]) == {"unparsed"} and set(pred["pred"]) == {""}
+    out.unlink()
+    bad = model | {"answer_pattern": "(?s)</think>(.*"}
+    assert main(_infer_argv(tables, out, "aligned", bad, *files)) == 1
+    assert "answer_pattern '(?s)</think>(.*' is not a regular expression" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(

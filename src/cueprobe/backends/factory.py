@@ -29,8 +29,10 @@ BACKENDS = ("reference", "transformers", "openai")
 #: concurrency, retries, timeout) are not among them, so moving a vLLM server to another
 #: node, or a smaller batch for a smaller GPU, re-runs nothing (the answer journal is
 #: keyed by what the model read and its decoding, not by the batch it was asked in).
+#: ``answer_pattern`` changes what is parsed, not what the model says: the journal's answers
+#: are parsed again.
 ANSWER_KEYS: dict[str, tuple[str, ...]] = {
-    "reference": ("backend",),
+    "reference": ("backend", "answer_pattern"),
     "transformers": (
         "backend",
         "model_id",
@@ -42,8 +44,9 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
         "adapter",
         "adapter_subfolder",
         "adapter_revision",
+        "answer_pattern",
     ),
-    "openai": ("backend", "model_id", "revision", "max_new_tokens"),
+    "openai": ("backend", "model_id", "revision", "max_new_tokens", "answer_pattern"),
 }
 
 
@@ -91,11 +94,16 @@ def answer_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     --------
     >>> answer_config({"backend": "openai", "model_id": "m", "concurrency": 8})
     {'backend': 'openai', 'model_id': 'm'}
+    >>> answer_config({"backend": "reference", "answer_pattern": None})
+    {'backend': 'reference'}
     """
     backend = model_cfg.get("backend")
     if backend not in ANSWER_KEYS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
-    return {k: model_cfg[k] for k in ANSWER_KEYS[backend] if k in model_cfg}
+    out = {k: model_cfg[k] for k in ANSWER_KEYS[backend] if k in model_cfg}
+    if out.get("answer_pattern", "") is None:  # the default: results from before it exist
+        del out["answer_pattern"]  # keep their params, so they do not re-run
+    return out
 
 
 def _require(model_cfg: Mapping[str, Any], keys: tuple[str, ...]) -> None:

@@ -292,6 +292,7 @@ def _infer(args: argparse.Namespace) -> None:
     from cueprobe.inference import predictions_table
     from cueprobe.inference import run_requests
     from cueprobe.inference import unique_requests
+    from cueprobe.parsing import compile_answer_pattern
     from cueprobe.prompts import PromptTemplates
 
     jobs = _paired(args)
@@ -307,6 +308,8 @@ def _infer(args: argparse.Namespace) -> None:
             f"the reference model is trained on the train split and must not be scored on it; "
             f"evaluated splits {args.splits} include it (set zero_shot: false for this model)."
         )
+    if cfg.get("answer_pattern") is not None:  # before the model answers, not after
+        compile_answer_pattern(cfg["answer_pattern"])
     templates = PromptTemplates(**args.prompts)
     manifest = io.read_table(args.manifest, "manifest")
     frames, tables = {}, {}
@@ -384,7 +387,13 @@ def _infer(args: argparse.Namespace) -> None:
         frame = frames.pop(name)
         # a plain dict, not Series.map: that would turn a None answer (error) into NaN
         by_utt = {u: answers[k] for u, k in zip(frame["utt_id"], keys.pop(name), strict=True)}
-        predictions = predictions_table(frame, by_utt, info=backend.info, labels=args.labels)
+        predictions = predictions_table(
+            frame,
+            by_utt,
+            info=backend.info,
+            labels=args.labels,
+            answer_pattern=cfg.get("answer_pattern"),
+        )
         if args.n_shards > 1:
             shard_tables.append(predictions.assign(condition=name))
             continue
