@@ -77,6 +77,8 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ['corpora.c.root: /no/such/sheet.csv does not exist (adapter csv reads it)']
     >>> missing_sources({"d": {"adapter": "demo-iemocap"}})
     []
+    >>> missing_sources({"c": {"adapter": "csv", "root": "/"}})
+    ['corpora.c.root: / is a folder: the csv adapter reads a file']
     >>> missing_sources({"i": {"adapter": "iemocap", "root": "~/IEMOCAP"}})
     ['corpora.i.root: ~/IEMOCAP: write the full path (no ~)']
     """
@@ -88,6 +90,14 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
             if source is None
             else _path_problem(str(source), f"adapter {cfg['adapter']} reads it")
         )
+        if problem is None and source is not None and source.is_dir() != (
+            cfg["adapter"] == "iemocap"
+        ):
+            problem = (
+                " is a file: the iemocap adapter reads the corpus folder"
+                if cfg["adapter"] == "iemocap"
+                else f" is a folder: the {cfg['adapter']} adapter reads a file"
+            )
         if problem:
             out.append(f"corpora.{name}.root: {source}{problem}")
     return out

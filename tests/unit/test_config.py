@@ -347,6 +347,27 @@ def test_gender_specific_voice_quality_fails_at_planning(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # an empty dev split failed evaluation, after every inference job had run
+        (", dev_speakers: []", "corpora.c1.dev_speakers: [] should be non-empty"),
+        # MODAL is the fallback: the tokens job failed, and Snakemake deleted the old tokens
+        ("", "tokens.voice_quality.order.2: 'MODAL' is not one of"),
+        ("", "tokens.voice_quality.order: ['ROUGH', 'ROUGH'] has non-unique elements"),
+    ],
+)
+def test_faults_a_job_would_find_fail_at_planning(tmp_path, extra, message):
+    text = BASE % extra
+    if "order.2" in message:
+        text += "tokens: {voice_quality: {order: [UNVOICED, ROUGH, MODAL]}}\n"
+    elif "order" in message:
+        text += "tokens: {voice_quality: {order: [ROUGH, ROUGH]}}\n"
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
 def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_path):
     """The schema's 4000 MB and 60 min, meant for the reference model, went to a 7B ALM
     too (~16 GB to load in bf16; IEMOCAP's token conditions are ~150k prompts)."""

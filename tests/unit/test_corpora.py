@@ -105,6 +105,17 @@ def test_speaker_of_uses_last_field():
         speaker_of("foo")
 
 
+def test_iemocap_bad_utterance_id_names_file_and_line(tmp_path):
+    f = tmp_path / "Session3/dialog/EmoEvaluation/Ses03F_impro01.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text("% header\n[1.0 - 2.0]\tSes03F_impro01_X004\tneu\t[1,1,1]\n")
+    with pytest.raises(
+        CorpusError,
+        match=r"Ses03F_impro01.txt:2: not an IEMOCAP utterance id: 'Ses03F_impro01_X004'",
+    ):
+        build_manifest("iemocap", tmp_path)
+
+
 def test_iemocap_bad_turn_line_names_file_and_line(tmp_path):
     f = tmp_path / "Session2/dialog/EmoEvaluation/Ses02F_impro01.txt"
     f.parent.mkdir(parents=True)
@@ -290,6 +301,45 @@ def test_csv_errors(tmp_path, write_wav):
     sheet.write_text("path,label,speaker,utt_id\nx.wav,sad,s,u1\nx.wav,sad,s,u1\n")
     with pytest.raises(CorpusError, match="1 duplicate utterance id"):
         build_manifest("csv", sheet)
+
+
+def test_csv_columns_are_named_in_any_case(tmp_path, write_wav):
+    """`Split` was an unknown column, ignored: train and dev rows became test."""
+    for name in ("a", "b", "c"):
+        write_wav(tmp_path / f"{name}.wav")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "Path,LABEL,Speaker,Gender,Split,Transcript\n"
+        "a.wav,sad,s1,female,train,hello\nb.wav,sad,s2,m,dev,x\nc.wav,sad,s3,,test,y\n"
+    )
+    manifest, _ = build_manifest("csv", sheet, labels={"sad": []})
+    assert manifest["split"].tolist() == ["train", "dev", "test"]
+    assert manifest["gender"].tolist() == ["F", "M", "unknown"]
+    sheet.write_text("path,label,speaker,split,Split\na.wav,sad,s1,train,test\n")
+    with pytest.raises(CorpusError, match=r"column\(s\) \['split'\] appear more than once"):
+        build_manifest("csv", sheet, labels={"sad": []})
+
+
+def test_csv_sheet_that_is_not_utf8_or_a_folder_is_named(tmp_path):
+    sheet = tmp_path / "s.csv"
+    sheet.write_bytes("path,label,speaker,gender\na.wav,sad,s1,männlich\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"s.csv: not UTF-8 text .*save the sheet as UTF-8"):
+        build_manifest("csv", sheet, labels={"sad": []})
+    with pytest.raises(CorpusError, match="is a folder: the csv adapter reads one sheet"):
+        build_manifest("csv", tmp_path, labels={"sad": []})
+
+
+def test_a_corpus_that_keeps_no_utterance_is_an_error_naming_why(tmp_path, write_wav):
+    """It was written, and the run failed jobs later: `no utterance to fit token edges on`."""
+    write_wav(tmp_path / "a.wav")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label,speaker\na.wav,ang,s1\nb.wav,sa,s2\nc.wav,ang,s3\n")
+    with pytest.raises(
+        CorpusError,
+        match=r"no utterance of .*s.csv is kept \(3 left out: label_not_in_set 3; "
+        r"the first: label_not_in_set: ang \(line 2\)\)",
+    ):
+        build_manifest("csv", sheet, labels={"angry": [], "sad": []})
 
 
 def test_csv_cells_are_stripped_and_ragged_rows_are_errors(tmp_path, write_wav):

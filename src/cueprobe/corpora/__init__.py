@@ -91,4 +91,11 @@ def build_manifest(
             raise CorpusError(
                 f"labels {bad} of the {adapter} adapter are not in the configured set"
             )
+    if manifest.empty:  # else it fails jobs later, for want of data, far from the cause
+        counts = exclusion_counts(excluded)
+        why = ", ".join(f"{reason} {n}" for reason, n in counts.head(3).items()) or "none read"
+        first = f"; the first: {excluded['reason'].iloc[0]}" if len(excluded) else ""
+        raise CorpusError(
+            f"no utterance of {root} is kept ({len(excluded)} left out: {why}{first})."
+        )
     return manifest, excluded

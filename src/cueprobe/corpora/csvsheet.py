@@ -22,6 +22,8 @@ from cueprobe.corpora.common import CorpusError
 from cueprobe.corpora.common import split_kept
 
 REQUIRED = ("path", "label", "speaker")
+#: the columns the adapter reads; a header names them in any case (``Split`` is split)
+COLUMNS = (*REQUIRED, "gender", "split", "session", "utt_id")
 SPLITS = ("train", "dev", "test")
 #: spellings of the two gender groups (case-insensitive) -> the manifest's value
 GENDERS = {
@@ -47,11 +49,21 @@ def _read_sheet(sheet: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]
 
     A row with more non-empty fields than the header is an error (an unquoted comma, an
     undeclared column); empty trailing fields (a spreadsheet's trailing commas) are
-    dropped and missing ones read as empty.
+    dropped and missing ones read as empty. The adapter's columns (:data:`COLUMNS`) are
+    named in any case; other columns are kept as written (and not read).
     """
+    try:
+        return _read_rows(sheet)
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{sheet}: not UTF-8 text ({err}); save the sheet as UTF-8") from None
+
+
+def _read_rows(sheet: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    known = {c.lower(): c for c in COLUMNS}
     with open(sheet, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
+        # `Split` would otherwise be an unknown column, ignored: every row then `test`
+        header = [known.get(h.strip().lower(), h.strip()) for h in next(reader, [])]
         while header and not header[-1]:
             header.pop()
         if not header:
@@ -79,6 +91,8 @@ def read_csv_corpus(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build the manifest and the excluded table from a CSV sheet."""
     sheet = Path(sheet)
+    if sheet.is_dir():
+        raise CorpusError(f"{sheet} is a folder: the csv adapter reads one sheet (a CSV file)")
     if not sheet.is_file():
         raise CorpusError(f"corpus sheet not found: {sheet}")
     header, records = _read_sheet(sheet)

@@ -33,8 +33,8 @@ _TURN = re.compile(
 _UTT = re.compile(r"^(?P<session>Ses\d\d)[FM]_.+_(?P<gender>[FM])\d+$")
 
 
-def parse_emo_evaluation(path: Path) -> list[tuple[str, str]]:
-    """Return ``(utt_id, category)`` for every turn line of one EmoEvaluation file.
+def parse_emo_evaluation(path: Path) -> list[tuple[int, str, str]]:
+    """Return ``(line number, utt_id, category)`` for every turn line of one EmoEvaluation file.
 
     Header (``%``), evaluator (``C-E2:``, ``A-E3:`` ...) and blank lines are skipped;
     a line that starts like a turn but does not parse is an error naming file and line.
@@ -46,7 +46,7 @@ def parse_emo_evaluation(path: Path) -> list[tuple[str, str]]:
         m = _TURN.match(line)
         if m is None:
             raise CorpusError(f"{path}:{lineno}: cannot parse turn line {line!r}")
-        turns.append((m["utt"], m["emo"]))
+        turns.append((lineno, m["utt"], m["emo"]))
     return turns
 
 
@@ -75,8 +75,11 @@ def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     candidates = []
     for path in files:
-        for utt_id, emo in parse_emo_evaluation(path):
-            speaker, gender, session = speaker_of(utt_id)
+        for lineno, utt_id, emo in parse_emo_evaluation(path):
+            try:
+                speaker, gender, session = speaker_of(utt_id)
+            except CorpusError as err:
+                raise CorpusError(f"{path}:{lineno}: {err}") from None
             dialog = utt_id.rsplit("_", 1)[0]
             wav = root / f"Session{int(session[3:])}/sentences/wav/{dialog}/{utt_id}.wav"
             row = {
