@@ -90,8 +90,10 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
             if source is None
             else _path_problem(str(source), f"adapter {cfg['adapter']} reads it")
         )
-        if problem is None and source is not None and source.is_dir() != (
-            cfg["adapter"] == "iemocap"
+        if (
+            problem is None
+            and source is not None
+            and source.is_dir() != (cfg["adapter"] == "iemocap")
         ):
             problem = (
                 " is a file: the iemocap adapter reads the corpus folder"
@@ -169,4 +171,41 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 compile_answer_pattern(cfg["answer_pattern"])
             except ValueError as err:
                 out.append(f"models.{name}.answer_pattern: {err}")
+    return out
+
+
+#: the splits each adapter's manifest has (a csv sheet: whichever it names)
+ADAPTER_SPLITS = {"iemocap": ("train", "test"), "aibo": ("train", "dev", "test")}
+
+
+def adapter_conflicts(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Corpus options the adapter's data cannot satisfy, found only in a later job.
+
+    A split the corpus lacks fails evaluation after every inference job; gender-specific
+    edges on FAU-Aibo (its labels name no genders) fail the tokens job.
+
+    Examples
+    --------
+    >>> cfg = {"adapter": "iemocap", "eval_splits": {"zero_shot": ["all"], "trained": ["dev"]}}
+    >>> print(*adapter_conflicts({"i": cfg}))
+    corpora.i.eval_splits.trained: the iemocap adapter has no split 'dev' (it has train, test)
+    >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}))
+    corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
+    """
+    out = []
+    for name, cfg in corpora.items():
+        adapter = cfg["adapter"].removeprefix("demo-")
+        have = ADAPTER_SPLITS.get(adapter)
+        for kind, splits in (cfg.get("eval_splits") or {}).items():
+            for split in splits:
+                if have is not None and split not in (*have, "all"):
+                    out.append(
+                        f"corpora.{name}.eval_splits.{kind}: the {adapter} adapter has no "
+                        f"split {split!r} (it has {', '.join(have)})"
+                    )
+        if adapter == "aibo" and cfg.get("gender_specific"):
+            out.append(
+                f"corpora.{name}.gender_specific: the aibo adapter has no speaker genders "
+                "(FAU-Aibo's labels name none); gender-specific edges need F and M speakers"
+            )
     return out

@@ -347,22 +347,36 @@ def test_gender_specific_voice_quality_fails_at_planning(tmp_path):
     )
 
 
+VQ_ORDER = "tokens: {voice_quality: {order: %s}}\n"
+
+
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("text", "message"),
     [
-        # an empty dev split failed evaluation, after every inference job had run
-        (", dev_speakers: []", "corpora.c1.dev_speakers: [] should be non-empty"),
+        # an empty dev split, or one the corpus lacks, failed evaluation after every
+        # inference job had run
+        (BASE % ", dev_speakers: []", "corpora.c1.dev_speakers: [] should be non-empty"),
+        (
+            BASE % ", eval_splits: {zero_shot: [all], trained: [dev]}",
+            "corpora.c1.eval_splits.trained: the iemocap adapter has no split 'dev'",
+        ),
+        # FAU-Aibo names no genders: the tokens job failed
+        (
+            BASE.replace("demo-iemocap", "demo-aibo") % ", gender_specific: [PITCH]",
+            "corpora.c1.gender_specific: the aibo adapter has no speaker genders",
+        ),
         # MODAL is the fallback: the tokens job failed, and Snakemake deleted the old tokens
-        ("", "tokens.voice_quality.order.2: 'MODAL' is not one of"),
-        ("", "tokens.voice_quality.order: ['ROUGH', 'ROUGH'] has non-unique elements"),
+        (
+            BASE % "" + VQ_ORDER % "[UNVOICED, ROUGH, MODAL]",
+            "tokens.voice_quality.order.2: 'MODAL' is not one of",
+        ),
+        (
+            BASE % "" + VQ_ORDER % "[ROUGH, ROUGH]",
+            "tokens.voice_quality.order: ['ROUGH', 'ROUGH'] has non-unique elements",
+        ),
     ],
 )
-def test_faults_a_job_would_find_fail_at_planning(tmp_path, extra, message):
-    text = BASE % extra
-    if "order.2" in message:
-        text += "tokens: {voice_quality: {order: [UNVOICED, ROUGH, MODAL]}}\n"
-    elif "order" in message:
-        text += "tokens: {voice_quality: {order: [ROUGH, ROUGH]}}\n"
+def test_faults_a_job_would_find_fail_at_planning(tmp_path, text, message):
     proc = _dry_run(tmp_path, text)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr

@@ -28,6 +28,7 @@ from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
+from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
 from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
@@ -52,8 +53,9 @@ try:
     PromptTemplates(**config["prompts"])
 except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
-# a model's answer_pattern is first used after the model has answered every prompt
-fail_on(bad_answer_patterns(config["models"]))
+# faults a job would find late: an answer_pattern is first used after the model has
+# answered every prompt, a split the corpus lacks fails evaluation after inference
+fail_on(bad_answer_patterns(config["models"]) + adapter_conflicts(config["corpora"]))
 # a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
 config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}
 
