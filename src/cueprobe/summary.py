@@ -162,6 +162,8 @@ def _degradation(
         return "not measured (no corruption runs)."
     rho, p, n = rows["rho"].iloc[0], rows["rho_p"].iloc[0], int(rows["n_runs"].iloc[0])
     if math.isnan(rho):
+        if n < 3:  # stats.spearman: NaN below 3 runs, whatever the UARs
+            return f"**Undefined.** Only {n} (p, seed) run(s): Spearman's ρ needs 3."
         constant = "p" if rows["p"].nunique() < 2 else "UAR"
         return (
             f"**Undefined.** {constant} does not vary over the {n} (p, seed) runs "
@@ -188,6 +190,12 @@ def _degradation(
         )
     elif trend > 0 and confirmed:
         verdict = "**Inverted.** UAR rises with corruption: the tokens mislead this model."
+    elif trend and end is None:
+        verdict = (
+            f"**Trend across runs only.** UAR {'falls' if trend < 0 else 'rises'} with p over "
+            "the corruption runs, not confirmed: without aligned there is no "
+            "speaker-bootstrap CI of the curve's far end."
+        )
     elif trend:
         verdict = (
             f"**Trend across runs only.** UAR {'falls' if trend < 0 else 'rises'} with p over "

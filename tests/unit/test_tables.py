@@ -235,6 +235,17 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     flat = ev.corruption.assign(rho=np.nan, rho_p=np.nan)
     text = cue_use_summary(ev.metrics, comp, flat, corpus="c", model="m", alpha=0.05)
     assert "**Undefined.** UAR does not vary over the" in text
+    # NaN for want of runs, however much UAR varies (it said "UAR does not vary")
+    two = ev.corruption[ev.corruption["p"].isin([0.0, 1.0])].assign(rho=np.nan, n_runs=2)
+    assert two["uar_mean"].nunique() == 2
+    text = cue_use_summary(ev.metrics, comp, two, corpus="c", model="m", alpha=0.05)
+    assert "**Undefined.** Only 2 (p, seed) run(s): Spearman's ρ needs 3." in text
+    # a significant trend without aligned: no far-end CI to be within (it said it was)
+    text = cue_use_summary(
+        ev.metrics, comp[comp["a"] != "aligned"], ev.corruption, corpus="c", model="m", alpha=0.05
+    )
+    assert "not confirmed: without aligned there is no speaker-bootstrap CI" in text
+    assert "within the speaker-bootstrap CI of aligned" not in text
     with pytest.raises(ValueError, match=r"`alpha` must lie in \(0, 1\)"):
         cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=5)
 
