@@ -7,8 +7,10 @@ computed the tables it reads, and Figures 2 and 3 of one (corpus, model) are dra
 job (bench/README.md, "Incremental demo").
 
 The bootstrap generator is ``np.random.default_rng([seed, EVALUATION_STREAM])``
-with the config seed: every (corpus, model) of one corpus gets the same speaker
-resamples, so its statistics regenerate exactly.
+with the config seed, drawn from split by split in the order the model's splits are
+listed: the models of one corpus scored on the same splits (the defaults: every
+zero-shot model, and every trained one) get the same speaker resamples, and every
+statistic regenerates exactly.
 """
 
 from __future__ import annotations
