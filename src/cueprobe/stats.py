@@ -429,6 +429,12 @@ def mcnemar_levels(
     intervention, so "aligned differs from shuffle" is claimed only when aligned
     differs from every shuffle seed; the test keeps its level alpha however the
     seeds depend on each other (see the module notes for why not a majority vote).
+    The claim is directional (the summary reads who is better from the seed-averaged
+    difference), so every pair must favour the same side: the union of the two
+    one-sided intersection-union tests, ``min(1, 2 min_side max_pair p_one-sided)``.
+    When the pairs agree this is the least significant pair's two-sided p; when they
+    disagree, some pair's one-sided p is >= 1/2 on either side, and p is 1 (``b``,
+    ``c`` still the least significant pair's).
 
     Examples
     --------
@@ -436,11 +442,17 @@ def mcnemar_levels(
     >>> seeds = [[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0]]
     >>> mcnemar_levels(a, seeds)
     McNemarResult(b=6, c=0, pvalue=0.03125)
+    >>> a = [[1] * 8 + [0] * 8]  # one seed far worse than a, one far better: p .0078 each
+    >>> mcnemar_levels(a, [[0] * 16, [1] * 16])
+    McNemarResult(b=8, c=0, pvalue=1.0)
     """
     if not len(correct_a) or not len(correct_b):
         raise ValueError("each level needs the correctness of at least one seed.")
     tests = [mcnemar_exact(x, y) for x in correct_a for y in correct_b]
-    return max(tests, key=lambda t: t.pvalue)
+    worst = max(tests, key=lambda t: t.pvalue)
+    if len({np.sign(t.b - t.c) for t in tests}) > 1:  # the pairs disagree on who is better
+        return dataclasses.replace(worst, pvalue=1.0)
+    return worst
 
 
 def holm(pvalues: npt.ArrayLike) -> np.ndarray:

@@ -86,6 +86,22 @@ def test_mcnemar_levels_is_the_least_significant_seed():
         mcnemar_levels([a], [])
 
 
+def test_mcnemar_levels_needs_every_seed_on_one_side():
+    """One seed far worse than aligned, one far better: aligned differs from each, but
+    the level is not better nor worse than aligned (the summary reads the side from
+    the seed-averaged difference, here ~0): not significant."""
+    rng = np.random.default_rng(4)
+    a = rng.random(400) < 0.6
+    seeds = [rng.random(400) < 0.3, rng.random(400) < 0.9]
+    per_seed = [mcnemar_exact(a, s) for s in seeds]
+    assert max(t.pvalue for t in per_seed) < 1e-6
+    assert {t.b > t.c for t in per_seed} == {True, False}
+    level = mcnemar_levels([a], seeds)
+    assert level.pvalue == 1.0
+    worst = max(per_seed, key=lambda t: t.pvalue)  # b and c: the least significant seed's
+    assert (level.b, level.c) == (worst.b, worst.c)
+
+
 def test_mcnemar_levels_keeps_its_level_where_a_seed_majority_vote_does_not():
     """Aligned and five seeds drawn alike (the null: the perturbation changes nothing).
     A majority vote over the seeds is an ensemble, a better system than any one seed,
