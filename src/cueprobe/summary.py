@@ -129,10 +129,12 @@ def _alignment(comparisons: pd.DataFrame, metrics: pd.DataFrame, split: str, alp
     if not rows:
         return "not measured (needs aligned and a perturbation)."
     beaten = [r["b"] for r in rows if _direction(r, alpha) > 0]
+    beating = [r["b"] for r in rows if _direction(r, alpha) < 0]
     if len(beaten) == len(rows):
         verdict = "**Content matters.** Aligned tokens beat every perturbation."
     elif beaten:
-        verdict = f"**Content matters in part.** Aligned tokens beat {', '.join(beaten)} only."
+        verdict = f"**Content matters in part.** Aligned tokens beat {', '.join(beaten)} only"
+        verdict += f"; {', '.join(beating)} beat(s) them." if beating else "."
     elif any(_direction(r, alpha) < 0 for r in rows):
         verdict = "**Perturbed tokens do better.** A perturbation beats the aligned tokens."
     else:

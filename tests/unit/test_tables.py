@@ -228,6 +228,13 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     )
     assert "not measured (needs aligned and audio_only)" in text
     assert "not measured (no corruption runs)" in text
+    # aligned beats one perturbation and another beats aligned: both are said
+    mixed = comp.copy()
+    for b, row in (("conflict", [0.2, 0.1, 0.3, 0.001]), ("shuffle", [-0.2, -0.3, -0.1, 0.001])):
+        sel = (mixed["a"] == "aligned") & (mixed["b"] == b) & (mixed["role"] == "primary")
+        mixed.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = row
+    text = cue_use_summary(ev.metrics, mixed, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert "Aligned tokens beat conflict" in text and "; shuffle beat(s) them." in text
     # Spearman undefined: it says which of the two did not vary
     one_p = ev.corruption[ev.corruption["p"] == 0.5].assign(rho=np.nan, rho_p=np.nan)
     text = cue_use_summary(ev.metrics, comp, one_p, corpus="c", model="m", alpha=0.05)
