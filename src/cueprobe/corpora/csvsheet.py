@@ -1,7 +1,9 @@
 """Any corpus from a CSV sheet: ``path,label,speaker[,gender,split,utt_id]``.
 
 Relative paths are resolved against the CSV's folder. ``utt_id`` defaults to the
-path without its suffix, relative to that folder. ``split`` defaults to ``test``
+path as written, without its suffix: relative to that folder, or absolute (then moving
+the corpus changes every id, and what is keyed by it: give ``utt_id`` or relative paths).
+Column names are read in any case. ``split`` defaults to ``test``
 (zero-shot evaluation of everything). A label names a class of the configured label
 set in any case (``Angry`` is ``angry``); any other label is excluded with its reason
 and sheet line, never silently dropped. ``gender`` is written ``F``/``M``
