@@ -158,20 +158,26 @@ def _shell_commands(proc: subprocess.CompletedProcess, rule: str) -> list[str]:
     return [b for b in blocks if re.match(rf"(?:local)?rule {rule}:", b)]
 
 
-def test_batch_size_reaches_the_job_as_a_knob_not_as_an_answer_key(tmp_path):
-    # the answer journal is keyed by what the model read and its decoding: a smaller
-    # batch for a smaller GPU must re-run nothing, so batch_size is no param
-    proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _query_jobs(tmp_path: Path) -> dict[str, str]:
+    """Per model (alm, reference), the token-conditions query job a dry run of the
+    config in ``tmp_path`` shows."""
     proc = _snakemake(
         "results/c1/predictions/alm/aligned.parquet", "results/c1/predictions/reference/aligned.parquet",
         "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
         tmp_path / "c.yaml",
     )  # fmt: skip
-    jobs = {
+    return {
         re.search(r"wildcards: .*model=(\w+)", job)[1]: job
         for job in _shell_commands(proc, "query_token_conditions")
     }
+
+
+def test_batch_size_reaches_the_job_as_a_knob_not_as_an_answer_key(tmp_path):
+    # the answer journal is keyed by what the model read and its decoding: a smaller
+    # batch for a smaller GPU must re-run nothing, so batch_size is no param
+    proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = _query_jobs(tmp_path)
     assert "--batch-size 3" in jobs["alm"]
     config = re.search(r"--model-config '(\{.*?\})'", jobs["alm"])[1]
     assert "model_id" in config and "batch_size" not in config
@@ -191,15 +197,7 @@ def test_answer_pattern_reaches_the_job_only_when_set(tmp_path):
     # before the key existed keep their params and do not re-run
     good = BASE + "  alm: {backend: reference, zero_shot: false, answer_pattern: '(\\w+)$'}\n"
     assert _dry_run(tmp_path, good % "").returncode == 0
-    proc = _snakemake(
-        "results/c1/predictions/alm/aligned.parquet", "results/c1/predictions/reference/aligned.parquet",
-        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
-        tmp_path / "c.yaml",
-    )  # fmt: skip
-    jobs = {
-        re.search(r"wildcards: .*model=(\w+)", job)[1]: job
-        for job in _shell_commands(proc, "query_token_conditions")
-    }
+    jobs = _query_jobs(tmp_path)
     assert (
         """--model-config '{"answer_pattern": "(\\\\w+)$", "backend": "reference"}'"""
         in jobs["alm"]
