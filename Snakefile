@@ -36,8 +36,8 @@ rule all:
 
 
 onsuccess:
-    log_exclusions()
     release_scheduler_timers()
+    log_exclusions()
 
 
 onerror:

@@ -181,26 +181,39 @@ ADAPTER_SPLITS = {"iemocap": ("train", "test"), "aibo": ("train", "dev", "test")
 def adapter_conflicts(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Corpus options the adapter's data cannot satisfy, found only in a later job.
 
-    A split the corpus lacks fails evaluation after every inference job; gender-specific
-    edges on FAU-Aibo (its labels name no genders) fail the tokens job.
+    A split the corpus lacks fails evaluation after every inference job (FAU-Aibo with
+    ``dev_speakers: []`` has no dev split, which its default eval splits score);
+    gender-specific edges on FAU-Aibo (its labels name no genders) fail the tokens job.
 
     Examples
     --------
     >>> cfg = {"adapter": "iemocap", "eval_splits": {"zero_shot": ["all"], "trained": ["dev"]}}
     >>> print(*adapter_conflicts({"i": cfg}))
     corpora.i.eval_splits.trained: the iemocap adapter has no split 'dev' (it has train, test)
+    >>> print(*adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": []}}), sep="\\n")
+    corpora.a.dev_speakers: [] leaves no dev; eval_splits.zero_shot: the aibo adapter has no split 'dev' (it has train, test)
+    corpora.a.dev_speakers: [] leaves no dev; eval_splits.trained: the aibo adapter has no split 'dev' (it has train, test)
+    >>> test_only = {"zero_shot": ["test"], "trained": ["test"]}
+    >>> adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": [], "eval_splits": test_only}})
+    []
     >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}))
     corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
     """
+    from cueprobe.corpora import DEFAULT_EVAL_SPLITS
+
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
         have = ADAPTER_SPLITS.get(adapter)
-        for kind, splits in (cfg.get("eval_splits") or {}).items():
+        if adapter == "aibo" and cfg.get("dev_speakers") == []:
+            have = ("train", "test")
+        given = cfg.get("eval_splits")
+        for kind, splits in (given or DEFAULT_EVAL_SPLITS.get(adapter, {})).items():
             for split in splits:
                 if have is not None and split not in (*have, "all"):
+                    key = "eval_splits" if given else "dev_speakers: [] leaves no dev; eval_splits"
                     out.append(
-                        f"corpora.{name}.eval_splits.{kind}: the {adapter} adapter has no "
+                        f"corpora.{name}.{key}.{kind}: the {adapter} adapter has no "
                         f"split {split!r} (it has {', '.join(have)})"
                     )
         if adapter == "aibo" and cfg.get("gender_specific"):

@@ -98,6 +98,8 @@ def compile_answer_pattern(pattern: str) -> re.Pattern[str]:
     ...
     ValueError: answer_pattern '(' is not a regular expression: missing ), unterminated subpattern at position 0
     """
+    if not pattern:
+        raise ValueError("answer_pattern is empty: leave it null to parse the whole output.")
     try:
         compiled = re.compile(pattern)
     except re.error as err:
@@ -114,7 +116,8 @@ def final_answer(text: str, pattern: re.Pattern[str]) -> str | None:
     """The answer in a model's output: the last match of ``pattern``, None when none.
 
     The match's group ``answer`` if the pattern names one, else its one group, else the
-    whole match.
+    whole match. Empty matches do not count (``finditer`` ends ``\\w*$`` or ``(?m)^.*$``
+    with one at the end of the text).
 
     Examples
     --------
@@ -125,8 +128,11 @@ def final_answer(text: str, pattern: re.Pattern[str]) -> str | None:
     True
     >>> final_answer("Angry or sad? Answer: sad. Answer: neutral", re.compile(r"Answer: \\w+"))
     'Answer: neutral'
+    >>> final_answer("Angry or sad?\\nsad\\n", re.compile(r"(?m)^.*$"))
+    'sad'
     """
-    matches = list(pattern.finditer(text))
+    # an empty match is no answer: `\w*$` also matches the empty end of "... sad"
+    matches = [m for m in pattern.finditer(text) if m.end() > m.start()]
     if not matches:
         return None
     last = matches[-1]

@@ -353,7 +353,11 @@ VQ_ORDER = "tokens: {voice_quality: {order: %s}}\n"
     [
         # an empty dev split, or one the corpus lacks, failed evaluation after every
         # inference job had run
-        (BASE % ", dev_speakers: []", "corpora.c1.dev_speakers: [] should be non-empty"),
+        (
+            BASE.replace("demo-iemocap", "demo-aibo") % ", dev_speakers: []",
+            "corpora.c1.dev_speakers: [] leaves no dev; eval_splits.zero_shot: the aibo "
+            "adapter has no split 'dev'",
+        ),
         (
             BASE % ", eval_splits: {zero_shot: [all], trained: [dev]}",
             "corpora.c1.eval_splits.trained: the iemocap adapter has no split 'dev'",
@@ -378,6 +382,14 @@ def test_faults_a_job_would_find_fail_at_planning(tmp_path, text, message):
     proc = _dry_run(tmp_path, text)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+def test_aibo_without_a_dev_split_plans_when_only_test_is_scored(tmp_path):
+    """dev_speakers: [] is the IS2009 challenge's split (Ohm train, Mont test)."""
+    aibo = BASE.replace("demo-iemocap", "demo-aibo")
+    text = aibo % ", dev_speakers: [], eval_splits: {zero_shot: [test], trained: [test]}"
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
 def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_path):

@@ -265,8 +265,8 @@ def test_csv_labels_match_the_classes_in_any_case(tmp_path, write_wav):
 
 def test_csv_bad_split_value_is_named_before_any_speaker_leak(tmp_path):
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s1,Train\n")
-    with pytest.raises(CorpusError, match=r"sheet.csv:3: split 'Train' is not one of"):
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s1,valid\n")
+    with pytest.raises(CorpusError, match=r"sheet.csv:3: split 'valid' is not one of"):
         build_manifest("csv", sheet, labels={"sad": []})
 
 
@@ -310,7 +310,7 @@ def test_csv_columns_are_named_in_any_case(tmp_path, write_wav):
     sheet = tmp_path / "s.csv"
     sheet.write_text(
         "Path,LABEL,Speaker,Gender,Split,Transcript\n"
-        "a.wav,sad,s1,female,train,hello\nb.wav,sad,s2,m,dev,x\nc.wav,sad,s3,,test,y\n"
+        "a.wav,sad,s1,female,Train,hello\nb.wav,sad,s2,m,dev,x\nc.wav,sad,s3,,TEST,y\n"
     )
     manifest, _ = build_manifest("csv", sheet, labels={"sad": []})
     assert manifest["split"].tolist() == ["train", "dev", "test"]

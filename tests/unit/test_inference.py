@@ -315,6 +315,12 @@ def test_predictions_table_parses_the_answer_a_pattern_picks_out():
     assert out["raw_output"].tolist()[:2] == [thought, answers["b"]]  # kept whole
     with pytest.raises(ValueError, match="has 2 groups: name the answer's"):
         predictions_table(frame, answers, info=info, labels=LABELS, answer_pattern="(a)|(b)")
+    with pytest.raises(ValueError, match="answer_pattern is empty: leave it null"):
+        predictions_table(frame, answers, info=info, labels=LABELS, answer_pattern="")
+    # the last line: finditer ends `(?m)^.*$` with an empty match after the final newline
+    lines = {"a": "Angry, or sad?\nsad\n", "b": "happy\n", "c": None}
+    out = predictions_table(frame, lines, info=info, labels=LABELS, answer_pattern=r"(?m)^.*$")
+    assert out["pred"].tolist() == ["sad", "happy", ""]
 
 
 def test_audio_dependence_flags_constant_and_prompt_determined_answers():

@@ -3,7 +3,7 @@
 Relative paths are resolved against the CSV's folder. ``utt_id`` defaults to the
 path as written, without its suffix: relative to that folder, or absolute (then moving
 the corpus changes every id, and what is keyed by it: give ``utt_id`` or relative paths).
-Column names are read in any case. ``split`` defaults to ``test``
+Column names and split values are read in any case (``Split``: ``Train``). ``split`` defaults to ``test``
 (zero-shot evaluation of everything). A label names a class of the configured label
 set in any case (``Angry`` is ``angry``); any other label is excluded with its reason
 and sheet line, never silently dropped. ``gender`` is written ``F``/``M``
@@ -107,7 +107,7 @@ def read_csv_corpus(
             raise CorpusError(f"{sheet}: empty {'/'.join(cols)} on line(s) {', '.join(empty[:10])}")
     splits_of: dict[str, dict[str, int]] = {}
     for line, rec in records:
-        split = rec.get("split") or "test"
+        rec["split"] = split = (rec.get("split") or "test").lower()  # `Train` is train
         if split not in SPLITS:
             raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
         splits_of.setdefault(rec["speaker"], {}).setdefault(split, line)
@@ -136,7 +136,7 @@ def read_csv_corpus(
             "speaker": rec["speaker"],
             "gender": normalise_gender(rec.get("gender", "")),
             "session": rec.get("session") or rec["speaker"],
-            "split": rec.get("split") or "test",
+            "split": rec["split"],
             "label": label if label is not None else rec["label"],
             "label_raw": rec["label"],
             "where": f"{sheet.name}:{line}",  # named by the audio reasons and id errors
