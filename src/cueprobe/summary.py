@@ -17,8 +17,9 @@ monotone degradation
     Spearman's rho of UAR against the corruption probability p, confirmed by the
     speaker-bootstrap CI of aligned vs the highest p (see :func:`_degradation`).
 
-A comparison's verdict needs Holm p < alpha and a CI excluding 0; without both,
-the page says the data cannot tell, never that there is no effect.
+A comparison's verdict needs Holm p < alpha, a CI excluding 0, and McNemar's
+discordant pairs on the CI's side; without all three, the page says the data cannot
+tell, never that there is no effect.
 """
 
 from __future__ import annotations
@@ -54,10 +55,27 @@ def _evidence(row: dict) -> str:
     )
 
 
+def _side(row: dict) -> int:
+    """+1 / -1 when the CI of a - b lies above / below 0, else 0."""
+    return 1 if row["ci_low"] > 0 else (-1 if row["ci_high"] < 0 else 0)
+
+
+def _counts_agree(row: dict) -> bool:
+    """McNemar's discordant pairs lean to the side of the CI (b: only a right, c: only b).
+
+    UAR weighs each class equally and McNemar counts utterances: with unbalanced
+    classes a system can be better by one and worse by the other, and a verdict needs
+    both (an intervention with several seeds: its least significant seed's counts).
+    """
+    b, c = row["mcnemar_b"], row["mcnemar_c"]
+    return (b > c) if _side(row) > 0 else (c > b)
+
+
 def _direction(row: dict, alpha: float) -> int:
-    """+1 / -1 when the difference is significant (Holm p < alpha and CI excludes 0), else 0."""
-    significant = row["p_holm"] < alpha and (row["ci_low"] > 0 or row["ci_high"] < 0)
-    return 0 if not significant else (1 if row["delta"] > 0 else -1)
+    """+1 / -1 when the difference is significant, else 0: Holm p < alpha, the CI
+    excludes 0, and McNemar's discordant pairs lean the same way."""
+    significant = row["p_holm"] < alpha and _side(row) != 0 and _counts_agree(row)
+    return _side(row) if significant else 0
 
 
 def _sensitivity(row: dict | None, alpha: float) -> str:
@@ -72,14 +90,18 @@ def _sensitivity(row: dict | None, alpha: float) -> str:
     return f"{verdict} {_evidence(row)}."
 
 
-def _undecided(row: dict) -> str:
+def _undecided(row: dict, alpha: float) -> str:
     """What a comparison without a verdict still says: its CI, and why it is no verdict."""
-    if row["ci_low"] > 0 or row["ci_high"] < 0:
-        return (
-            f"its CI excludes 0 ({'above' if row['delta'] > 0 else 'below'}), but Holm p is "
-            "not below alpha"
-        )
-    return "its CI includes 0: an effect of either sign within the CI fits the data"
+    side = _side(row)
+    if not side:
+        return "its CI includes 0: an effect of either sign within the CI fits the data"
+    where = "above" if side > 0 else "below"
+    if not row["p_holm"] < alpha:
+        return f"its CI excludes 0 ({where}), but Holm p is not below alpha"
+    return (
+        f"its CI excludes 0 ({where}) and Holm p is below alpha, but more utterances go the "
+        "other way (McNemar's b and c): UAR and accuracy disagree"
+    )
 
 
 def _fallback(row: dict | None, alpha: float) -> str:
@@ -90,7 +112,7 @@ def _fallback(row: dict | None, alpha: float) -> str:
         1: "**Robust fallback.** Even contradictory tokens stay above audio-only: the model "
         "integrates the cues with the audio rather than following them.",
         0: "**Inconclusive.** Contradictory tokens are not significantly different from "
-        f"audio-only ({_undecided(row)}); this does not show that the model stays anchored "
+        f"audio-only ({_undecided(row, alpha)}); this does not show that the model stays anchored "
         "to the audio.",
         -1: "**Over-reliance.** Contradictory tokens drag UAR below audio-only: the model follows "
         "the cue channel against the audio; do not feed it unverified cues.",
@@ -106,7 +128,7 @@ def _format_prior(row: dict | None, alpha: float) -> str:
         1: "**Format prior.** A misaligned token block still helps: part of the token gain "
         "comes from the block's presence, not its content.",
         0: "**No detectable format prior.** Shuffled tokens are not significantly different "
-        f"from none ({_undecided(row)}).",
+        f"from none ({_undecided(row, alpha)}).",
         -1: "**Misaligned tokens hurt.** Shuffled tokens fall below audio-only.",
     }[d]
     return f"{verdict} {_evidence(row)}."
@@ -286,8 +308,9 @@ def cue_use_summary(
             "",
             f"Bootstrap: {n_res} speaker resamples; {n_deg} lacked a class (UAR over the classes "
             f"present). Holm runs over the {family} primary comparisons of this model on "
-            f"{splits} together. A comparison's verdict needs Holm p < {alpha:g} and a CI "
-            f"excluding 0; the degradation verdict needs Spearman p < {alpha:g} (not "
+            f"{splits} together. A comparison's verdict needs Holm p < {alpha:g}, a CI "
+            "excluding 0 and more discordant utterances on the CI's side (McNemar's b, c); "
+            f"the degradation verdict needs Spearman p < {alpha:g} (not "
             "Holm-corrected) and the CI of aligned vs the curve's far end excluding 0. "
             "Unparsed answers count as wrong.",
             "",

@@ -197,26 +197,44 @@ def test_cue_use_summary_words_and_numbers(iemocap):
     assert f"Holm runs over the {family} primary comparisons of this model on its split" in text
 
 
+COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]
+
+
+def test_cue_use_summary_needs_uar_and_utterance_counts_on_one_side(iemocap):
+    """UAR lower by a CI that excludes 0, Holm p tiny, but more utterances right under
+    conflict than under audio-only (b > c): classes weigh apart, no verdict."""
+    ev = iemocap[2][0]
+    comp = ev.comparisons.copy()
+    sel = (comp["a"] == "conflict") & (comp["b"] == "audio_only")
+    comp.loc[sel, COLS] = [-0.2, -0.3, -0.1, 0.001, 30, 2]
+    text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert "**Over-reliance.**" not in text
+    assert (
+        "its CI excludes 0 (below) and Holm p is below alpha, but more utterances go the "
+        "other way (McNemar's b and c): UAR and accuracy disagree"
+    ) in text
+
+
 def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     _, _, evs = iemocap
     ev = evs[0]
     comp = ev.comparisons.copy()
     sel = (comp["a"] == "conflict") & (comp["b"] == "audio_only")
-    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.001]
+    comp.loc[sel, COLS] = [-0.2, -0.3, -0.1, 0.001, 2, 30]
     text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
     assert "**Over-reliance.**" in text
     assert "aligned vs corrupt_p100: ΔUAR" in text  # the curve's far end, with its CI
     # not significant after Holm, CI below 0: no claim that the model stays anchored
     # (it printed "Robust fallback ... the model stays anchored to the audio" for a
     # conflict that took UAR from .485 to .281)
-    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.15]
+    comp.loc[sel, COLS] = [-0.2, -0.3, -0.1, 0.15, 2, 30]
     text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
     assert (
         "**Inconclusive.** Contradictory tokens are not significantly different from audio-only "
         "(its CI excludes 0 (below), but Holm p is not below alpha)"
     ) in text
     assert "stays anchored" in text and "this does not show" in text
-    comp.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = [-0.2, -0.3, -0.1, 0.001]
+    comp.loc[sel, COLS] = [-0.2, -0.3, -0.1, 0.001, 2, 30]
     end = (comp["a"] == "aligned") & (comp["b"] == "corrupt_p100") & (comp["role"] == "primary")
     comp.loc[end, ["ci_low", "ci_high"]] = [-0.01, 0.2]
     text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
@@ -230,9 +248,12 @@ def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     assert "not measured (no corruption runs)" in text
     # aligned beats one perturbation and another beats aligned: both are said
     mixed = comp.copy()
-    for b, row in (("conflict", [0.2, 0.1, 0.3, 0.001]), ("shuffle", [-0.2, -0.3, -0.1, 0.001])):
+    for b, row in (
+        ("conflict", [0.2, 0.1, 0.3, 0.001, 30, 2]),
+        ("shuffle", [-0.2, -0.3, -0.1, 0.001, 2, 30]),
+    ):
         sel = (mixed["a"] == "aligned") & (mixed["b"] == b) & (mixed["role"] == "primary")
-        mixed.loc[sel, ["delta", "ci_low", "ci_high", "p_holm"]] = row
+        mixed.loc[sel, COLS] = row
     text = cue_use_summary(ev.metrics, mixed, ev.corruption, corpus="c", model="m", alpha=0.05)
     assert "Aligned tokens beat conflict" in text and "; shuffle beat(s) them." in text
     # Spearman undefined: it says which of the two did not vary
