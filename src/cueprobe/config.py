@@ -178,44 +178,60 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
 ADAPTER_SPLITS = {"iemocap": ("train", "test"), "aibo": ("train", "dev", "test")}
 
 
-def adapter_conflicts(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Corpus options the adapter's data cannot satisfy, found only in a later job.
+def adapter_conflicts(
+    corpora: Mapping[str, Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Corpus options the corpus' data cannot satisfy, found only in a later job.
 
-    A split the corpus lacks fails evaluation after every inference job (FAU-Aibo with
-    ``dev_speakers: []`` has no dev split, which its default eval splits score);
-    gender-specific edges on FAU-Aibo (its labels name no genders) fail the tokens job.
+    A split a kind of model (zero-shot, trained: those the config has) is scored on but
+    the corpus lacks fails evaluation after every inference job: IEMOCAP has no dev,
+    FAU-Aibo with ``dev_speakers: []`` neither, and a csv corpus has the splits its
+    sheet names. Gender-specific edges on FAU-Aibo (its labels name no genders) fail
+    the tokens job.
 
     Examples
     --------
-    >>> cfg = {"adapter": "iemocap", "eval_splits": {"zero_shot": ["all"], "trained": ["dev"]}}
-    >>> print(*adapter_conflicts({"i": cfg}))
-    corpora.i.eval_splits.trained: the iemocap adapter has no split 'dev' (it has train, test)
-    >>> print(*adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": []}}), sep="\\n")
-    corpora.a.dev_speakers: [] leaves no dev; eval_splits.zero_shot: the aibo adapter has no split 'dev' (it has train, test)
-    corpora.a.dev_speakers: [] leaves no dev; eval_splits.trained: the aibo adapter has no split 'dev' (it has train, test)
-    >>> test_only = {"zero_shot": ["test"], "trained": ["test"]}
-    >>> adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": [], "eval_splits": test_only}})
+    >>> trained = {"ref": {"zero_shot": False}}
+    >>> cfg = {"adapter": "iemocap", "eval_splits": {"trained": ["dev"]}}
+    >>> print(*adapter_conflicts({"i": cfg}, trained))
+    corpora.i.eval_splits.trained: the iemocap adapter has no split 'dev' (it has test, train)
+    >>> adapter_conflicts({"i": cfg}, {"alm": {"zero_shot": True}})  # no trained model
     []
-    >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}))
+    >>> print(*adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": []}}, trained))
+    corpora.a: trained models are scored on ['dev', 'test'] (the aibo default: set eval_splits), but the aibo adapter with dev_speakers: [] has no split 'dev' (it has test, train)
+    >>> test_only = {"zero_shot": ["test"], "trained": ["test"]}
+    >>> adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": [], "eval_splits": test_only}}, trained)
+    []
+    >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}, {}))
     corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
     """
-    from cueprobe.corpora import DEFAULT_EVAL_SPLITS
+    from cueprobe.corpora import eval_splits
+    from cueprobe.corpora.csvsheet import sheet_splits
 
+    kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
-        have = ADAPTER_SPLITS.get(adapter)
+        have, what = ADAPTER_SPLITS.get(adapter), f"the {adapter} adapter"
         if adapter == "aibo" and cfg.get("dev_speakers") == []:
-            have = ("train", "test")
-        given = cfg.get("eval_splits")
-        for kind, splits in (given or DEFAULT_EVAL_SPLITS.get(adapter, {})).items():
-            for split in splits:
-                if have is not None and split not in (*have, "all"):
-                    key = "eval_splits" if given else "dev_speakers: [] leaves no dev; eval_splits"
-                    out.append(
-                        f"corpora.{name}.{key}.{kind}: the {adapter} adapter has no "
-                        f"split {split!r} (it has {', '.join(have)})"
-                    )
+            have, what = ("train", "test"), f"{what} with dev_speakers: []"
+        if adapter == "csv" and corpus_source(cfg).is_file():  # else missing_sources says
+            have, what = tuple(sheet_splits(corpus_source(cfg))), f"the sheet {cfg['root']}"
+        given = cfg.get("eval_splits") or {}
+        for zero_shot in sorted(kinds, reverse=True):
+            kind = "zero_shot" if zero_shot else "trained"
+            splits = eval_splits(cfg, zero_shot=zero_shot)
+            lacking = [s for s in splits if have is not None and s not in (*have, "all")]
+            for split in lacking:
+                where = (
+                    f"corpora.{name}.eval_splits.{kind}:"
+                    if kind in given
+                    else f"corpora.{name}: {kind.replace('_', '-')} models are scored on "
+                    f"{splits} (the {adapter} default: set eval_splits), but"
+                )
+                out.append(
+                    f"{where} {what} has no split {split!r} (it has {', '.join(sorted(have))})"
+                )
         if adapter == "aibo" and cfg.get("gender_specific"):
             out.append(
                 f"corpora.{name}.gender_specific: the aibo adapter has no speaker genders "

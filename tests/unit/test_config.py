@@ -355,8 +355,8 @@ VQ_ORDER = "tokens: {voice_quality: {order: %s}}\n"
         # inference job had run
         (
             BASE.replace("demo-iemocap", "demo-aibo") % ", dev_speakers: []",
-            "corpora.c1.dev_speakers: [] leaves no dev; eval_splits.zero_shot: the aibo "
-            "adapter has no split 'dev'",
+            "corpora.c1: trained models are scored on ['dev', 'test'] (the aibo default: set "
+            "eval_splits), but the aibo adapter with dev_speakers: [] has no split 'dev'",
         ),
         (
             BASE % ", eval_splits: {zero_shot: [all], trained: [dev]}",
@@ -385,9 +385,31 @@ def test_faults_a_job_would_find_fail_at_planning(tmp_path, text, message):
 
 
 def test_aibo_without_a_dev_split_plans_when_only_test_is_scored(tmp_path):
-    """dev_speakers: [] is the IS2009 challenge's split (Ohm train, Mont test)."""
+    """dev_speakers: [] is the IS2009 challenge's split (Ohm train, Mont test); a kind of
+    model the config has none of is not checked (zero_shot: the default [dev, test])."""
     aibo = BASE.replace("demo-iemocap", "demo-aibo")
-    text = aibo % ", dev_speakers: [], eval_splits: {zero_shot: [test], trained: [test]}"
+    proc = _dry_run(tmp_path, aibo % ", dev_speakers: [], eval_splits: {trained: [test]}")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_eval_splits_of_one_kind_keep_the_others_default(tmp_path):
+    """Naming only zero_shot failed planning with a KeyError for the trained model."""
+    proc = _dry_run(tmp_path, BASE % ", eval_splits: {zero_shot: [test]}")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "KeyError" not in proc.stdout + proc.stderr
+
+
+def test_a_csv_corpus_scored_on_a_split_its_sheet_lacks_fails_at_planning(tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,dev\n")
+    csv = f"c1: {{adapter: csv, root: {sheet}, labels: {{sad: []}}%s}}"
+    proc = _dry_run(tmp_path, BASE.replace("c1: {adapter: demo-iemocap%s}", csv) % "")
+    assert proc.returncode != 0
+    assert (
+        "corpora.c1: trained models are scored on ['test'] (the csv default: set eval_splits), "
+        f"but the sheet {sheet} has no split 'test' (it has dev, train)"
+    ) in proc.stdout + proc.stderr
+    text = BASE.replace("c1: {adapter: demo-iemocap%s}", csv) % ", eval_splits: {trained: [dev]}"
     proc = _dry_run(tmp_path, text)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 

@@ -55,7 +55,10 @@ except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
 # faults a job would find late: an answer_pattern is first used after the model has
 # answered every prompt, a split the corpus lacks fails evaluation after inference
-fail_on(bad_answer_patterns(config["models"]) + adapter_conflicts(config["corpora"]))
+fail_on(
+    bad_answer_patterns(config["models"])
+    + adapter_conflicts(config["corpora"], config["models"])
+)
 # a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
 config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}
 

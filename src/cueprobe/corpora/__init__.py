@@ -60,8 +60,18 @@ def corpus_labels(cfg: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def eval_splits(cfg: Mapping[str, Any], *, zero_shot: bool) -> list[str]:
-    """Splits a model is scored on: zero-shot models vs models trained on ``train``."""
-    table = cfg.get("eval_splits") or DEFAULT_EVAL_SPLITS[cfg["adapter"]]
+    """Splits a model is scored on: zero-shot models vs models trained on ``train``.
+
+    A kind the corpus' ``eval_splits`` leaves out gets the adapter's default (a config
+    that named only ``zero_shot`` failed planning with a KeyError for a trained model).
+
+    Examples
+    --------
+    >>> aibo = {"adapter": "aibo", "eval_splits": {"zero_shot": ["test"]}}
+    >>> eval_splits(aibo, zero_shot=True), eval_splits(aibo, zero_shot=False)
+    (['test'], ['dev', 'test'])
+    """
+    table = DEFAULT_EVAL_SPLITS[cfg["adapter"]] | (cfg.get("eval_splits") or {})
     return list(table["zero_shot" if zero_shot else "trained"])
 
 

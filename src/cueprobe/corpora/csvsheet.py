@@ -88,6 +88,34 @@ def _read_rows(sheet: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
     return header, rows
 
 
+def sheet_splits(sheet: Path) -> set[str]:
+    """The splits a sheet's rows name (any case; no ``split`` column: ``test``), read
+    cheaply when the workflow is planned (its other checks come in the manifest job).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> sheet = Path(tempfile.mkdtemp()) / "s.csv"
+    >>> _ = sheet.write_text("path,label,speaker,Split\\na.wav,sad,s1,Train\\nb.wav,sad,s2,dev\\n")
+    >>> sorted(sheet_splits(sheet))
+    ['dev', 'train']
+    """
+    try:
+        with open(sheet, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower() for h in next(reader, [])]
+            if "split" not in header:
+                return {"test"}
+            col = header.index("split")
+            return {
+                (row[col].strip().lower() or "test") if col < len(row) else "test"
+                for row in reader
+                if any(cell.strip() for cell in row)
+            }
+    except UnicodeDecodeError:  # named by the manifest job
+        return set(SPLITS)
+
+
 def read_csv_corpus(
     sheet: Path, *, labels: Collection[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
