@@ -174,10 +174,6 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return out
 
 
-#: the splits each adapter's manifest has (a csv sheet: whichever it names)
-ADAPTER_SPLITS = {"iemocap": ("train", "test"), "aibo": ("train", "dev", "test")}
-
-
 def adapter_conflicts(
     corpora: Mapping[str, Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
@@ -202,27 +198,25 @@ def adapter_conflicts(
     >>> test_only = {"zero_shot": ["test"], "trained": ["test"]}
     >>> adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": [], "eval_splits": test_only}}, trained)
     []
+    >>> adapter_conflicts({"c": {"adapter": "csv", "root": "/no/such.csv"}}, trained)
+    []
     >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}, {}))
     corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
     """
+    from cueprobe.corpora import corpus_splits
     from cueprobe.corpora import eval_splits
-    from cueprobe.corpora.csvsheet import sheet_splits
 
     kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
-        have, what = ADAPTER_SPLITS.get(adapter), f"the {adapter} adapter"
-        if adapter == "aibo" and cfg.get("dev_speakers") == []:
-            have, what = ("train", "test"), f"{what} with dev_speakers: []"
-        if adapter == "csv" and corpus_source(cfg).is_file():  # else missing_sources says
-            have, what = tuple(sheet_splits(corpus_source(cfg))), f"the sheet {cfg['root']}"
+        known = corpus_splits(cfg)  # None: unknown (its manifest job will say why)
+        have, what = known or (set(), "")
         given = cfg.get("eval_splits") or {}
-        for zero_shot in sorted(kinds, reverse=True):
+        for zero_shot in sorted(kinds if known else (), reverse=True):
             kind = "zero_shot" if zero_shot else "trained"
             splits = eval_splits(cfg, zero_shot=zero_shot)
-            lacking = [s for s in splits if have is not None and s not in (*have, "all")]
-            for split in lacking:
+            for split in (s for s in splits if s not in (*have, "all")):
                 where = (
                     f"corpora.{name}.eval_splits.{kind}:"
                     if kind in given

@@ -150,14 +150,15 @@ def _alignment(comparisons: pd.DataFrame, metrics: pd.DataFrame, split: str, alp
     rows = [r for b in wanted if (r := _find(comparisons, split, "aligned", b)) is not None]
     if not rows:
         return "not measured (needs aligned and a perturbation)."
-    beaten = [r["b"] for r in rows if _direction(r, alpha) > 0]
-    beating = [r["b"] for r in rows if _direction(r, alpha) < 0]
+    sides = [_direction(r, alpha) for r in rows]
+    beaten = [r["b"] for r, d in zip(rows, sides, strict=True) if d > 0]
+    beating = [r["b"] for r, d in zip(rows, sides, strict=True) if d < 0]
     if len(beaten) == len(rows):
         verdict = "**Content matters.** Aligned tokens beat every perturbation."
     elif beaten:
         verdict = f"**Content matters in part.** Aligned tokens beat {', '.join(beaten)} only"
         verdict += f"; {', '.join(beating)} beat(s) them." if beating else "."
-    elif any(_direction(r, alpha) < 0 for r in rows):
+    elif beating:
         verdict = "**Perturbed tokens do better.** A perturbation beats the aligned tokens."
     else:
         verdict = (
@@ -214,17 +215,16 @@ def _degradation(
         )
     elif trend > 0 and confirmed:
         verdict = "**Inverted.** UAR rises with corruption: the tokens mislead this model."
-    elif trend and end is None:
-        verdict = (
-            f"**Trend across runs only.** UAR {'falls' if trend < 0 else 'rises'} with p over "
-            "the corruption runs, not confirmed: without aligned there is no "
-            "speaker-bootstrap CI of the curve's far end."
-        )
     elif trend:
         verdict = (
             f"**Trend across runs only.** UAR {'falls' if trend < 0 else 'rises'} with p over "
-            "the corruption runs, but the far end of the curve is within the speaker-bootstrap "
-            "CI of aligned: the runs share these utterances, so the trend may not generalise."
+            "the corruption runs, "
+        ) + (
+            "not confirmed: without aligned there is no speaker-bootstrap CI of the curve's "
+            "far end."
+            if end is None
+            else "but the far end of the curve is within the speaker-bootstrap CI of "
+            "aligned: the runs share these utterances, so the trend may not generalise."
         )
     else:
         verdict = "**No monotone trend.** Corrupting the tokens does not clearly change UAR."

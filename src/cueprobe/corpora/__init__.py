@@ -17,8 +17,10 @@ from cueprobe.corpora import aibo
 from cueprobe.corpora import iemocap
 from cueprobe.corpora.common import CorpusError
 from cueprobe.corpora.common import exclusion_counts
+from cueprobe.corpora.common import exclusion_detail
 from cueprobe.corpora.common import exclusion_note
 from cueprobe.corpora.csvsheet import read_csv_corpus
+from cueprobe.corpora.csvsheet import sheet_splits
 
 ADAPTERS = ("iemocap", "aibo", "csv", "demo-iemocap", "demo-aibo")
 
@@ -39,11 +41,15 @@ DEFAULT_EVAL_SPLITS: dict[str, dict[str, list[str]]] = {
 DEFAULT_EVAL_SPLITS["demo-iemocap"] = DEFAULT_EVAL_SPLITS["iemocap"]
 DEFAULT_EVAL_SPLITS["demo-aibo"] = DEFAULT_EVAL_SPLITS["aibo"]
 
+#: the splits each adapter's manifest has (a csv sheet: those it names)
+ADAPTER_SPLITS = {"iemocap": ("test", "train"), "aibo": ("dev", "test", "train")}
+
 __all__ = [
     "ADAPTERS",
     "CorpusError",
     "build_manifest",
     "corpus_labels",
+    "corpus_splits",
     "eval_splits",
     "exclusion_counts",
     "exclusion_note",
@@ -57,6 +63,26 @@ def corpus_labels(cfg: Mapping[str, Any]) -> dict[str, list[str]]:
     if cfg["adapter"] == "csv":
         raise CorpusError("a csv corpus needs `labels:` in its config (the class set and synonyms)")
     return {k: list(v) for k, v in DEFAULT_LABELS[cfg["adapter"]].items()}
+
+
+def corpus_splits(cfg: Mapping[str, Any]) -> tuple[set[str], str] | None:
+    """The splits a corpus' manifest will have, as far as planning can tell, and what says
+    so; None when unknown (a csv sheet that is absent or unreadable: its job names why).
+
+    Examples
+    --------
+    >>> corpus_splits({"adapter": "demo-aibo", "dev_speakers": []})
+    ({'test', 'train'}, 'the aibo adapter with dev_speakers: []')
+    """
+    adapter = cfg["adapter"].removeprefix("demo-")
+    if adapter == "csv":
+        try:
+            return sheet_splits(Path(cfg["root"])), f"the sheet {cfg['root']}"
+        except (OSError, CorpusError):
+            return None
+    if adapter == "aibo" and cfg.get("dev_speakers") == []:
+        return {"train", "test"}, "the aibo adapter with dev_speakers: []"
+    return set(ADAPTER_SPLITS[adapter]), f"the {adapter} adapter"
 
 
 def eval_splits(cfg: Mapping[str, Any], *, zero_shot: bool) -> list[str]:
@@ -102,8 +128,7 @@ def build_manifest(
                 f"labels {bad} of the {adapter} adapter are not in the configured set"
             )
     if manifest.empty:  # else it fails jobs later, for want of data, far from the cause
-        counts = exclusion_counts(excluded)
-        why = ", ".join(f"{reason} {n}" for reason, n in counts.head(3).items()) or "none read"
+        why = exclusion_detail(excluded, top=3) or "none read"
         first = f"; the first: {excluded['reason'].iloc[0]}" if len(excluded) else ""
         raise CorpusError(
             f"no utterance of {root} is kept ({len(excluded)} left out: {why}{first})."

@@ -38,6 +38,19 @@ def exclusion_counts(excluded: pd.DataFrame) -> pd.Series:
     return excluded["reason"].str.split(r":| \(", n=1, regex=True).str[0].value_counts()
 
 
+def exclusion_detail(excluded: pd.DataFrame, *, top: int | None = None) -> str:
+    """``reason n, ...`` for the excluded utterances, most frequent first ("" for none).
+
+    Examples
+    --------
+    >>> reasons = ["missing_audio", "label_not_in_set: calm (line 3)", "missing_audio"]
+    >>> exclusion_detail(pd.DataFrame({"reason": reasons}), top=1)
+    'missing_audio 2'
+    """
+    counts = exclusion_counts(excluded).head(top)
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items())
+
+
 def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str | None:
     """The line that ends a run: how many utterances the corpus lost, and why (None: none).
 
@@ -49,13 +62,11 @@ def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str
     >>> exclusion_note("c", excluded.iloc[:0], "x") is None
     True
     """
-    counts = exclusion_counts(excluded)
-    if counts.empty:
+    if excluded.empty:
         return None
-    detail = ", ".join(f"{reason} {n}" for reason, n in counts.items())
     return (
-        f"{corpus}: {counts.sum()} utterance(s) left out of the manifest ({detail}); "
-        f"each with its reason in {path}"
+        f"{corpus}: {len(excluded)} utterance(s) left out of the manifest "
+        f"({exclusion_detail(excluded)}); each with its reason in {path}"
     )
 
 

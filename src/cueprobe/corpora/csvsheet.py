@@ -88,9 +88,13 @@ def _read_rows(sheet: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
     return header, rows
 
 
+def _split(rec: dict[str, str]) -> str:
+    """A row's split, in lower case (``Train`` is train); no split: ``test``."""
+    return (rec.get("split") or "test").lower()
+
+
 def sheet_splits(sheet: Path) -> set[str]:
-    """The splits a sheet's rows name (any case; no ``split`` column: ``test``), read
-    cheaply when the workflow is planned (its other checks come in the manifest job).
+    """The splits a sheet's rows name (checked when the workflow is planned).
 
     Examples
     --------
@@ -100,20 +104,7 @@ def sheet_splits(sheet: Path) -> set[str]:
     >>> sorted(sheet_splits(sheet))
     ['dev', 'train']
     """
-    try:
-        with open(sheet, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = [h.strip().lower() for h in next(reader, [])]
-            if "split" not in header:
-                return {"test"}
-            col = header.index("split")
-            return {
-                (row[col].strip().lower() or "test") if col < len(row) else "test"
-                for row in reader
-                if any(cell.strip() for cell in row)
-            }
-    except UnicodeDecodeError:  # named by the manifest job
-        return set(SPLITS)
+    return {_split(rec) for _, rec in _read_sheet(sheet)[1]}
 
 
 def read_csv_corpus(
@@ -135,7 +126,7 @@ def read_csv_corpus(
             raise CorpusError(f"{sheet}: empty {'/'.join(cols)} on line(s) {', '.join(empty[:10])}")
     splits_of: dict[str, dict[str, int]] = {}
     for line, rec in records:
-        rec["split"] = split = (rec.get("split") or "test").lower()  # `Train` is train
+        rec["split"] = split = _split(rec)
         if split not in SPLITS:
             raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
         splits_of.setdefault(rec["speaker"], {}).setdefault(split, line)
