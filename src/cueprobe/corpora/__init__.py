@@ -71,8 +71,9 @@ def corpus_splits(cfg: Mapping[str, Any]) -> tuple[set[str], str] | None:
 
     Examples
     --------
-    >>> corpus_splits({"adapter": "demo-aibo", "dev_speakers": []})
-    ({'test', 'train'}, 'the aibo adapter with dev_speakers: []')
+    >>> splits, what = corpus_splits({"adapter": "demo-aibo", "dev_speakers": []})
+    >>> sorted(splits), what
+    (['test', 'train'], 'the aibo adapter with dev_speakers: []')
     """
     adapter = cfg["adapter"].removeprefix("demo-")
     if adapter == "csv":
