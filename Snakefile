@@ -1,5 +1,8 @@
 # cueprobe: eGeMAPS concept tokens -> token interventions -> ALM predictions -> statistics.
-# The stages, in pipeline order, are the included rule files.
+# The stages, in pipeline order, are the included rule files. Priorities: model
+# inference 2 (it holds the GPUs, the long pole of a real run), the other stages 1,
+# figures and tables 0 (no job waits for them): with fewer cores than ready jobs,
+# Snakemake runs the highest first and breaks ties arbitrarily.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -253,18 +253,53 @@ def test_reference_cli_defaults_agree_with_the_schema():
         assert defaults[key] == options[key]["default"], key
 
 
-def _rule_graph() -> dict[str, set[str]]:
-    """Rule -> the rules it needs directly (``snakemake --rulegraph`` of the e2e config)."""
-    proc = _snakemake(
-        "--rulegraph", "--snakefile", REPO / "Snakefile", "--configfile",
-        REPO / "tests/e2e/config.yaml",
-    )  # fmt: skip
+def _rule_graph(config: Path = REPO / "tests/e2e/config.yaml") -> dict[str, set[str]]:
+    """Rule -> the rules it needs directly (``snakemake --rulegraph`` of ``config``)."""
+    proc = _snakemake("--rulegraph", "--snakefile", REPO / "Snakefile", "--configfile", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', proc.stdout, flags=re.M))
     needs = {name: set() for name in names.values()}
     for src, dst in re.findall(r"^\s*(\d+) -> (\d+)$", proc.stdout, flags=re.M):
         needs[names[dst]].add(names[src])
     return needs
+
+
+def test_jobs_nothing_waits_for_run_last_and_inference_first(tmp_path):
+    """With fewer cores than ready jobs, Snakemake runs the highest priority first and
+    breaks ties arbitrarily. With every priority 0 it drew Figure 1 before a corpus's
+    inference, and that corpus's inference, evaluation and figures then ran on one core
+    while the other idled. Figures and tables (0), which no job waits for, now run when
+    nothing else is ready; model inference (2), which holds the GPUs and is the long
+    pole of a real run, starts before the CPU stages (1) that could wait for it."""
+    config = yaml.safe_load((REPO / "tests/e2e/config.yaml").read_text())
+    config["models"]["sharded"] = {"backend": "reference", "zero_shot": False, "shards": 2}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    needs = _rule_graph(path)
+    proc = _snakemake(
+        "-n", "-F", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path,
+        "--configfile", path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    priority, infers = {}, set()
+    for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.M)[1:]:
+        name = block.split(":", 1)[0]
+        found = re.search(r"^\s+priority: (\d+)$", block, flags=re.M)
+        assert priority.setdefault(name, int(found[1]) if found else 0) == priority[name]
+        if "python -m cueprobe infer " in block:
+            infers.add(name)
+    assert set(priority) == set(needs)
+    assert {"query_token_conditions", "query_audio_only", "query_model_shard"} <= infers
+    waited_for = set().union(*(deps for rule, deps in needs.items() if rule != "all"))
+    for rule in set(needs) - {"all"}:
+        want = 2 if rule in infers else 1 if rule in waited_for else 0
+        assert priority[rule] == want, rule
+    assert {r for r in needs if priority[r] == 0} == {
+        "all",
+        "plot_token_distribution",
+        "plot_evaluation",
+        "make_table",
+    }
 
 
 def test_slurm_groups_never_make_manifest_only_work_wait_for_the_tokens(tmp_path):

@@ -23,6 +23,7 @@ rule evaluate_model:
         "logs/evaluate_model/{corpus}/{model}.log",
     benchmark:
         "benchmarks/evaluate_model/{corpus}/{model}.tsv"
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:

@@ -20,6 +20,7 @@ rule embed_reference_audio:
         "logs/embed_reference_audio/{corpus}.log",
     benchmark:
         "benchmarks/embed_reference_audio/{corpus}.tsv"
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     shell:
@@ -39,6 +40,7 @@ rule train_reference_audio:
         "benchmarks/train_reference_audio/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=reference_model_constraint(),
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -65,6 +67,7 @@ rule train_reference_tokens:
         "benchmarks/train_reference_tokens/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=reference_model_constraint(),
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -97,6 +100,7 @@ rule query_token_conditions:
         "benchmarks/query_token_conditions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=unsharded_model_constraint(),
+    priority: 2
     conda:
         get_inference_env
     resources:
@@ -180,6 +184,7 @@ rule gather_token_predictions:
         "benchmarks/gather_token_predictions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=sharded_model_constraint(),
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:

@@ -19,6 +19,7 @@ rule assign_tokens:
         "logs/assign_tokens/{corpus}.log",
     benchmark:
         "benchmarks/assign_tokens/{corpus}.tsv"
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:
