@@ -85,7 +85,8 @@ def _sensitivity(row: dict | None, alpha: float) -> str:
     verdict = {
         1: "**Uses the cues.** Aligned tokens raise UAR over audio-only.",
         -1: "**Aligned tokens hurt.** UAR falls when the token block is added; check the prompt.",
-        0: "**No detectable token effect.** The model may ignore the token block.",
+        0: "**Inconclusive.** Aligned tokens are not significantly different from audio-only "
+        f"({_undecided(row, alpha)}); this does not show that the model ignores the token block.",
     }[d]
     return f"{verdict} {_evidence(row)}."
 
@@ -154,7 +155,7 @@ def _alignment(comparisons: pd.DataFrame, metrics: pd.DataFrame, split: str, alp
     beaten = [r["b"] for r, d in zip(rows, sides, strict=True) if d > 0]
     beating = [r["b"] for r, d in zip(rows, sides, strict=True) if d < 0]
     if len(beaten) == len(rows):
-        verdict = "**Content matters.** Aligned tokens beat every perturbation."
+        verdict = "**Content matters.** Aligned tokens beat every perturbation measured."
     elif beaten:
         verdict = f"**Content matters in part.** Aligned tokens beat {', '.join(beaten)} only"
         verdict += f"; {', '.join(beating)} beat(s) them." if beating else "."
@@ -211,7 +212,8 @@ def _degradation(
     )
     if trend < 0 and confirmed:
         verdict = (
-            "**Monotone degradation.** UAR falls as tokens are corrupted: the content matters."
+            "**Degradation.** UAR falls as tokens are corrupted (a rank trend over the runs, "
+            "confirmed at the far end): the content matters."
         )
     elif trend > 0 and confirmed:
         verdict = "**Inverted.** UAR rises with corruption: the tokens mislead this model."
@@ -227,7 +229,11 @@ def _degradation(
             "aligned: the runs share these utterances, so the trend may not generalise."
         )
     else:
-        verdict = "**No monotone trend.** Corrupting the tokens does not clearly change UAR."
+        verdict = "**Inconclusive.** Spearman's p is not below alpha: no trend over the runs" + (
+            "."
+            if end is None or not _side(end)
+            else ", but the curve's far end differs from aligned (its CI excludes 0)."
+        )
     return f"{verdict} {evidence}; mean UAR {curve}."
 
 
