@@ -14,6 +14,7 @@ and then by ``table2_{dev,test}_uar_{minus,plus}`` or ``table3_uar_{minus,plus}`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -290,6 +291,8 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
     --------
     >>> fmt_p(0.0142), fmt_p(0.0496), fmt_p(0.0042), fmt_p(4e-7), fmt_p(1.0)
     ('0.014', '0.049', '0.0042', '4.0e-07', '1')
+    >>> fmt_p(9.99996e-5), fmt_p(0.000999)  # below 1e-4 and 1e-3 in print too
+    ('9.9e-05', '9.9e-04')
     >>> fmt_p(4e-7, latex=True)
     '$4.0\\\\times10^{-7}$'
     """
@@ -300,10 +303,14 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
         return f"{math.floor(round(p / unit, 9)) * unit:.2g}"
     if p == 0:
         return "0"
-    mant, exp = f"{p:.1e}".split("e")
+    exp = math.floor(math.log10(p))
+    tenths = math.floor(round(p / 10.0**exp * 10, 9))  # rounded down, as above
+    if tenths >= 100:  # log10 just under an integer
+        exp, tenths = exp + 1, tenths // 10
+    mant = f"{tenths / 10:.1f}"
     if latex:
-        return f"${mant}\\times10^{{{int(exp)}}}$"
-    return f"{mant}e{exp}"
+        return f"${mant}\\times10^{{{exp}}}$"
+    return f"{mant}e{exp:+03d}"
 
 
 def _few_speakers(rec: Mapping[str, Any]) -> bool:
@@ -316,7 +323,7 @@ def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str],
     """Header and rows of strings; a row is ``(group, cells)``."""
     paper = any(c.endswith("_paper") for c in table.columns)
     several = table.loc[~table["quoted"], "corpus"].nunique() > 1
-    minus, plus, delta = ("UAR$^-$", "UAR$^+$", "$\\Delta$") if latex else ("UAR⁻", "UAR⁺", "Δ")
+    minus, plus, delta = ("UAR⁻", "UAR⁺", "Δ")  # to_latex's _tex sets them in math
     if kind == "II":
         header = ["Model"]
         for split in TABLE2_SPLITS:
@@ -368,8 +375,8 @@ def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str],
                 fmt_ci(rec["uar_plus_ci_low"], rec["uar_plus_ci_high"]) + mark,
                 fmt_delta(rec["delta"]),
                 fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"]) + mark,
-                fmt_p(rec["p"], latex=latex),
-                fmt_p(rec["p_holm"], latex=latex),
+                fmt_p(rec["p"], latex=latex).replace("$", _MATH),
+                fmt_p(rec["p_holm"], latex=latex).replace("$", _MATH),
             ]
             if paper:
                 cells += [
@@ -409,6 +416,8 @@ def _notes(table: pd.DataFrame, kind: str) -> list[str]:
 def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
     """The table as a GitHub-flavoured Markdown section (title, table, notes)."""
     header, rows = _display(table, kind, latex=False)
+    header = [_md(c) for c in header]
+    rows = [(g, [_md(c) for c in cells]) for g, cells in rows]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
     group = None
@@ -416,7 +425,7 @@ def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
         if g != group:
             group = g
             lines.append(
-                "| " + " | ".join([f"*{group_heading(g)}*"] + [""] * (len(header) - 1)) + " |"
+                "| " + " | ".join([f"*{_md(group_heading(g))}*"] + [""] * (len(header) - 1)) + " |"
             )
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -424,11 +433,29 @@ def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: delimits the math this module writes in a LaTeX cell; a "$" in a label is text
+_MATH = "\ue000"
+
+
+def _md(cell: str) -> str:
+    """A Markdown table cell: a ``|`` in a label would split it."""
+    return cell.replace("|", "\\|")
+
+
 _TEX_ESCAPE = {
     "&": r"\&",
     "%": r"\%",
     "_": r"\_",
     "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "\\": r"\textbackslash{}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+    "|": r"\textbar{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
     "†": r"$^\dagger$",
     "‡": r"$^\ddagger$",
     "Δ": r"$\Delta$",
@@ -440,11 +467,23 @@ _TEX_ESCAPE = {
 
 
 def _tex(text: str) -> str:
-    """Escape LaTeX specials outside ``$...$`` math segments."""
-    parts = text.split("$")
-    return "$".join(
-        p if i % 2 else "".join(_TEX_ESCAPE.get(ch, ch) for ch in p) for i, p in enumerate(parts)
-    )
+    r"""Escape every LaTeX special of ``text`` but the math this module delimits with
+    :data:`_MATH`; a number's minus sign is set as one (``-0.05`` -> ``$-$0.05``).
+
+    Examples
+    --------
+    >>> print(_tex("a_b $5 {x} -0.05 [-.02, .1] wav2vec2-base Δ"))
+    a\_b \$5 \{x\} $-$0.05 [$-$.02, .1] wav2vec2-base $\Delta$
+    """
+    parts = text.split(_MATH)
+    for i in range(0, len(parts), 2):
+        minus = _NUMBER_MINUS.sub("\u2212", parts[i])
+        parts[i] = "".join(_TEX_ESCAPE.get(ch, ch) for ch in minus)
+    return "$".join(parts)
+
+
+#: a hyphen-minus that signs a number: not inside a word (wav2vec2-base)
+_NUMBER_MINUS = re.compile(r"(?<![\w.])-(?=\.?\d)")
 
 
 def to_latex(table: pd.DataFrame, *, kind: str, title: str, label: str) -> str:

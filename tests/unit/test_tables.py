@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +99,28 @@ def test_table3_rows_values_and_quoted_references(iemocap):
     assert tex.count("\\\\") == 1 + 4 + 3  # header, rows, group lines
 
 
+def test_labels_with_latex_and_markdown_specials_stay_text(iemocap):
+    """A model label with LaTeX specials broke the .tex (``^`` outside math, braces
+    dropped, a ``$`` opening math) and a ``|`` split the Markdown row."""
+    metrics, comparisons, _ = iemocap
+    label = "AF3|think ~v2 ^x {a} $1"
+    models = {**MODELS, "af3": {**MODELS["af3"], "label": label}}
+    t = tables.table3(metrics, comparisons, models=models, literature=[], paper={})
+    tex = tables.to_latex(t, kind="III", title="T", label="l")
+    row = next(line for line in tex.splitlines() if line.startswith("AF3"))
+    assert row.startswith(
+        r"AF3\textbar{}think \textasciitilde{}v2 \textasciicircum{}x \{a\} \$1 & all & "
+    )
+    assert len(re.findall(r"(?<!\\)\$", row)) % 2 == 0  # every math segment closed
+    md = tables.to_markdown(t, kind="III", title="T")
+    lines = md.splitlines()
+    header = lines[2]
+    af3 = next(line for line in lines if line.startswith("| AF3"))
+    assert r"AF3\|think" in af3
+    unescaped = lambda line: len(re.findall(r"(?<!\\)\|", line))  # noqa: E731
+    assert unescaped(af3) == unescaped(header)
+
+
 def test_table2_dev_test_columns_and_missing_split(aibo):
     metrics, comparisons = aibo
     t = tables.table2(metrics, comparisons, models=MODELS, literature=LITERATURE, paper=PAPER)
@@ -153,6 +177,10 @@ def test_number_formats():
     assert tables.fmt_p(0.0496) == "0.049"  # rounded down: never reads as .05
     assert tables.fmt_p(0.00999) == "0.0099"
     assert tables.fmt_p(0.0) == "0"
+    # rounded down in scientific notation too: p < 1e-4 printed "1.0e-04" (Figure 3)
+    assert tables.fmt_p(9.999964e-5) == "9.9e-05" and tables.fmt_p(4.96e-8) == "4.9e-08"
+    assert tables.fmt_p(1e-5) == "1.0e-05" and tables.fmt_p(0.000999) == "9.9e-04"
+    assert tables.fmt_p(4.96e-8, latex=True) == "$4.9\\times10^{-8}$"
     assert tables.fmt_p(float("nan")) == "–"
 
 
