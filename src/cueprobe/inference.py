@@ -279,7 +279,9 @@ def run_requests(
     done : collection of str
         Keys already answered (read back from the answer journal).
     on_batch : callable
-        Called with each batch's keys, requests and answers as soon as they come back.
+        Called with each batch's keys, requests and answers as soon as they come back;
+        when ``generate`` raises a :class:`ConnectionError` with ``answered`` (position
+        in the batch -> answer), with those first.
 
     Returns
     -------
@@ -298,7 +300,16 @@ def run_requests(
     for start in range(0, len(pending), batch_size):
         chunk = pending[start : start + batch_size]
         batch = [requests[k] for k in chunk]  # made per batch (see RequestTable)
-        on_batch(chunk, batch, backend.generate(batch))
+        try:
+            answers = backend.generate(batch)
+        except ConnectionError as err:  # a backend that gave up mid-batch: keep what it got
+            got = sorted(getattr(err, "answered", {}).items())
+            if got:
+                on_batch(
+                    [chunk[i] for i, _ in got], [batch[i] for i, _ in got], [a for _, a in got]
+                )
+            raise
+        on_batch(chunk, batch, answers)
     return len(pending)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from cueprobe.backends.base import Backend
 from cueprobe.backends.base import Request
+from cueprobe.backends.openai_compat import DOWN_AFTER
 from cueprobe.backends.openai_compat import OpenAIBackend
 from cueprobe.backends.openai_compat import ServerUnavailableError
 from cueprobe.backends.openai_compat import encode_wav
@@ -146,14 +147,33 @@ def test_server_fails_then_recovers(requests_):
     assert len(server.bodies) == 5
 
 
-def test_server_keeps_failing(requests_):
-    with ChatServer(script=[(503, {}, {})] * 10) as server:
+def test_a_request_that_keeps_failing_is_an_error_answer(requests_, caplog):
+    """One request the server fails after every retry (a file that crashes its decoder)
+    stopped the job, and so every re-run of it: now an error answer, asked next run."""
+    with ChatServer(script=[(503, {}, {})] * 3) as server:
         backend = _backend(server.url, concurrency=1, max_retries=2)
-        with pytest.raises(
-            ServerUnavailableError, match=r"at http://127\.0\.0\.1:\d+/v1 failed 3 attempt"
-        ):
-            backend.generate(requests_[:1])
-    assert len(server.bodies) == 3
+        with caplog.at_level(logging.WARNING):
+            answers = backend.generate(requests_[:3])
+    assert answers == [None, "answer: q1", "answer: q2"]
+    assert len(server.bodies) == 5
+    assert "failed request u0 3 time(s) (last error: HTTP 503" in caplog.text
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_requests_failing_in_a_row_stop_the_job_keeping_the_batch_answers(requests_, concurrency):
+    """A server that fails everything from some point on is down: the job stops, and
+    the answers its batch got before are handed back (they were lost)."""
+    script = [None, None] + [(503, {}, {})] * 50  # two answers, then only failures
+    with ChatServer(script=script) as server:
+        backend = _backend(server.url, concurrency=concurrency, max_retries=0)
+        with pytest.raises(ServerUnavailableError, match="requests in a row have failed") as err:
+            backend.generate(requests_ * 2)  # concurrent: failures may finish between answers
+    answered = err.value.answered
+    assert sum(a is not None for a in answered.values()) == 2
+    assert all(a in (None, f"answer: q{i % 8}") for i, a in answered.items())
+    if concurrency == 1:
+        assert answered == {0: "answer: q0", 1: "answer: q1", 2: None, 3: None, 4: None, 5: None}
+        assert len(server.bodies) == 2 + DOWN_AFTER
 
 
 def test_server_down_names_base_url(requests_):
@@ -169,12 +189,21 @@ def test_server_down_names_base_url(requests_):
     assert "Is the server running" in str(err.value)
 
 
-def test_timeout_is_retried_then_reported(requests_):
+def test_timeout_is_retried_then_an_error_answer(requests_, caplog):
     with ChatServer(delay_s=0.5) as server:
         backend = _backend(server.url, timeout_s=0.1, max_retries=1, concurrency=1)
-        with pytest.raises(ServerUnavailableError, match="ReadTimeout"):
-            backend.generate(requests_[:1])
+        with caplog.at_level(logging.WARNING):
+            assert backend.generate(requests_[:1]) == [None]
     assert len(server.bodies) == 2
+    assert "failed request u0 2 time(s) (last error: ReadTimeout" in caplog.text
+
+
+def test_a_negative_or_bad_retry_after_backs_off_as_usual(requests_):
+    script = [(503, {}, {"Retry-After": "-1"}), (503, {}, {"Retry-After": "nan"})]
+    with ChatServer(script=script) as server:
+        backend = _backend(server.url, concurrency=1, max_retries=2)
+        assert backend.generate(requests_[:1]) == ["answer: q0"]
+    assert backend.n_retries == 2
 
 
 def test_rejected_request_is_an_error_answer(requests_, caplog):
@@ -195,13 +224,12 @@ def test_configuration_errors_stop_at_once(requests_):
     assert len(server.bodies) == 1
 
 
-def test_malformed_answer(requests_):
-    with ChatServer(script=[(200, None, {})]) as server:
-        backend = _backend(server.url)
-        with pytest.raises(
-            ServerUnavailableError, match=r"returned no choices\[0\]\.message\.content"
-        ):
-            backend.generate(requests_[:1])
+def test_malformed_answer_is_retried_then_an_error_answer(requests_, caplog):
+    with ChatServer(script=[(200, None, {})] * 2) as server:
+        backend = _backend(server.url, max_retries=1, concurrency=1)
+        with caplog.at_level(logging.WARNING):
+            assert backend.generate(requests_[:2]) == [None, "answer: q1"]
+    assert "HTTP 200 without choices[0].message.content: 'not json'" in caplog.text
 
 
 def test_invalid_options():

@@ -642,6 +642,37 @@ def test_infer_cli_records_a_rejected_request_as_error(tables, tmp_path):
     assert (pred["parse_status"] != "error").all()
 
 
+def test_infer_cli_a_request_the_server_keeps_failing_does_not_block_the_job(
+    tables, tmp_path, capsys
+):
+    """A request the server fails on every retry stopped the job on every run, and the
+    answers of its batch were lost; a server failing everything still stops it."""
+    from tests.unit.test_backend_openai import ChatServer
+
+    model = {"backend": "openai", "model_id": "m", "concurrency": 1, "max_retries": 0}
+    out = tmp_path / "o.parquet"
+    with ChatServer(script=[(500, {"error": "decoder crashed"}, {})]) as server:
+        assert main(_infer_argv(tables, out, "aligned", model | {"base_url": server.url})) == 0
+    pred = io.read_table(out, "predictions")
+    assert (pred["parse_status"] == "error").sum() == 1 and len(pred) == 16
+    with ChatServer() as server:  # the next run asks it again
+        assert main(_infer_argv(tables, out, "aligned", model | {"base_url": server.url})) == 0
+        assert len(server.bodies) == 1
+    # a server down after three answers (one batch of 16): the job stops, keeping them
+    out = tmp_path / "down.parquet"
+    with ChatServer(script=[None] * 3 + [(503, {}, {})] * 50) as server:
+        with pytest.raises(SystemExit, match="5 requests in a row have failed"):
+            main(_infer_argv(tables, out, "aligned", model | {"base_url": server.url}))
+    journal = _journal(out).read_text().splitlines()
+    # the three answers, and the four failures before the fifth in a row (asked again)
+    assert [json.loads(line)["raw_output"] is None for line in journal[1:]] == [False] * 3 + [
+        True
+    ] * 4
+    with ChatServer() as server:
+        assert main(_infer_argv(tables, out, "aligned", model | {"base_url": server.url})) == 0
+        assert len(server.bodies) == 13
+
+
 def test_infer_cli_fails_when_the_server_rejects_every_call(tables, tmp_path, capsys):
     """A set-up fault (vLLM without audio: 400 to all) must fail the job, not score 0."""
     from tests.unit.test_backend_openai import ChatServer
@@ -650,7 +681,7 @@ def test_infer_cli_fails_when_the_server_rejects_every_call(tables, tmp_path, ca
         model = {"backend": "openai", "model_id": "m", "base_url": server.url, "concurrency": 1}
         out = tmp_path / "o.parquet"
         assert main(_infer_argv(tables, out, "aligned", model)) == 1
-    assert "the server rejected all 16 model calls" in capsys.readouterr().err
+    assert "the server rejected or failed all 16 model calls" in capsys.readouterr().err
     assert not out.exists()
     with ChatServer() as server:  # fixed: every call is asked again
         model = model | {"base_url": server.url}

@@ -7,11 +7,16 @@ of ``concurrency`` workers (vLLM batches concurrent requests itself, and with pr
 the shared audio prefix of one utterance's conditions is prefilled once).
 
 Transient failures are retried with exponential backoff (``backoff_s * 2**attempt``, at most
-``max_backoff_s``, or the server's ``Retry-After``): connection errors, timeouts, 5xx and 429.
-A request the server rejects as malformed (400, 413, 422: e.g. audio longer than the model
-takes) is recorded as an error answer (``None``: ``parse_status == "error"`` downstream)
-with a warning; any other 4xx (bad key, unknown model) stops the run. When the server stays
-unreachable, :class:`ServerUnavailableError` names ``base_url``.
+``max_backoff_s``, or the server's ``Retry-After``): connection errors, timeouts, 5xx, 429 and
+a 200 without an answer. A request the server rejects as malformed (400, 413, 422: e.g. audio
+longer than the model takes), and one that still fails after every retry, is recorded as an
+error answer (``None``: ``parse_status == "error"`` downstream, asked again on the next run)
+with a warning, so that one request the server cannot answer (a file that crashes its
+decoder, one longer than ``timeout_s``) does not stop the job on every run. The job stops
+with :class:`ServerUnavailableError`, naming ``base_url``, when the server is unreachable
+(connection refused), when :data:`DOWN_AFTER` requests in a row fail (the server, not the
+requests, is at fault), or on any other 4xx (bad key, unknown model); the answers its batch
+got before that are kept (the error's ``answered``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -41,8 +47,20 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _REQUEST_ERROR_STATUS = frozenset({400, 413, 422})
 
 
+#: requests failing one after another, with no answer between them, that stop the job
+DOWN_AFTER = 5
+
+
 class ServerUnavailableError(ConnectionError):
-    """The server could not be reached, or kept failing, after every retry."""
+    """The server could not be reached, or kept failing, after every retry.
+
+    ``answered`` maps the positions in the batch of the requests answered before the
+    backend gave up to their answers (the caller keeps them).
+    """
+
+    def __init__(self, message: str, answered: dict[int, str | None] | None = None) -> None:
+        super().__init__(message)
+        self.answered = answered or {}
 
 
 def encode_wav(path: str) -> str:
@@ -140,6 +158,7 @@ class OpenAIBackend:
         )
         self._lock = threading.Lock()
         self.n_retries = 0
+        self._failing = 0  # requests failed in a row
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision,
@@ -178,65 +197,120 @@ class OpenAIBackend:
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None and "retry-after" in response.headers:
             try:
-                return min(float(response.headers["retry-after"]), self.max_backoff_s)
-            except ValueError:
-                pass
+                seconds = float(response.headers["retry-after"])
+            except ValueError:  # an HTTP date: back off as without it
+                seconds = math.nan
+            if math.isfinite(seconds):
+                return min(max(seconds, 0.0), self.max_backoff_s)
         return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+
+    def _outcome(self, request: Request, response: httpx.Response) -> tuple[bool, str | None]:
+        """``(True, answer)``: the call is done (``None``: rejected); ``(False, error)``:
+        worth a retry. Raises on a configuration error (other 4xx)."""
+        if response.status_code == 200:
+            answer = _answer_text(response)
+            if answer is None:
+                return (
+                    False,
+                    f"HTTP 200 without choices[0].message.content: {response.text[:300]!r}",
+                )
+            return True, answer
+        detail = response.text[:300]
+        if response.status_code in _REQUEST_ERROR_STATUS:
+            log.warning(
+                "%s rejected request %s (HTTP %d): %s",
+                self.base_url,
+                request.utt_id,
+                response.status_code,
+                detail,
+            )
+            return True, None
+        if response.status_code not in _RETRY_STATUS:
+            raise ServerUnavailableError(
+                f"{self.base_url}/chat/completions answered HTTP {response.status_code} "
+                f"for model {self.model_id!r}: {detail}"
+            )
+        return False, f"HTTP {response.status_code}: {detail}"
 
     def _call(self, request: Request) -> str | None:
         body = self.payload(request)
-        last = ""
         for attempt in range(self.max_retries + 1):
             response = None
             try:
                 response = self._client.post("/chat/completions", json=body)
             except httpx.TransportError as err:  # connection refused, reset, timeout
                 last = f"{type(err).__name__}: {err}"
+                unreachable = isinstance(err, httpx.ConnectError)
             else:
-                if response.status_code == 200:
-                    return _answer_text(response, self.base_url)
-                detail = response.text[:300]
-                if response.status_code in _REQUEST_ERROR_STATUS:
-                    log.warning(
-                        "%s rejected request %s (HTTP %d): %s",
-                        self.base_url,
-                        request.utt_id,
-                        response.status_code,
-                        detail,
-                    )
-                    return None
-                if response.status_code not in _RETRY_STATUS:
-                    raise ServerUnavailableError(
-                        f"{self.base_url}/chat/completions answered HTTP {response.status_code} "
-                        f"for model {self.model_id!r}: {detail}"
-                    )
-                last = f"HTTP {response.status_code}: {detail}"
+                done, answer = self._outcome(request, response)
+                if done:  # the server answered: it is up
+                    with self._lock:
+                        self._failing = 0
+                    return answer
+                last, unreachable = answer, False
             if attempt < self.max_retries:
                 delay = self._delay(attempt, response)
                 log.info("retrying %s in %.2f s (%s)", request.utt_id, delay, last)
                 with self._lock:
                     self.n_retries += 1
                 time.sleep(delay)
-        raise ServerUnavailableError(
-            f"the OpenAI-compatible server at {self.base_url} failed {self.max_retries + 1} "
-            f"attempt(s) for request {request.utt_id!r}; last error: {last}. "
-            "Is the server running and base_url right?"
+        with self._lock:
+            self._failing += 1
+            failing = self._failing
+        if unreachable or failing >= DOWN_AFTER:
+            raise ServerUnavailableError(
+                f"the OpenAI-compatible server at {self.base_url} failed "
+                f"{self.max_retries + 1} attempt(s) for request {request.utt_id!r}"
+                + (f" ({failing} requests in a row have failed)" if failing > 1 else "")
+                + f"; last error: {last}. Is the server running and base_url right?"
+            )
+        log.warning(
+            "%s failed request %s %d time(s) (last error: %s): an error answer, asked again "
+            "on the next run",
+            self.base_url,
+            request.utt_id,
+            self.max_retries + 1,
+            last,
         )
+        return None
 
     def generate(self, requests: Sequence[Request]) -> list[str | None]:
-        """One answer per request, in order; None where the server rejected the request."""
+        """One answer per request, in order; None where the server rejected the request
+        or failed it after every retry.
+
+        Raises
+        ------
+        ServerUnavailableError
+            With the answers got before it in ``answered``.
+        """
+        answered: dict[int, str | None] = {}
         if len(requests) <= 1 or self.concurrency == 1:
-            return [self._call(r) for r in requests]
+            for i, r in enumerate(requests):
+                try:
+                    answered[i] = self._call(r)
+                except ServerUnavailableError as err:
+                    err.answered = answered
+                    raise
+            return [answered[i] for i in range(len(requests))]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._call, requests))
+            futures = [pool.submit(self._call, r) for r in requests]
+        first = None
+        for i, f in enumerate(futures):
+            if f.exception() is None:
+                answered[i] = f.result()
+            elif first is None:
+                first = f.exception()
+        if first is not None:
+            if isinstance(first, ServerUnavailableError):
+                first.answered = answered
+            raise first
+        return [answered[i] for i in range(len(requests))]
 
 
-def _answer_text(response: httpx.Response, base_url: str) -> str:
+def _answer_text(response: httpx.Response) -> str | None:
+    """The answer of a 200, or None when it has none (a server that is not compatible)."""
     try:
         content = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as err:
-        raise ServerUnavailableError(
-            f"{base_url}/chat/completions returned no choices[0].message.content: "
-            f"{response.text[:300]!r}"
-        ) from err
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
     return (content or "").strip()

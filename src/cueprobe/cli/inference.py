@@ -359,7 +359,7 @@ def _infer(args: argparse.Namespace) -> None:
     journal = args.journal or _default_journal(args)
     answers = _read_journal(journal, header)
     writer = _JournalWriter(journal, header, answers)
-    # an answer the server rejected (None, an `error` row) is asked again on every run
+    # an answer the server rejected or failed (None, an `error` row) is asked again on every run
     done = {k for k, a in answers.items() if a is not None}
     try:
         run_requests(backend, requests, batch_size=backend.batch_size, done=done, on_batch=writer)
@@ -370,13 +370,14 @@ def _infer(args: argparse.Namespace) -> None:
     n_rejected = sum(answers[k] is None for k in requests)
     if n_rejected and n_rejected == len(requests):
         raise ValueError(
-            f"the server rejected all {n_rejected} model calls (the first reason is logged "
+            f"the server rejected or failed all {n_rejected} model calls (the first reason is logged "
             "above): a set-up fault, such as a vLLM server without audio support, not an "
             "answer. Nothing was written; the next run asks them again."
         )
     if n_rejected:
         log.warning(
-            "%d of %d model calls were rejected: their rows are parse status `error` (wrong); "
+            "%d of %d model calls were rejected or failed: their rows are parse status `error` "
+            "(wrong); "
             "a forced re-run asks only them again",
             n_rejected,
             len(requests),
