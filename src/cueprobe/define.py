@@ -71,12 +71,17 @@ LEVEL_WORDS: dict[Concept, tuple[str, str]] = {
 }
 
 
+#: the most bins with a word for each level (EXTREMELY_LOW ... EXTREMELY_HIGH)
+MAX_BINS = 7
+
+
 def level_names(concept: Concept | str, n_bins: int) -> list[str]:
     """Token values of an ordinal concept with ``n_bins`` bins, lowest first.
 
     Five bins give ``VERY_LOW, LOW, MID, HIGH, VERY_HIGH``; three give
     ``LOW, MID, HIGH``; seven add ``EXTREMELY_`` at both ends. An even count has
-    no MID.
+    no MID. Past seven the words run out (a model cannot tell an ``EXTREME2_LOW``
+    from an ``EXTREMELY_LOW``): :data:`MAX_BINS`.
 
     Examples
     --------
@@ -85,10 +90,10 @@ def level_names(concept: Concept | str, n_bins: int) -> list[str]:
     >>> level_names("PITCH", 3)
     ['LOW', 'MID', 'HIGH']
     """
-    if not isinstance(n_bins, int) or n_bins < 2:
-        raise ValueError(f"`n_bins` must be an integer >= 2, got {n_bins!r}.")
+    if not isinstance(n_bins, int) or not 2 <= n_bins <= MAX_BINS:
+        raise ValueError(f"`n_bins` must be an integer in [2, {MAX_BINS}], got {n_bins!r}.")
     low, high = LEVEL_WORDS[Concept(concept)]
-    prefixes = ["", "VERY_", "EXTREMELY_"] + [f"EXTREME{k}_" for k in range(2, n_bins)]
+    prefixes = ["", "VERY_", "EXTREMELY_"]
     half = n_bins // 2
     lows = [f"{prefixes[k]}{low}" for k in range(half)][::-1]
     highs = [f"{prefixes[k]}{high}" for k in range(half)]

@@ -111,9 +111,9 @@ class VoiceQualityRule:
     def __post_init__(self) -> None:
         if not self.threshold > 0:
             raise ValueError(f"voice_quality threshold must be > 0, got {self.threshold}.")
-        if not 0 <= self.unvoiced_floor <= 1:
+        if not 0 < self.unvoiced_floor <= 1:
             raise ValueError(
-                f"voice_quality unvoiced_floor must be in [0, 1], got {self.unvoiced_floor}."
+                f"voice_quality unvoiced_floor must be in (0, 1], got {self.unvoiced_floor}."
             )
         order = tuple(VoiceQuality(v) for v in self.order)
         if VoiceQuality.MODAL in order:
@@ -400,17 +400,39 @@ def _voice_quality(df: pd.DataFrame, edges: TokenEdges, rule: VoiceQualityRule) 
         hit = fires[value] & ~decided
         out[hit] = value.value
         decided |= hit
+    # whatever the order: no voiced frame (or no audio read) is no voice quality, never
+    # MODAL (an order without UNVOICED labelled too-short clips "modal voice")
+    out[~(vr > 0) | (df["status"] != "ok").to_numpy()] = VoiceQuality.UNVOICED.value
     return out
+
+
+def check_token_template(template: str) -> None:
+    """Raise unless ``template`` shows both ``{concept}`` and ``{value}`` and no other field.
+
+    Without ``{value}`` every condition (aligned, shuffled, conflicting, corrupted) would
+    put the same block in the prompt, and the interventions would measure nothing.
+
+    Examples
+    --------
+    >>> check_token_template("{concept}={value}")
+    >>> check_token_template("{concept}")
+    Traceback (most recent call last):
+    ...
+    ValueError: token template '{concept}' must show both {concept} and {value}.
+    """
+    try:
+        shown = template.format(concept="\0C", value="\0V")
+    except (KeyError, IndexError, ValueError, AttributeError) as err:
+        raise ValueError(
+            f"token template {template!r} may use only {{concept}} and {{value}}: {err!r}"
+        ) from None
+    if "\0C" not in shown or "\0V" not in shown:
+        raise ValueError(f"token template {template!r} must show both {{concept}} and {{value}}.")
 
 
 def serialise_tokens(tokens: pd.DataFrame, *, template: str, separator: str) -> pd.Series:
     """The token string of each row: ``separator.join(template.format(concept=, value=))``."""
-    try:
-        template.format(concept="X", value="Y")
-    except (KeyError, IndexError, ValueError) as err:
-        raise ValueError(
-            f"token template {template!r} may use only {{concept}} and {{value}}: {err!r}"
-        ) from None
+    check_token_template(template)
     parts = [[template.format(concept=c.value, value=v) for v in tokens[c.value]] for c in Concept]
     return pd.Series(
         [separator.join(p) for p in zip(*parts, strict=True)], index=tokens.index, dtype=object

@@ -80,6 +80,26 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
     assert "tokens.n_bins: 3.0 is not of type 'integer'" in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        # every condition would carry the same token block: the interventions void
+        ('tokens: {template: "{concept}"}', "must show both {concept} and {value}"),
+        # the conditions job failed on it, after feature extraction
+        ("seed: -1", "seed: -1 is less than the minimum of 0"),
+        # level names past EXTREMELY_: "EXTREME2_LOW"
+        ("tokens: {n_bins: 9}", "tokens.n_bins: 9 is greater than the maximum of 7"),
+        # a clip without a voiced frame was MODAL
+        ("tokens: {voice_quality: {unvoiced_floor: 0}}", "unvoiced_floor: 0 is less than or"),
+    ],
+)
+def test_token_settings_that_would_void_or_fail_a_run_fail_at_planning(tmp_path, config, message):
+    text = (BASE % "").replace("seed: 1\n", "" if config.startswith("seed") else "seed: 1\n")
+    proc = _dry_run(tmp_path, text + config + "\n")
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
+
+
 def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
     """A missing input with its outputs present is "up to date" to Snakemake: a mistyped
     sheet path served the old manifest and results with exit code 0."""

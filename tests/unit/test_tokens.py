@@ -110,6 +110,10 @@ def test_token_string_follows_template(tokens):
     assert first["token_string"] == expect
     s = serialise_tokens(tok.head(2), template="<{concept}:{value}>", separator="|")
     assert s.iloc[0].startswith(f"<ENERGY:{first['ENERGY']}>|<PITCH:")
+    # without {value} every condition would carry the same block (interventions void)
+    for bad in ("{concept}", "{value}", "{concept}={value.real}"):
+        with pytest.raises(ValueError, match="token template"):
+            serialise_tokens(tok.head(2), template=bad, separator="|")
 
 
 def test_bad_files_still_get_tokens_and_a_flag(demo):
@@ -187,13 +191,28 @@ def test_voice_quality_rule_and_order():
     assert assign_tokens(f, m, _vq_edges(), **opts)["VOICE_QUALITY"].tolist()[7] == "BREATHY"
     loose = OPTS | {"voice_quality": VoiceQualityRule(threshold=3.0)}
     assert set(assign_tokens(f, m, _vq_edges(), **loose)["VOICE_QUALITY"]) == {"MODAL", "UNVOICED"}
+    # an order without UNVOICED: a clip with no voiced frame, or none read, is still
+    # UNVOICED (it was "modal voice"); a voiced ratio under the floor is the order's call
+    g, n = _vq_features(
+        [
+            {"voiced_ratio": 0.0},
+            {"status": "too_short", "voiced_ratio": np.nan},
+            {"voiced_ratio": 0.05},
+        ]
+    )
+    assert assign_tokens(g, n, _vq_edges(), **opts)["VOICE_QUALITY"].tolist() == [
+        "UNVOICED",
+        "UNVOICED",
+        "MODAL",
+    ]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"threshold": 0.0}, "threshold must be > 0"),
-        ({"unvoiced_floor": 1.5}, r"unvoiced_floor must be in \[0, 1\]"),
+        ({"unvoiced_floor": 1.5}, r"unvoiced_floor must be in \(0, 1\]"),
+        ({"unvoiced_floor": 0.0}, r"unvoiced_floor must be in \(0, 1\]"),
         ({"order": ("MODAL",)}, "must not list MODAL"),
         ({"order": ("ROUGH", "ROUGH")}, "lists a value twice"),
     ],
@@ -218,8 +237,10 @@ def test_validation_errors(demo):
         fit_token_edges(features, manifest.drop(columns="split"), **fit)
     with pytest.raises(ValueError, match="no utterance to fit token edges on"):
         fit_token_edges(features.assign(status="silent"), manifest, **fit)
-    with pytest.raises(ValueError, match="`n_bins` must be an integer >= 2"):
+    with pytest.raises(ValueError, match="`n_bins` must be an integer in \\[2, 7\\]"):
         fit_token_edges(features, manifest, n_bins=1, fit_on="all")
+    with pytest.raises(ValueError, match="`n_bins` must be an integer in \\[2, 7\\]"):
+        fit_token_edges(features, manifest, n_bins=9, fit_on="all")  # EXTREME2_LOW: no word
     nan_f0 = features.assign(**{"F0semitoneFrom27.5Hz_sma3nz": np.nan})
     with pytest.warns(DegenerateDescriptorWarning, match="no finite value"):
         with pytest.raises(ValueError, match="no finite PITCH score"):

@@ -35,6 +35,7 @@ from cueprobe.config import missing_model_files
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
 from cueprobe.prompts import PromptTemplates
+from cueprobe.tokens import check_token_template
 
 
 def fail_on(problems):
@@ -51,6 +52,7 @@ validate(config, "../schemas/config.schema.yaml")
 # a template with a wrong field fails here, not in every inference job
 try:
     PromptTemplates(**config["prompts"])
+    check_token_template(config["tokens"]["template"])
 except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
 # faults a job would find late: an answer_pattern is first used after the model has
