@@ -1,10 +1,14 @@
 """Deterministic answer parsing: free text -> one label of the set, or ``unparsed``.
 
 Order: the whole (normalised) answer is a label (``exact``) or a configured
-synonym (``synonym``); else, when the text mentions exactly one label (by its name or
-its synonyms) and holds no negation, that label (``mention``: "The speaker sounds sad."
--> sad); else ``unparsed``. There is no random or majority fallback: an unparsed answer
-is counted as wrong downstream and its rate is reported.
+synonym (``synonym``); else its first sentence is one ("Neutral. The voice is calm, not
+angry or sad." -> neutral, ``mention``); else, when the text mentions exactly one label
+(by its name or its synonyms) and no negation governs that mention, that label
+(``mention``: "The speaker sounds sad." -> sad); else ``unparsed``. A negation governs a
+mention when it comes before it in the same clause ("not angry", "nothing suggests
+anger", "isnt sad", "un-happy"); one elsewhere ("Neutral, with no strong emotion") does
+not. There is no random or majority fallback: an unparsed answer is counted as wrong
+downstream and its rate is reported.
 
 ``mention`` goes one step beyond DESIGN.md (exact label, synonyms, else unparsed): 7B
 ALMs often answer in a sentence although the prompt asks for one word, and scoring
@@ -30,8 +34,17 @@ import pandas as pd
 from cueprobe.define import ParseStatus
 
 _PUNCT = re.compile(r"[^\w\s]+")
-#: a negation anywhere in an answer makes a mention ambiguous ("not angry", "isn't sad")
-_NEGATION = re.compile(r"\b(?:not|non|no|never|neither|nor|without)\b|n['’]t\b")
+_APOSTROPHE = re.compile(r"['’]")
+#: clause boundaries: a negation reaches the labels after it up to the next one
+_CLAUSE = re.compile(r"[.;:!?,()\n]+|\s[-–—]+\s")
+#: the first sentence of an answer, when it ends like a statement
+_FIRST_SENTENCE = re.compile(r"^\s*([^.!:\n?]+?)\s*[.!:\n]")
+#: words that negate a label after them in their clause (apostrophes dropped: "isnt")
+_NEGATORS = frozenset(
+    "not no non un never neither nor without nothing none nobody hardly barely lack lacks "
+    "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
+    "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
+)
 #: synonyms that count as a whole answer only: too common in sentences to be a mention
 #: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
 _NOT_A_MENTION = frozenset({"other"})
@@ -42,12 +55,45 @@ def _normalise(text: str) -> str:
 
 
 def _vocabulary(labels: Mapping[str, Sequence[str]]) -> list[tuple[str, str, bool]]:
-    """(normalised word, label, is_label) for labels and synonyms; longest first."""
+    """(normalised word, label, is_label) for labels and synonyms: labels first, then
+    longest first (a label's own name beats another label's synonym)."""
     words = []
     for label, synonyms in labels.items():
         words.append((_normalise(label), label, True))
         words += [(_normalise(s), label, False) for s in synonyms if _normalise(s)]
-    return sorted(words, key=lambda w: -len(w[0]))
+    return sorted(words, key=lambda w: (not w[2], -len(w[0])))
+
+
+def label_word_clashes(labels: Mapping[str, Sequence[str]]) -> list[str]:
+    """Words (labels or synonyms, normalised) that name two labels: an answer of one of
+    them cannot be parsed, and planning refuses them.
+
+    Examples
+    --------
+    >>> label_word_clashes({"angry": ["mad"], "happy": ["glad", "mad"]})
+    ["'mad' names angry and happy"]
+    >>> label_word_clashes({"angry": ["angry", "mad"], "sad": []})
+    []
+    """
+    owners: dict[str, list[str]] = {}
+    for word, label, _ in _vocabulary(labels):
+        if label not in owners.setdefault(word, []):
+            owners[word].append(label)
+    return [f"{w!r} names {' and '.join(ls)}" for w, ls in owners.items() if len(ls) > 1]
+
+
+def _mentions(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[set[str], bool]:
+    """The labels ``text`` names, and whether a negation governs any of those mentions."""
+    mentioned, negated = set(), False
+    for clause in _CLAUSE.split(_APOSTROPHE.sub("", text.lower())):
+        norm = _normalise(clause)
+        for word, label, _ in vocab:
+            if word in _NOT_A_MENTION:
+                continue
+            for m in re.finditer(rf"\b{re.escape(word)}\b", norm):
+                mentioned.add(label)
+                negated |= not _NEGATORS.isdisjoint(norm[: m.start()].split())
+    return mentioned, negated
 
 
 def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple[str, str]:
@@ -66,6 +112,12 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     ('', 'unparsed')
     >>> parse_answer("Not angry.", labels)
     ('', 'unparsed')
+    >>> parse_answer("Nothing suggests anger; the voice is low and slow, sad.", labels)
+    ('', 'unparsed')
+    >>> parse_answer("Sad. The voice is low, with no anger.", labels)
+    ('sad', 'mention')
+    >>> parse_answer("The speaker is sad, no question.", labels)
+    ('sad', 'mention')
     >>> parse_answer("I cannot tell.", labels)
     ('', 'unparsed')
     """
@@ -76,12 +128,14 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     for word, label, is_label in vocab:
         if norm == word:
             return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
-    mentioned = {
-        label
-        for word, label, _ in vocab
-        if word not in _NOT_A_MENTION and re.search(rf"\b{re.escape(word)}\b", norm)
-    }
-    if len(mentioned) == 1 and not _NEGATION.search(text.lower()):
+    first = _FIRST_SENTENCE.match(text)
+    if first:
+        head = _normalise(first.group(1))
+        for word, label, _ in vocab:
+            if head == word:
+                return label, ParseStatus.MENTION.value
+    mentioned, negated = _mentions(text, vocab)
+    if len(mentioned) == 1 and not negated:
         return mentioned.pop(), ParseStatus.MENTION.value
     return "", ParseStatus.UNPARSED.value
 
@@ -163,6 +217,9 @@ def parse_answers(
     """
     if not labels:
         raise ValueError("`labels` is empty: the corpus config must name its classes.")
+    clashes = label_word_clashes(labels)
+    if clashes:
+        raise ValueError(f"answer words name two labels: {'; '.join(clashes)}.")
     pattern = None if answer_pattern is None else compile_answer_pattern(answer_pattern)
     cache: dict[str | None, tuple[str, str]] = {}
     rows = []

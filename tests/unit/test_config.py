@@ -91,10 +91,19 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
         ("tokens: {n_bins: 9}", "tokens.n_bins: 9 is greater than the maximum of 7"),
         # a clip without a voiced frame was MODAL
         ("tokens: {voice_quality: {unvoiced_floor: 0}}", "unvoiced_floor: 0 is less than or"),
+        # RAVDESS-like classes sharing a synonym: "mad" was angry by list order
+        (
+            "  c2: {adapter: csv, root: %s, labels: {angry: [mad], happy: [glad, mad]}}",
+            "corpora.c2.labels: 'mad' names angry and happy",
+        ),
     ],
 )
 def test_token_settings_that_would_void_or_fail_a_run_fail_at_planning(tmp_path, config, message):
     text = (BASE % "").replace("seed: 1\n", "" if config.startswith("seed") else "seed: 1\n")
+    if config.startswith("  c2"):  # a second corpus, under corpora
+        (tmp_path / "s.csv").write_text("path,label,speaker\n")
+        text = text.replace("models:", config % (tmp_path / "s.csv") + "\nmodels:")
+        config = ""
     proc = _dry_run(tmp_path, text + config + "\n")
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]

@@ -190,6 +190,20 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("Frustrated", ("", "unparsed")),
         ("non-neutral", ("", "unparsed")),  # scored neutral: the opposite of its meaning
         ("Non-neutral, clearly upset", ("", "unparsed")),
+        # negations the word list missed: these were wrong predictions, not unparsed
+        ("Nothing suggests anger here; the voice is calm.", ("", "unparsed")),
+        ("The speaker isnt angry.", ("", "unparsed")),
+        ("nothing sad here", ("", "unparsed")),
+        ("un-happy", ("", "unparsed")),
+        ("Neither happy nor sad.", ("", "unparsed")),
+        # a negation that governs no label: these were unparsed (neutral recall fell)
+        ("The speaker sounds neutral, with no strong emotion.", ("neutral", "mention")),
+        ("Neutral. The tone is calm and not particularly emotional.", ("neutral", "mention")),
+        ("The speaker is angry, no question.", ("angry", "mention")),
+        # the first sentence is the answer; what follows explains it
+        ("Neutral. The voice is calm, not angry or sad.", ("neutral", "mention")),
+        ("Angry? No, sad.", ("", "unparsed")),  # a question first: not an answer
+        ("Sad, maybe angry.", ("", "unparsed")),
     ],
 )
 def test_parse_answer(text, expected):
@@ -202,6 +216,17 @@ def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
     assert parse_answer("Other.", AIBO) == ("rest", "synonym")
     assert parse_answer("Angry. Other emotions are unlikely.", AIBO) == ("angry", "mention")
     assert parse_answer("The child sounds positive, unlike the other one.", AIBO)[0] == "positive"
+
+
+def test_a_label_beats_another_labels_synonym_and_clashing_synonyms_are_refused():
+    assert parse_answer("positive", {"happy": ["positive"], "positive": []}) == (
+        "positive",
+        "exact",
+    )
+    with pytest.raises(
+        ValueError, match="answer words name two labels: 'mad' names angry and happy"
+    ):
+        parse_answers(["mad"], {"angry": ["mad"], "happy": ["glad", "mad"]})
 
 
 def test_parse_answers_vectorised_and_errors():

@@ -34,6 +34,7 @@ from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
+from cueprobe.parsing import label_word_clashes
 from cueprobe.prompts import PromptTemplates
 from cueprobe.tokens import check_token_template
 
@@ -60,6 +61,11 @@ except ValueError as err:
 fail_on(
     bad_answer_patterns(config["models"])
     + adapter_conflicts(config["corpora"], config["models"])
+    + [
+        f"corpora.{name}.labels: {clash} (an answer of it could not be parsed)"
+        for name, corpus in config["corpora"].items()
+        for clash in label_word_clashes(corpus.get("labels") or {})
+    ]
 )
 # a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
 config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}
