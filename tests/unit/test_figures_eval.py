@@ -76,6 +76,28 @@ def test_corruption_curve_has_reference_lines(ev):
     assert any("Spearman ρ" in lab for lab in labels)
 
 
+def test_figure_2_takes_the_grids_most_corrupted_level_and_3_says_when_it_has_no_ci(ev):
+    """A grid without p = 1 lost its corruption panel silently; a one-seed curve had a
+    legend promising a CI that was not drawn; a class absent from a split was a row of
+    zeros under "rows sum to 1"."""
+    c = ev.confusion
+    absent = (c["split"] == "dev") & (c["true"] == LABELS[0])
+    conf = c[~c["condition"].str.startswith("corrupt_p100") & ~absent]
+    metrics = ev.metrics[~ev.metrics["condition"].str.startswith("corrupt_p100")]
+    fig = plot_confusions(conf, metrics, title="t")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert axes[3].get_title() == "corrupt p=0.5"
+    image = axes[0].get_images()[0].get_array()
+    blank = image.mask.all(axis=1)  # the absent class's row, and no other cell
+    assert blank.sum() == 1 and not image.mask[~blank].any()
+    one_seed = ev.corruption.assign(n_seeds=1, ci_low=np.nan, ci_high=np.nan)
+    fig = plot_corruption_curve(one_seed, ev.metrics, title="t")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels[0].startswith("corrupt(p), one seed (no CI)")
+    fig = plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+    assert fig.axes[0].get_lines()[0].get_label().startswith("corrupt(p), mean ± 95% CI")
+
+
 def test_figure_errors(ev):
     only = ev.metrics[ev.metrics["condition"] == "audio_only"]
     with pytest.raises(ValueError, match="none of the Figure 2 conditions"):

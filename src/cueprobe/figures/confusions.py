@@ -1,9 +1,10 @@
 """Figure 2: row-normalised confusion matrices under the token interventions.
 
-Panels (columns): aligned, shuffle (seeds pooled), conflict, corrupt p=1
-(seeds pooled), those present; one row of panels per evaluated split. Rows =
-ground truth, columns = prediction, each row sums to 1; cells below .01 are
-not annotated. Answers outside the label set (unparsed) get an ``other``
+Panels (columns): aligned, shuffle (seeds pooled), conflict, and the most corrupted
+level of the grid (its highest p > 0, seeds pooled: p = 1 in the paper's grid), those
+present; one row of panels per evaluated split. Rows = ground truth, columns =
+prediction, each row sums to 1 (a class absent from a split is a blank row); cells
+below .01 are not annotated. Answers outside the label set (unparsed) get an ``other``
 column when there are any.
 
 Pooling the counts of the seeds of one intervention and then normalising each
@@ -29,13 +30,28 @@ from cueprobe.interventions import condition_levels
 from cueprobe.metrics import OTHER
 from cueprobe.tables import fmt_uar
 
-#: the panels of Figure 2: (level, title)
+#: the panels of Figure 2 before the corruption one: (level, title)
 PANELS: tuple[tuple[str, str], ...] = (
     ("aligned", "aligned"),
     ("shuffle", "shuffle"),
     ("conflict", "conflict"),
-    ("corrupt_p100", "corrupt p=1"),
 )
+
+
+def figure2_panels(levels: Sequence[str]) -> list[tuple[str, str]]:
+    """The panels of the evaluated ``levels``: :data:`PANELS` present, then the most
+    corrupted level (highest p > 0; a grid without p = 1 still gets one).
+
+    Examples
+    --------
+    >>> figure2_panels(["aligned", "corrupt_p0", "corrupt_p25", "corrupt_p50", "conflict"])
+    [('aligned', 'aligned'), ('conflict', 'conflict'), ('corrupt_p50', 'corrupt p=0.5')]
+    """
+    panels = [(lv, name) for lv, name in PANELS if lv in levels]
+    corrupt = [int(lv.removeprefix("corrupt_p")) for lv in levels if lv.startswith("corrupt_p")]
+    if corrupt and max(corrupt) > 0:
+        panels.append((f"corrupt_p{max(corrupt)}", f"corrupt p={max(corrupt) / 100:g}"))
+    return panels
 
 
 def pooled_rates(confusion: pd.DataFrame, split: str, conditions: Sequence[str]) -> pd.DataFrame:
@@ -65,11 +81,11 @@ def plot_confusions(
     """
     splits = list(dict.fromkeys(metrics["split"]))
     levels = condition_levels(list(dict.fromkeys(metrics["condition"])))
-    panels = [(lv, name) for lv, name in PANELS if lv in levels]
+    panels = figure2_panels(list(levels))
     if not panels:
         raise ValueError(
-            f"none of the Figure 2 conditions {[p for p, _ in PANELS]} was evaluated; "
-            f"have {sorted(levels)}."
+            f"none of the Figure 2 conditions {[p for p, _ in PANELS]} or a corruption with "
+            f"p > 0 was evaluated; have {sorted(levels)}."
         )
     labels = list(dict.fromkeys(confusion["true"]))
     show_other = (
@@ -91,8 +107,13 @@ def plot_confusions(
                 rates = pooled_rates(confusion, split, levels[lv]).reindex(
                     index=labels, columns=cols
                 )
+                # a class absent from the split: a blank row, not one of zeros
                 values = rates.fillna(0.0).to_numpy()
-                image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="Blues", aspect="equal")
+                absent = np.broadcast_to(rates.isna().all(axis=1).to_numpy()[:, None], values.shape)
+                image = ax.imshow(
+                    np.ma.masked_array(values, absent), vmin=0.0, vmax=1.0, cmap="Blues",
+                    aspect="equal",
+                )  # fmt: skip
                 for (r, c), v in np.ndenumerate(values):
                     if v >= threshold:
                         ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center",

@@ -41,7 +41,8 @@ def plot_corruption_curve(corruption: pd.DataFrame, metrics: pd.DataFrame, *, ti
             cur = corruption[corruption["split"] == split].sort_values("p")
             m = metrics[metrics["split"] == split].set_index("condition")["uar"]
             rho, p, n = cur["rho"].iloc[0], cur["rho_p"].iloc[0], int(cur["n_runs"].iloc[0])
-            label = "corrupt(p), mean ± 95% CI over seeds"
+            several = cur["n_seeds"].max() > 1  # one seed: no interval to draw
+            label = "corrupt(p), " + ("mean ± 95% CI over seeds" if several else "one seed (no CI)")
             if not math.isnan(rho):
                 label += f"\nSpearman ρ = {rho:+.2f}, p = {fmt_p(p)} ({n} runs)"
             x = cur["p"].to_numpy()
