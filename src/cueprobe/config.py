@@ -200,11 +200,15 @@ def adapter_conflicts(
     []
     >>> adapter_conflicts({"c": {"adapter": "csv", "root": "/no/such.csv"}}, trained)
     []
+    >>> aibo_all = {"adapter": "aibo", "eval_splits": {"zero_shot": ["all"]}}
+    >>> print(*adapter_conflicts({"a": aibo_all}, {"alm": {"zero_shot": True}}))
+    corpora.a.eval_splits.zero_shot: ['all']: a FAU-Aibo corpus is reported in Table II, whose columns are dev, test only
     >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}, {}))
     corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
     """
     from cueprobe.corpora import corpus_splits
     from cueprobe.corpora import eval_splits
+    from cueprobe.tables import TABLE2_SPLITS as TABLE2
 
     kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
     out = []
@@ -226,6 +230,15 @@ def adapter_conflicts(
                 out.append(
                     f"{where} {what} has no split {split!r} (it has {', '.join(sorted(have))})"
                 )
+        if adapter == "aibo":  # reported in Table II, whose columns are dev and test
+            for zero_shot in sorted(kinds, reverse=True):
+                kind = "zero_shot" if zero_shot else "trained"
+                other = [s for s in eval_splits(cfg, zero_shot=zero_shot) if s not in TABLE2]
+                if other:
+                    out.append(
+                        f"corpora.{name}.eval_splits.{kind}: {other}: a FAU-Aibo corpus is "
+                        f"reported in Table II, whose columns are {', '.join(TABLE2)} only"
+                    )
         if adapter == "aibo" and cfg.get("gender_specific"):
             out.append(
                 f"corpora.{name}.gender_specific: the aibo adapter has no speaker genders "
