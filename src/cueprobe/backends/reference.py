@@ -177,13 +177,14 @@ def _token_patterns(template: str, separator: str) -> dict[str, re.Pattern[str]]
         raise ValueError(
             f"token template {template!r} must contain {{concept}} and {{value}} (config tokens.template)."
         )
-    stop = "|".join(map(re.escape, [separator.strip() or separator, "\n"]))
     patterns = {}
     for concept in CONCEPT_COLUMNS:
         text = re.escape(template)
         text = text.replace(re.escape("{concept}"), rf"\b{concept}", 1)
-        text = text.replace(re.escape("{value}"), rf"(?P<value>.+?)\s*(?={stop}|$)", 1)
-        patterns[concept] = re.compile(text, re.MULTILINE)
+        # a value is one upper-case token (VERY_LOW, MODAL): the block may end mid-line
+        # ("Cues: {tokens}. Pick one of: ..." took "MODAL. Pick one of: ..." as a value)
+        text = text.replace(re.escape("{value}"), r"(?P<value>[A-Z][A-Z0-9_]*)(?![\w])", 1)
+        patterns[concept] = re.compile(text)
     return patterns
 
 
@@ -198,6 +199,11 @@ def parse_token_block(prompt: str, *, template: str, separator: str) -> dict[str
     {'ENERGY': 'HIGH', 'PITCH': 'VERY_LOW'}
     >>> parse_token_block("Which emotion?", template="{concept}={value}", separator="; ")
     {}
+    >>> parse_token_block(
+    ...     "Cues: ENERGY=LOW; VOICE_QUALITY=MODAL. Pick one of: angry, sad.",
+    ...     template="{concept}={value}", separator="; ",
+    ... )
+    {'ENERGY': 'LOW', 'VOICE_QUALITY': 'MODAL'}
     """
     found = {}
     for concept, pattern in _token_patterns(template, separator).items():
