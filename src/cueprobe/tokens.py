@@ -454,22 +454,28 @@ def assign_tokens(
     -------
     DataFrame
         :data:`TOKEN_COLUMNS`, one row per ``features`` row, in its order. A NaN
-        score takes the middle level (the lower middle for even ``n_bins``) and
-        the reason goes to ``flag`` (``""`` when nothing is wrong).
+        score takes the middle level (the upper middle for even ``n_bins``, as a score on
+        collapsed edges does) and the reason goes to ``flag`` (``""`` when nothing is
+        wrong); a gender-specific concept binned with the pooled edges (too few fitting
+        rows of that gender) is flagged ``pooled_edges:<concept>``.
     """
     df = _merge_iv(features, manifest)
     scores = _scores(df, edges.centre, edges.scale)
     out = pd.DataFrame({"utt_id": df["utt_id"].astype(str).to_numpy()})
-    middle = (edges.n_bins - 1) // 2
-    nan_concepts = []
+    middle = edges.n_bins // 2
+    nan_concepts, pooled = [], []
+    gender = df["gender"].astype(str).to_numpy()
     for concept in ORDINAL_CONCEPTS:
         s = scores[f"score_{concept}"].to_numpy()
         out[f"score_{concept}"] = s
         idx = bin_scores(s, edges.edges[concept.value][POOLED])
         for g, e in edges.edges[concept.value].items():
             if g != POOLED:
-                sel = (df["gender"] == g).to_numpy()
+                sel = gender == g
                 idx[sel] = bin_scores(s[sel], e)
+        if concept.value in edges.gender_specific:
+            fell_back = [g for g in GENDER_GROUPS if g not in edges.edges[concept.value]]
+            pooled.append(np.where(np.isin(gender, fell_back), concept.value, ""))
         names = np.array(edges.levels(concept), dtype=object)
         out[concept.value] = names[np.where(idx < 0, middle, idx)]
         nan_concepts.append(np.where(idx < 0, concept.value, ""))
@@ -489,6 +495,8 @@ def assign_tokens(
             unseen = [k for k, isnan in vq_nan.items() if isnan[i]]
             parts = [f"nan_score:{'+'.join(missing)}"] if missing else []
             parts += [f"nan_vq:{'+'.join(unseen)}"] if unseen else []
+            fell_back = [p[i] for p in pooled if p[i]]
+            parts += [f"pooled_edges:{'+'.join(fell_back)}"] if fell_back else []
             flags.append(";".join(parts))
     out["flag"] = flags
     return out[list(TOKEN_COLUMNS)]

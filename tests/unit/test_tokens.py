@@ -284,6 +284,30 @@ def test_ties_on_collapsed_edges_take_the_middle_bins(demo):
     np.testing.assert_array_equal(bin_scores([1.0, 1.0, 0.0, 2.0], [1.0, 1.0]), [1, 1, 0, 2])
 
 
+def test_a_gender_binned_with_pooled_edges_is_flagged(demo):
+    """fit_on: train with a gender missing from train: its utterances took the other
+    gender's edges (an octave apart for PITCH) with a log warning and no row flag."""
+    manifest, features, _ = demo
+    few = manifest.assign(gender=np.where(np.arange(len(manifest)) < 2, "M", "F"))
+    with pytest.warns(SparseGroupWarning):
+        tok, _ = tokenize(
+            features, few, n_bins=5, fit_on="all", gender_specific=["PITCH", "FORMANTS"], **OPTS
+        )
+    males = (few["gender"] == "M").to_numpy() & (tok["flag"] != "too_short").to_numpy()
+    assert males.any()
+    assert tok.loc[males, "flag"].str.contains("pooled_edges:PITCH+FORMANTS", regex=False).all()
+    assert not tok.loc[~males, "flag"].str.contains("pooled_edges").any()
+
+
+def test_a_nan_score_takes_the_middle_a_tie_takes(demo):
+    """Even n_bins: a NaN score went to the lower middle, collapsed ties to the upper."""
+    manifest, features, _ = demo
+    nan = features.assign(spectralFlux_sma3=np.where(np.arange(len(features)) == 0, np.nan, 0.5))
+    with pytest.warns(DegenerateDescriptorWarning):
+        tok, _ = tokenize(nan, manifest, n_bins=4, fit_on="all", gender_specific=[], **OPTS)
+    assert tok["DYNAMICS"].nunique() == 1  # the NaN row and the tied rows alike
+
+
 def test_gender_specific_needs_f_or_m_rows(demo):
     """Genders spelled otherwise would silently give pooled edges: a clear error instead."""
     manifest, features, _ = demo
