@@ -548,23 +548,22 @@ def test_infer_cli_resumes_from_its_journal(tables, trained, tmp_path, caplog):
     got = io.read_table(out, "predictions")
     assert got["raw_output"][0] == "happy"
     pd.testing.assert_frame_equal(got.iloc[1:], expected.iloc[1:])
-    # a journal of another model revision is discarded, with a warning
-    part.write_text(
-        json.dumps({"header": {**header["header"], "revision": "old"}})
-        + "\n"
-        + json.dumps(rows[0])
-        + "\n"
-    )
+    # a journal of another model revision: its answers are not used, but kept (a new
+    # section under this run's header follows them)
+    old = {"header": {**header["header"], "revision": "old"}}
+    part.write_text(json.dumps(old) + "\n" + json.dumps(rows[0]) + "\n")
     caplog.clear()
     assert main(_infer_argv(tables, out, "aligned", model, *files)) == 0
-    assert "discarding" in caplog.text
+    assert "its answers are kept for those settings, and these are asked anew" in caplog.text
     pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+    lines = [json.loads(line) for line in part.read_text().splitlines()]
+    assert lines[:2] == [old, rows[0]] and lines[2] == header and len(lines) == 3 + 16
 
 
 def test_a_journal_from_before_resolved_revisions_is_kept_and_relabelled(tmp_path, caplog):
     """A journal written when the header said ``main`` (not yet ``main@<sha>``) holds the
-    answers of the checkpoint in the cache: they are kept and its header relabelled; a
-    journal of another branch or commit is discarded."""
+    answers of the checkpoint in the cache: they are kept and its header relabelled; the
+    answers of another branch or commit are not used (and stay in the journal)."""
     from cueprobe.cli.inference import _read_journal
 
     new = {"model_id": "Qwen/Qwen2-Audio-7B-Instruct", "revision": "main@0a1b2c", "decoding": "d"}
@@ -575,13 +574,37 @@ def test_a_journal_from_before_resolved_revisions_is_kept_and_relabelled(tmp_pat
         journal.write_text(json.dumps(old) + "\n" + json.dumps(row) + "\n")
         caplog.clear()
         with caplog.at_level("WARNING"):
-            answers = _read_journal(journal, new)
-        assert answers == ({"u1\tp\ta": "sad"} if kept else {})
+            answers, in_section = _read_journal(journal, new)
+        assert answers == ({"u1\tp\ta": "sad"} if kept else {}) and in_section == kept
         if kept:
             assert json.loads(journal.read_text().splitlines()[0]) == {"header": new}
             assert "recorded from now on as 'main@0a1b2c'" in caplog.text
         else:
-            assert not journal.exists() and "discarding" in caplog.text
+            assert json.loads(journal.read_text().splitlines()[0]) == old
+            assert "asked anew" in caplog.text
+
+
+def test_answers_survive_a_setting_changed_and_back_and_a_new_shard_layout(tables, tmp_path):
+    """A decoding change deleted the journal, so changing it back asked every prompt
+    again; a model sharded anew (journal/tokens.shard{k}.jsonl) asked everything its
+    unsharded journal held (hours of GPU time on a real corpus)."""
+    from tests.unit.test_backend_openai import ChatServer
+
+    journal = tmp_path / "journal" / "tokens.jsonl"
+    out = tmp_path / "o.parquet"
+    for max_new_tokens, asked in ((16, 16), (32, 16), (16, 0)):
+        model = {"backend": "openai", "model_id": "m", "max_new_tokens": max_new_tokens}
+        with ChatServer() as server:
+            argv = _infer_argv(tables, out, "aligned", model | {"base_url": server.url})
+            assert main([*argv, "--journal", str(journal)]) == 0
+            assert len(server.bodies) == asked, max_new_tokens
+    with ChatServer() as server:  # the first of two shards: all answered unsharded
+        argv = _infer_argv(tables, out, "aligned", model | {"base_url": server.url})
+        shard = ["--journal", str(journal.with_name("tokens.shard0.jsonl"))]
+        argv = [a for a in argv if a not in ("--check-out", str(out.with_suffix(".check.json")))]
+        assert main([*argv, *shard, "--n-shards", "2", "--shard", "0"]) == 0
+        assert len(server.bodies) == 0
+    assert not journal.with_name("tokens.shard0.jsonl").read_text().count("raw_output")
 
 
 def test_infer_cli_warns_when_predictions_ignore_the_audio(tables, trained, tmp_path, caplog):

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -194,39 +195,83 @@ def _token_rows(tokens) -> list[dict[str, Any]]:
 # -- infer ---------------------------------------------------------------------------------
 
 
-def _read_journal(path: Path, header: dict[str, str]) -> dict[str, str | None]:
-    """Answers of earlier runs, ``answer_key -> raw_output`` (last row per key wins).
+def _read_journal(path: Path, header: dict[str, str]) -> tuple[dict[str, str | None], bool]:
+    """Answers of earlier runs under ``header``, ``answer_key -> raw_output`` (the last
+    row of a key wins), and whether the journal's last section is ``header``'s.
 
-    A torn last line (killed mid-write) is cut off; a journal of another model,
-    revision or decoding is discarded.
+    A journal holds a section per setting it was written under (a ``{"header": ...}``
+    line, then its answers): a model, revision or decoding changed and changed back finds
+    its answers again. The journals of the same group under another shard layout
+    (``tokens.jsonl``, ``tokens.shard{k}.jsonl`` beside it) are read too, never written:
+    a model sharded anew asks nothing it was asked before. A torn last line (killed
+    mid-write) is cut off this job's own journal and skipped in the others.
     """
+    answers: dict[str, str | None] = {}
+    for other in _sibling_journals(path):
+        answers |= _section_answers(_complete_lines(other.read_bytes()), header)
+    if not path.exists():
+        return answers, False
+    data = path.read_bytes()
+    lines = _complete_lines(data)
+    if data and not data.endswith(b"\n"):  # killed mid-write: drop the torn line
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+    relabelled = False
+    for i, line in enumerate(lines):
+        old = json.loads(line).get("header") if line.startswith('{"header"') else None
+        if old is not None and _before_resolution(old, header):
+            # written before revisions were resolved: its answers are those of the
+            # checkpoint the branch named then, taken to be the one in the cache now
+            log.warning(
+                "%s: answers of revision %r, recorded from now on as %r, the commit it names "
+                "in the cache now (delete the journal if the cache was updated since they "
+                "were asked)",
+                path, old["revision"], header["revision"],
+            )  # fmt: skip
+            lines[i] = json.dumps({"header": header})
+            relabelled = True
+    if relabelled:
+        io.write_text("".join(line + "\n" for line in lines), path)
+    own = _section_answers(lines, header)
+    headers = [json.loads(line)["header"] for line in lines if line.startswith('{"header"')]
+    if headers and not own and headers[-1] != header:
+        log.warning(
+            "%s was written under another model, revision or decoding: its answers are kept "
+            "for those settings, and these are asked anew",
+            path,
+        )
+    return answers | own, bool(headers) and headers[-1] == header
+
+
+def _complete_lines(data: bytes) -> list[str]:
+    """The journal's lines, without a torn last one."""
+    return data[: data.rfind(b"\n") + 1].decode().splitlines()
+
+
+def _section_answers(lines: Sequence[str], header: dict[str, str]) -> dict[str, str | None]:
+    """Answers of the journal sections written under ``header``."""
     from cueprobe.inference import answer_key
 
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):  # killed mid-write: drop the torn line
-        data = data[: data.rfind(b"\n") + 1]
-        with open(path, "r+b") as f:
-            f.truncate(len(data))
-    lines = data.decode().splitlines()
-    old = json.loads(lines[0]).get("header") if lines else None
-    if _before_resolution(old, header):
-        # written before revisions were resolved: its answers are those of the checkpoint
-        # the branch named then, taken to be the one in the cache now (as they were)
-        log.warning(
-            "%s: answers of revision %r, recorded from now on as %r, the commit it names in "
-            "the cache now (delete the journal if the cache was updated since they were asked)",
-            path, old["revision"], header["revision"],
-        )  # fmt: skip
-        lines[0] = json.dumps({"header": header})
-        io.write_text("".join(line + "\n" for line in lines), path)
-    elif old != header:
-        log.warning("discarding %s: written by another model, revision or decoding", path)
-        path.unlink()
-        return {}
-    rows = (json.loads(line) for line in lines[1:])
-    return {answer_key(r["utt_id"], r["prompt_sha"], r["audio_sha"]): r["raw_output"] for r in rows}
+    answers, current = {}, None
+    for line in lines:
+        row = json.loads(line)
+        if "header" in row:
+            current = row["header"]
+        elif current == header:
+            answers[answer_key(row["utt_id"], row["prompt_sha"], row["audio_sha"])] = row[
+                "raw_output"
+            ]
+    return answers
+
+
+def _sibling_journals(path: Path) -> list[Path]:
+    """The journals of ``path``'s group under the other shard layouts (``tokens.jsonl``,
+    ``tokens.shard{k}.jsonl``), when ``path`` is one of them."""
+    group = path.name.split(".", 1)[0]
+    layout = re.compile(rf"{re.escape(group)}(?:\.shard\d+)?\.jsonl")
+    if not layout.fullmatch(path.name) or not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if p != path and layout.fullmatch(p.name))
 
 
 def _before_resolution(old: Any, new: dict[str, str]) -> bool:
@@ -240,14 +285,21 @@ def _before_resolution(old: Any, new: dict[str, str]) -> bool:
 
 class _JournalWriter:
     """Append answered batches to the answer journal, fsync'd per batch, and to
-    ``answers`` (so the job never reads back what it just wrote)."""
+    ``answers`` (so the job never reads back what it just wrote); a journal whose last
+    section is another header's gets a new section first."""
 
-    def __init__(self, path: Path, header: dict[str, str], answers: dict[str, str | None]):
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, str],
+        answers: dict[str, str | None],
+        *,
+        in_section: bool,
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
         self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.answers = answers
-        if new:
+        if not in_section:
             self._write([{"header": header}])
 
     def _write(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -357,8 +409,8 @@ def _infer(args: argparse.Namespace) -> None:
     )
     header = dataclasses.asdict(backend.info)
     journal = args.journal or _default_journal(args)
-    answers = _read_journal(journal, header)
-    writer = _JournalWriter(journal, header, answers)
+    answers, in_section = _read_journal(journal, header)
+    writer = _JournalWriter(journal, header, answers, in_section=in_section)
     # an answer the server rejected or failed (None, an `error` row) is asked again on every run
     done = {k for k, a in answers.items() if a is not None}
     try:
