@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,7 @@ def test_loads_real_class_via_from_pretrained(backend: TransformersBackend) -> N
     assert isinstance(backend, Backend)
     assert type(backend.model).__name__ == MODEL_CLASSES[backend.architecture]
     assert backend.processor.tokenizer.padding_side == "left"
-    assert backend.info.revision == "main"
+    assert re.fullmatch(r"main@local-[0-9a-f]{12}", backend.info.revision)  # a folder
     decoding = f"greedy; max_new_tokens={MAX_NEW_TOKENS}; dtype=float32"
     assert backend.info.decoding.removesuffix(
         f"; stop={backend.generation_config.eos_token_id}"
@@ -393,8 +394,8 @@ def test_peft_adapter_loads_and_changes_logits(
         device="cpu",
     )
     assert isinstance(adapted.model, PeftModel)
-    suffix = f"; adapter={adapter}" + (f"/{subfolder}" if subfolder else "") + "@main"
-    assert adapted.info.decoding.endswith(suffix)
+    suffix = f"; adapter={adapter}" + (f"/{subfolder}" if subfolder else "") + "@main@local-"
+    assert adapted.info.decoding.removesuffix(adapted.info.decoding[-12:]).endswith(suffix)
     requests = _requests(wavs)
     answers = adapted.generate(requests)
     assert len(answers) == len(requests)
@@ -534,7 +535,7 @@ def test_a_hub_checkpoint_records_the_commit_its_revision_resolved_to(
 ) -> None:
     """``main`` moves: a checkpoint loaded by hub id (here from an offline hub cache laid
     out as huggingface_hub writes it) records ``main@<sha>``, so the answers of an updated
-    checkpoint are not reused for the new one; a local folder records the revision as given."""
+    checkpoint are not reused for the new one (a local folder: test_a_local_folder_...)."""
     sha = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--cueprobe--tiny-qwen2-audio"
     shutil.copytree(model_dirs["qwen2_audio"], repo / "snapshots" / sha)
@@ -550,6 +551,29 @@ def test_a_hub_checkpoint_records_the_commit_its_revision_resolved_to(
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"REVISION main@{sha}" in done.stdout.splitlines()
+
+
+def test_a_local_folder_is_recorded_by_its_files_not_its_path(
+    model_dirs: dict[str, str], tmp_path: Path
+) -> None:
+    """A local checkpoint (paper.yaml's ft-AF3 adapter) was recorded by path and ``main``
+    alone: new weights put in its place reused every old answer."""
+    from cueprobe.backends.hf import local_digest
+
+    src = Path(model_dirs["qwen2_audio"])
+    dup = tmp_path / "dup"
+    shutil.copytree(src, dup)
+    assert local_digest(str(dup)) == local_digest(str(src))  # a copy is the same checkpoint
+    weights = next(dup.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # the weights' last byte: new weights of the same size
+    weights.write_bytes(bytes(data))
+    assert local_digest(str(dup)) != local_digest(str(src))
+    new = local_digest(str(dup))
+    (dup / ".cache").mkdir()
+    (dup / ".cache" / "x").write_text("lock")  # hidden: not part of the checkpoint
+    assert local_digest(str(dup)) == new
+    assert local_digest("Qwen/Qwen2-Audio-7B-Instruct") is None
 
 
 def test_architectures_are_the_documented_ones() -> None:

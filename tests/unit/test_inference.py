@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -569,6 +570,11 @@ def test_a_journal_from_before_resolved_revisions_is_kept_and_relabelled(tmp_pat
     new = {"model_id": "Qwen/Qwen2-Audio-7B-Instruct", "revision": "main@0a1b2c", "decoding": "d"}
     row = {"utt_id": "u1", "prompt_sha": "p", "audio_sha": "a", "raw_output": "sad"}
     journal = tmp_path / "x.answers.jsonl"
+    # a local adapter's digest, new in the decoding: the same answers
+    local = {**new, "decoding": "d; adapter=/ckpt/af3-think@main@local-0123456789ab"}
+    old = {"header": {**local, "decoding": "d; adapter=/ckpt/af3-think@main"}}
+    journal.write_text(json.dumps(old) + "\n" + json.dumps(row) + "\n")
+    assert _read_journal(journal, local) == ({"u1\tp\ta": "sad"}, True)
     for old_revision, kept in (("main", True), ("v1", False), ("main@ffff", False)):
         old = {"header": {**new, "revision": old_revision}}
         journal.write_text(json.dumps(old) + "\n" + json.dumps(row) + "\n")
@@ -790,7 +796,9 @@ def test_make_backend_loads_an_adapter_from_a_subfolder(tiny_qwen2_audio, tmp_pa
     build_tiny_peft_adapter(tiny_qwen2_audio, tmp_path / "repo" / "think")
     cfg = _hf_model(tiny_qwen2_audio) | {"adapter": str(tmp_path / "repo")}
     backend = make_backend(cfg | {"adapter_subfolder": "think"}, device="cpu")
-    assert backend.info.decoding.endswith(f"adapter={tmp_path / 'repo'}/think@main")
+    assert re.search(
+        rf"adapter={tmp_path / 'repo'}/think@main@local-[0-9a-f]{{12}}$", backend.info.decoding
+    )
     with pytest.raises(ValueError, match="Can't find 'adapter_config.json'"):
         make_backend(cfg, device="cpu")  # peft's own error: no adapter at the repo's root
 

@@ -276,11 +276,16 @@ def _sibling_journals(path: Path) -> list[Path]:
 
 def _before_resolution(old: Any, new: dict[str, str]) -> bool:
     """A journal header written before revisions were resolved: ``main`` where ``new``
-    has ``main@<sha>``, everything else the same."""
-    if not isinstance(old, dict) or old.keys() != new.keys():
+    has ``main@<sha>`` (a local folder: ``main@local-<digest>``, also for an adapter in
+    the decoding), everything else the same."""
+    if not isinstance(old, dict) or old.keys() != new.keys() or old == new:
         return False
-    same = all(old[k] == new[k] for k in new if k != "revision")
-    return same and new["revision"].startswith(f"{old['revision']}@")
+    same = all(old[k] == new[k] for k in new if k not in ("revision", "decoding"))
+    revision = old["revision"] == new["revision"] or new["revision"].startswith(
+        f"{old['revision']}@"
+    )
+    decoding = re.sub(r"@local-[0-9a-f]{12}$", "", new["decoding"]) == old["decoding"]
+    return same and revision and decoding
 
 
 class _JournalWriter:
