@@ -300,12 +300,14 @@ def cue_use_summary(
                     f"| {cond} | {fmt_uar(r['uar'])} | {fmt_ci(r['ci_low'], r['ci_high'])} | "
                     f"{fmt_uar(r['wa'])} | {r['unparsed_rate']:.1%} |"
                 )
-        for kind in ("shuffle", "corrupt"):
+        for kind, name in (("shuffle", "shuffle"), ("corrupt", "corrupt p > 0")):
             sub = m[m["kind"] == kind]
+            if kind == "corrupt":  # p = 0 asks the aligned prompts again: not a corruption
+                sub = sub[sub["p"] > 0]
             if len(sub):
                 worst = sub["unparsed_rate"].max()
                 lines.append(
-                    f"| {kind} ({len(sub)} runs, mean) | {fmt_uar(sub['uar'].mean())} | – | "
+                    f"| {name} ({len(sub)} runs, mean) | {fmt_uar(sub['uar'].mean())} | – | "
                     f"{fmt_uar(sub['wa'].mean())} | ≤ {worst:.1%} |"
                 )
         n_deg = int(m["n_degenerate"].iloc[0])

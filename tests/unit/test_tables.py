@@ -212,6 +212,11 @@ def test_cue_use_summary_words_and_numbers(iemocap):
     gain = ev.comparisons.query("a == 'aligned' and b == 'audio_only'").iloc[0]
     assert tables.fmt_delta(gain["delta"]) in text
     assert "**Degradation.**" in text
+    # the mean of the corruption runs leaves out p = 0 (the aligned prompts again)
+    runs = ev.metrics[(ev.metrics["kind"] == "corrupt") & (ev.metrics["p"] > 0)]
+    assert (
+        f"| corrupt p > 0 ({len(runs)} runs, mean) | {tables.fmt_uar(runs['uar'].mean())} |" in text
+    )
     for section in ("Robust fallback", "Format prior", "Token sensitivity", "Alignment"):
         assert f"**{section}**" in text
     # the paper's central test, aligned vs each perturbation, with its evidence
