@@ -7,13 +7,15 @@ unvoiced frames (Eyben et al. 2016, Sec. 3.1: F0, jitter, shimmer, HNR and the
 harmonic/formant descriptors are "computed on voiced regions only"). So:
 
 * ``Loudness``, spectral flux, MFCC 1-4: mean over all frames;
-* F0 (semitones), jitter, shimmer, HNR, H1-H2, H1-A3 and the formant amplitudes
-  (``F1-F3amplitudeLogRelF0``): mean of the non-zero frames, as eGeMAPS' own
-  ``*_amean`` functionals (``nonZeroFuncts = 1``). The amplitudes are 0.0 in some
-  voiced frames too (no measurement), so a voiced mean would count those zeros;
-  measured with opensmile 2.6.0 on 39 demo files, the non-zero means equal
-  ``F*amplitudeLogRelF0_sma3nz_amean`` to 1e-3 in 38 (to 0.02 in all), where the
-  means over frames with F0 > 0 were off by a median 0.5 (up to 7.5) for F1;
+* F0 (semitones), jitter, shimmer, HNR, H1-H2, H1-A3: mean of the non-zero frames, as
+  eGeMAPS' own ``*_amean`` functionals (``nonZeroFuncts = 1``);
+* the formant amplitudes (``F1-F3amplitudeLogRelF0``): mean over the frames with F0 > 0
+  where openSMILE measured one: it writes 0.0 in some voiced frames (no measurement) and
+  its floor, -201, in unvoiced frames (not 0.0), so eGeMAPS' own ``*_amean`` (non-zero
+  frames) counts the floor: measured on a 2 s voice with half its frames unvoiced, F1
+  -103.1 there against -3.8 over its voiced frames (with voiced ratios near 0.5, as in
+  IEMOCAP, the column was mostly a copy of the voiced ratio). On the almost fully
+  voiced demo files both equal ``F*amplitudeLogRelF0_sma3nz_amean`` to 1e-3;
 * formant frequencies and bandwidths F1-F3 and spectral balance (alpha ratio,
   Hammarberg index, slopes 0-500 and 500-1500 Hz): frames with F0 > 0, as eGeMAPS'
   voiced ``*V_sma3nz_amean`` functionals (the formants' ``*_sma3nz_amean``: to
@@ -57,8 +59,7 @@ ALL_FRAME_LLDS: tuple[str, ...] = (
     "mfcc3_sma3",
     "mfcc4_sma3",
 )
-#: averaged over their own non-zero frames (openSMILE writes 0.0 when unvoiced and,
-#: for the formant amplitudes, also in voiced frames where it measured none)
+#: averaged over their own non-zero frames (openSMILE writes 0.0 when unvoiced)
 NONZERO_LLDS: tuple[str, ...] = (
     F0_LLD,
     "jitterLocal_sma3nz",
@@ -66,13 +67,19 @@ NONZERO_LLDS: tuple[str, ...] = (
     "HNRdBACF_sma3nz",
     "logRelF0-H1-H2_sma3nz",
     "logRelF0-H1-A3_sma3nz",
+)
+#: averaged over the frames with F0 > 0 that hold a measurement: not 0.0 (none in a
+#: voiced frame) and above openSMILE's floor (-201, written in unvoiced frames)
+AMPLITUDE_LLDS: tuple[str, ...] = (
     "F1amplitudeLogRelF0_sma3nz",
     "F2amplitudeLogRelF0_sma3nz",
     "F3amplitudeLogRelF0_sma3nz",
 )
+#: openSMILE's value for a formant amplitude it cannot measure in an unvoiced frame
+AMPLITUDE_FLOOR = -201.0
 #: averaged over the frames with F0 > 0
 VOICED_LLDS: tuple[str, ...] = tuple(
-    c for c in EGEMAPS_LLDS if c not in ALL_FRAME_LLDS and c not in NONZERO_LLDS
+    c for c in EGEMAPS_LLDS if c not in (*ALL_FRAME_LLDS, *NONZERO_LLDS, *AMPLITUDE_LLDS)
 )
 
 #: openSMILE's LLD stream carries frames flushed at end of input (pitch tracker and
@@ -180,6 +187,9 @@ def _summarise(values: np.ndarray, drop_trailing: int) -> dict:
         out[c] = float(nz.mean()) if nz.size else math.nan
     for c in VOICED_LLDS:
         out[c] = float(col[c][voiced].mean()) if voiced.any() else math.nan
+    for c in AMPLITUDE_LLDS:
+        measured = col[c][voiced & (col[c] != 0) & (col[c] > AMPLITUDE_FLOOR + 1)]
+        out[c] = float(measured.mean()) if measured.size else math.nan
     out = {c: out[c] for c in EGEMAPS_LLDS}
     out["n_frames"] = int(n)
     out["voiced_ratio"] = float(voiced.mean())
@@ -257,12 +267,25 @@ def extract_features(
     )
 
     def one(path: str) -> dict:
+        nan_row = {c: math.nan for c in EGEMAPS_LLDS}
+        unreadable = nan_row | {"n_frames": 0, "voiced_ratio": math.nan, "status": "unreadable"}
         try:
             samples, sampling_rate = read(path)
         except Exception as err:  # any decoder error: record it, never crash the shard
             log.warning("unreadable audio %s: %s", path, err)
-            nan_row = {c: math.nan for c in EGEMAPS_LLDS}
-            return nan_row | {"n_frames": 0, "voiced_ratio": math.nan, "status": "unreadable"}
+            return unreadable
+        bad = int(samples.size - np.isfinite(samples).sum())
+        if bad:  # openSMILE's int16 cast would make them 0 and call the file fine
+            log.warning("unreadable audio %s: %d NaN or infinite sample(s)", path, bad)
+            return unreadable
+        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+        if peak > 1.0:
+            log.warning(
+                "audio %s peaks at %.3g, beyond full scale (a float file in int16 scale?): "
+                "clipped to [-1, 1] for analysis, so its loudness and spectrum are distorted",
+                path,
+                peak,
+            )
         return extract_signal(samples, sampling_rate, smile=smile, min_duration_s=min_duration_s)
 
     paths = manifest["path"].astype(str).tolist()

@@ -55,11 +55,15 @@ def test_voiced_means_equal_opensmile_functionals(demo):
     # the voiced spectral means equal the *V_sma3nz functionals (frames with F0 > 0)
     voiced = (feats["hammarbergIndex_sma3"] / ref["hammarbergIndexV_sma3nz_amean"] - 1).abs()
     assert voiced.median() < 1e-5
-    # formant amplitudes: 0.0 in some voiced frames, averaged over their non-zero frames
+    # formant amplitudes: their voiced, measured frames; on a fully voiced file that is
+    # eGeMAPS' amean (non-zero frames), which elsewhere also counts the -201 floor
     amp = [f"F{i}amplitudeLogRelF0_sma3nz" for i in (1, 2, 3)]
-    diff = pd.DataFrame({c: (feats[c] - ref[f"{c}_amean"]).abs() for c in amp})
+    full = feats["voiced_ratio"] == 1.0
+    assert full.sum() >= 10
+    diff = pd.DataFrame({c: (feats[c] - ref[f"{c}_amean"]).abs() for c in amp})[full]
     assert (diff < 1e-3).mean().min() >= 0.95, diff.describe()
     assert (diff.max() < 0.05).all(), diff.max()
+    assert (feats[amp] > -150).all().all()  # no floor value averaged in
 
 
 def test_opensmile_lld_names_are_the_contract_columns():
@@ -94,17 +98,19 @@ def test_plain_mean_over_unvoiced_zeros_is_not_what_we_compute():
     assert set(masked) <= set(VOICED_LLDS)
 
 
-def test_formant_amplitudes_average_their_non_zero_frames():
-    """openSMILE writes 0.0 for a formant amplitude it could not measure, voiced or not."""
+def test_formant_amplitudes_average_their_voiced_measured_frames():
+    """openSMILE writes 0.0 for a formant amplitude it could not measure in a voiced
+    frame and its floor, -201, in an unvoiced one: a clip half unvoiced averaged the
+    floor in (eGeMAPS' own amean does), F1 -103 against -3.8 over its voiced frames."""
     lld = pd.DataFrame(np.ones((8, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
     lld.loc[:1, F0_LLD] = 0.0  # frames 0-1 unvoiced
     amp = [f"F{i}amplitudeLogRelF0_sma3nz" for i in (1, 2, 3)]
     for c in amp:
-        lld[c] = [-30.0, 0.0, 0.0, -10.0, -20.0, 0.0, -12.0, -14.0]
+        lld[c] = [-201.0, -30.0, 0.0, -10.0, -20.0, 0.0, -12.0, -14.0]
     out = summarise_llds(lld, drop_trailing=0)
     assert out["voiced_ratio"] == pytest.approx(6 / 8)
-    for c in amp:  # the non-zero frames, as eGeMAPS' F*amplitudeLogRelF0_sma3nz_amean
-        assert out[c] == pytest.approx((-30 - 10 - 20 - 12 - 14) / 5), c
+    for c in amp:  # voiced frames 2-7 with a measurement
+        assert out[c] == pytest.approx((-10 - 20 - 12 - 14) / 4), c
     lld[amp] = 0.0
     assert all(math.isnan(summarise_llds(lld, drop_trailing=0)[c]) for c in amp)
 
@@ -157,6 +163,26 @@ def test_odd_files_get_a_status_and_nothing_is_dropped(tmp_path):
     f0 = "F0semitoneFrom27.5Hz_sma3nz"
     assert out.loc["hifi", f0] == pytest.approx(out.loc["mono", f0], rel=0.01)
     assert out.loc["loud_float", "voiced_ratio"] > 0.5
+
+
+def test_non_finite_samples_are_unreadable_and_a_hot_float_file_is_named(tmp_path, caplog):
+    """openSMILE's int16 cast turned NaN samples into 0: an all-NaN file was 'ok'
+    (silence in the token edges); a float file past full scale was clipped unsaid."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    voice = (0.3 * np.sign(np.sin(2 * np.pi * 140 * t)) * np.hanning(sr)).astype(np.float32)
+    files = {"nan": np.full(sr, np.nan), "some_nan": np.where(t < 0.01, np.nan, voice),
+             "hot": voice * 32768}  # fmt: skip
+    for name, x in files.items():
+        sf.write(tmp_path / f"{name}.wav", x, sr, subtype="FLOAT")
+    manifest = pd.DataFrame(
+        [(n, str(tmp_path / f"{n}.wav")) for n in files], columns=["utt_id", "path"]
+    )
+    with caplog.at_level("WARNING"):
+        out = extract_features(manifest, min_duration_s=0.06).set_index("utt_id")
+    assert out["status"].to_dict() == {"nan": "unreadable", "some_nan": "unreadable", "hot": "ok"}
+    assert "160 NaN or infinite sample(s)" in caplog.text
+    assert "hot.wav peaks at 9.83e+03, beyond full scale" in caplog.text
 
 
 def test_prepare_signal_never_reaches_plus_one():
