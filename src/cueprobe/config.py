@@ -175,7 +175,10 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def adapter_conflicts(
-    corpora: Mapping[str, Mapping[str, Any]], models: Mapping[str, Mapping[str, Any]]
+    corpora: Mapping[str, Mapping[str, Any]],
+    models: Mapping[str, Mapping[str, Any]],
+    *,
+    fit_on: str = "all",
 ) -> list[str]:
     """Corpus options the corpus' data cannot satisfy, found only in a later job.
 
@@ -183,7 +186,10 @@ def adapter_conflicts(
     the corpus lacks fails evaluation after every inference job: IEMOCAP has no dev,
     FAU-Aibo with ``dev_speakers: []`` neither, and a csv corpus has the splits its
     sheet names. Gender-specific edges on FAU-Aibo (its labels name no genders) fail
-    the tokens job.
+    the tokens job. A corpus without a train split cannot fit token edges on it
+    (``tokens.fit_on: train``) nor train the reference model, and the reference model
+    must not be scored on what it trains on (``train``, ``all``): each failed after
+    every feature shard (or the training) had run.
 
     Examples
     --------
@@ -203,6 +209,10 @@ def adapter_conflicts(
     >>> aibo_all = {"adapter": "aibo", "eval_splits": {"zero_shot": ["all"]}}
     >>> print(*adapter_conflicts({"a": aibo_all}, {"alm": {"zero_shot": True}}))
     corpora.a.eval_splits.zero_shot: ['all']: a FAU-Aibo corpus is reported in Table II, whose columns are dev, test only
+    >>> ref = {"reference": {"backend": "reference", "zero_shot": False}}
+    >>> scored_all = {"adapter": "iemocap", "eval_splits": {"trained": ["all"]}}
+    >>> print(*adapter_conflicts({"i": scored_all}, ref))
+    corpora.i.eval_splits.trained: the reference model reference trains on the train split and must not be scored on ['all']
     >>> print(*adapter_conflicts({"a": {"adapter": "demo-aibo", "gender_specific": ["PITCH"]}}, {}))
     corpora.a.gender_specific: the aibo adapter has no speaker genders (FAU-Aibo's labels name none); gender-specific edges need F and M speakers
     """
@@ -229,6 +239,31 @@ def adapter_conflicts(
                 )
                 out.append(
                     f"{where} {what} has no split {split!r} (it has {', '.join(sorted(have))})"
+                )
+        if known and "train" not in have:
+            if fit_on == "train":
+                out.append(
+                    f"corpora.{name}: tokens.fit_on is train, but {what} has no split 'train' "
+                    f"(it has {', '.join(sorted(have))}): set fit_on: all"
+                )
+            refs = [m for m, c in models.items() if c.get("backend") == "reference"]
+            if refs:
+                out.append(
+                    f"corpora.{name}: the reference model(s) {refs} train on its train split, "
+                    f"but {what} has none (it has {', '.join(sorted(have))}): give it train "
+                    "rows, or leave the reference model out"
+                )
+        for model, mcfg in models.items():
+            if mcfg.get("backend") != "reference":
+                continue
+            kind = "zero_shot" if mcfg.get("zero_shot", True) else "trained"
+            seen = [
+                s for s in eval_splits(cfg, zero_shot=kind == "zero_shot") if s in ("train", "all")
+            ]
+            if seen:
+                out.append(
+                    f"corpora.{name}.eval_splits.{kind}: the reference model {model} trains on "
+                    f"the train split and must not be scored on {seen}"
                 )
         if adapter == "aibo":  # reported in Table II, whose columns are dev and test
             for zero_shot in sorted(kinds, reverse=True):

@@ -96,17 +96,48 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
             "  c2: {adapter: csv, root: %s, labels: {angry: [mad], happy: [glad, mad]}}",
             "corpora.c2.labels: 'mad' names angry and happy",
         ),
+        # a sheet of test rows only: the token edges (fit_on: train) and the reference
+        # model (trained on train) failed after every feature shard had run
+        (
+            "  c2: {adapter: csv, root: %s, labels: {angry: []}}\ntokens: {fit_on: train}",
+            "corpora.c2: tokens.fit_on is train, but the sheet",
+        ),
+        (
+            "  c2: {adapter: csv, root: %s, labels: {angry: []}}",
+            "corpora.c2: the reference model(s) ['reference'] train on its train split, but",
+        ),
+        # scored on what it trains on: refused inside the job, after embedding and training
+        (
+            "  c2: {adapter: demo-aibo, eval_splits: {trained: [test, all]}}",
+            "corpora.c2.eval_splits.trained: the reference model reference trains on the",
+        ),
     ],
 )
 def test_token_settings_that_would_void_or_fail_a_run_fail_at_planning(tmp_path, config, message):
     text = (BASE % "").replace("seed: 1\n", "" if config.startswith("seed") else "seed: 1\n")
-    if config.startswith("  c2"):  # a second corpus, under corpora
-        (tmp_path / "s.csv").write_text("path,label,speaker\n")
-        text = text.replace("models:", config % (tmp_path / "s.csv") + "\nmodels:")
-        config = ""
+    if config.startswith("  c2"):  # a second corpus, under corpora (a sheet: test rows)
+        (tmp_path / "s.csv").write_text("path,label,speaker,split\n/a.wav,angry,s1,test\n")
+        corpus, _, config = (config % (tmp_path / "s.csv") if "%s" in config else config).partition(
+            "\n"
+        )
+        text = text.replace("models:", corpus + "\nmodels:")
     proc = _dry_run(tmp_path, text + config + "\n")
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
+
+
+def test_no_corruption_seed_plans_no_figure_3(tmp_path):
+    """`corrupt_seeds: []` beside a corrupt_p left Figure 3 planned; its job, the last
+    of the run, failed on an empty corruption table."""
+    config = BASE % "" + "interventions: {corrupt_p: [0.5], corrupt_seeds: []}\n"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    proc = _snakemake(
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", cfg
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cueprobe plot-evaluation" in proc.stdout
+    assert "--corruption-curve-out" not in proc.stdout
 
 
 def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):

@@ -60,7 +60,9 @@ except ValueError as err:
 # answered every prompt, a split the corpus lacks fails evaluation after inference
 fail_on(
     bad_answer_patterns(config["models"])
-    + adapter_conflicts(config["corpora"], config["models"])
+    + adapter_conflicts(
+        config["corpora"], config["models"], fit_on=config["tokens"]["fit_on"]
+    )
     + [
         f"corpora.{name}.labels: {clash} (an answer of it could not be parsed)"
         for name, corpus in config["corpora"].items()
@@ -287,8 +289,9 @@ def figure_outputs(pattern, *, caption, category, subcategory, labels=None):
     return outputs
 
 
-#: Figure 3 (the corruption curve) exists only when the grid corrupts tokens
-FIGURE3 = bool(config["interventions"]["corrupt_p"])
+#: Figure 3 (the corruption curve) exists only when the grid has corruption runs (a p
+#: and a seed: `corrupt_seeds: []` left the figure planned, and its job failed last)
+FIGURE3 = any(c.startswith("corrupt_") for c in CONDITIONS)
 
 
 def corruption_curve_outputs(pattern, **kwargs):
