@@ -31,6 +31,7 @@ import pandas as pd
 from cueprobe.interventions import condition_levels
 from cueprobe.interventions import corrupt_name
 from cueprobe.metrics import MIN_CI_SPEAKERS
+from cueprobe.tables import ci_name
 from cueprobe.tables import fmt_ci
 from cueprobe.tables import fmt_delta
 from cueprobe.tables import fmt_p
@@ -47,9 +48,13 @@ def _find(comparisons: pd.DataFrame, split: str, a: str, b: str) -> dict | None:
     return None if hit.empty else hit.iloc[0].to_dict()
 
 
+#: stands for the CI's name ("95% CI") until :func:`cue_use_summary` knows the level
+_CI = "\x00CI\x00"
+
+
 def _evidence(row: dict) -> str:
     return (
-        f"ΔUAR {fmt_delta(row['delta'])}, 95% CI {fmt_ci(row['ci_low'], row['ci_high'])}, "
+        f"ΔUAR {fmt_delta(row['delta'])}, {_CI} {fmt_ci(row['ci_low'], row['ci_high'])}, "
         f"McNemar p = {fmt_p(row['p'])} (Holm {fmt_p(row['p_holm'])}; b = {row['mcnemar_b']}, "
         f"c = {row['mcnemar_c']})"
     )
@@ -202,7 +207,7 @@ def _degradation(
     end = _find(comparisons, split, "aligned", _far_end(rows["p"].max()))
     if end is not None:
         evidence += (
-            f"; aligned vs {end['b']}: ΔUAR {fmt_delta(end['delta'])}, 95% CI "
+            f"; aligned vs {end['b']}: ΔUAR {fmt_delta(end['delta'])}, {_CI} "
             f"{fmt_ci(end['ci_low'], end['ci_high'])}"
         )
     trend = 0 if not p < alpha else (-1 if rho < 0 else 1)
@@ -245,6 +250,7 @@ def cue_use_summary(
     corpus: str,
     model: str,
     alpha: float,
+    confidence_level: float = 0.95,
 ) -> str:
     """The Markdown page for one (corpus, model); one section per evaluated split.
 
@@ -256,6 +262,8 @@ def cue_use_summary(
         Names shown in the title (``model`` is the display label).
     alpha : float
         Significance level for the verdicts (Holm-corrected p).
+    confidence_level : float, default: 0.95
+        The evaluation's: the page names its CIs by it.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"`alpha` must lie in (0, 1), got {alpha!r}.")
@@ -290,7 +298,7 @@ def cue_use_summary(
             "- **Monotone degradation** (corruption curve): "
             + _degradation(corruption, comparisons, split, alpha),
             "",
-            "| condition | UAR | 95% CI | WA | unparsed |",
+            f"| condition | UAR | {_CI} | WA | unparsed |",
             "|:---|---:|---:|---:|---:|",
         ]
         for cond in ("audio_only", "aligned", "conflict"):
@@ -323,4 +331,4 @@ def cue_use_summary(
             "Unparsed answers count as wrong.",
             "",
         ]
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(lines).rstrip().replace(_CI, ci_name(confidence_level)) + "\n"

@@ -319,7 +319,20 @@ def _few_speakers(rec: Mapping[str, Any]) -> bool:
     return not rec["quoted"] and k is not None and not math.isnan(k) and k < MIN_CI_SPEAKERS
 
 
-def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str], list[tuple]]:
+def ci_name(confidence_level: float) -> str:
+    """``95% CI`` for 0.95 (the evaluation's ``confidence_level``).
+
+    Examples
+    --------
+    >>> ci_name(0.95), ci_name(0.9), ci_name(0.999)
+    ('95% CI', '90% CI', '99.9% CI')
+    """
+    return f"{100 * confidence_level:.10g}% CI"
+
+
+def _display(
+    table: pd.DataFrame, kind: str, *, latex: bool, confidence_level: float = 0.95
+) -> tuple[list[str], list[tuple]]:
     """Header and rows of strings; a row is ``(group, cells)``."""
     paper = any(c.endswith("_paper") for c in table.columns)
     several = table.loc[~table["quoted"], "corpus"].nunique() > 1
@@ -335,11 +348,11 @@ def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str],
             "Model",
             "eval set",
             minus,
-            "95% CI",
+            ci_name(confidence_level),
             plus,
-            "95% CI",
+            ci_name(confidence_level),
             delta,
-            "95% CI",
+            ci_name(confidence_level),
             "p",
             "p (Holm)",
         ]
@@ -388,11 +401,11 @@ def _display(table: pd.DataFrame, kind: str, *, latex: bool) -> tuple[list[str],
     return header, rows
 
 
-def _notes(table: pd.DataFrame, kind: str) -> list[str]:
+def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> list[str]:
     notes = []
     if kind == "III":
         notes.append(
-            "95% CIs: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
+            f"{ci_name(confidence_level)}s: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
             "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) "
             "family: all its primary comparisons (aligned vs audio-only, aligned vs each "
             "perturbation level, each level vs audio-only) on all its splits together."
@@ -413,9 +426,12 @@ def _notes(table: pd.DataFrame, kind: str) -> list[str]:
     return notes
 
 
-def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
-    """The table as a GitHub-flavoured Markdown section (title, table, notes)."""
-    header, rows = _display(table, kind, latex=False)
+def to_markdown(
+    table: pd.DataFrame, *, kind: str, title: str, confidence_level: float = 0.95
+) -> str:
+    """The table as a GitHub-flavoured Markdown section (title, table, notes);
+    ``confidence_level`` names its CIs (the evaluation's)."""
+    header, rows = _display(table, kind, latex=False, confidence_level=confidence_level)
     header = [_md(c) for c in header]
     rows = [(g, [_md(c) for c in cells]) for g, cells in rows]
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
@@ -429,7 +445,7 @@ def to_markdown(table: pd.DataFrame, *, kind: str, title: str) -> str:
             )
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines += [f"{n}  " for n in _notes(table, kind)]
+    lines += [f"{n}  " for n in _notes(table, kind, confidence_level)]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -486,9 +502,12 @@ def _tex(text: str) -> str:
 _NUMBER_MINUS = re.compile(r"(?<![\w.])-(?=\.?\d)")
 
 
-def to_latex(table: pd.DataFrame, *, kind: str, title: str, label: str) -> str:
-    """The table as a LaTeX ``table`` with booktabs rules."""
-    header, rows = _display(table, kind, latex=True)
+def to_latex(
+    table: pd.DataFrame, *, kind: str, title: str, label: str, confidence_level: float = 0.95
+) -> str:
+    """The table as a LaTeX ``table`` with booktabs rules (CIs named as in
+    :func:`to_markdown`)."""
+    header, rows = _display(table, kind, latex=True, confidence_level=confidence_level)
     n = len(header)
     out = [
         "\\begin{table}[t]",
@@ -510,7 +529,7 @@ def to_latex(table: pd.DataFrame, *, kind: str, title: str, label: str) -> str:
             out.append(f"\\multicolumn{{{n}}}{{l}}{{\\emph{{{_tex(group_heading(g))}}}}} \\\\")
         out.append(" & ".join(map(_tex, cells)) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
-    for note in _notes(table, kind):
+    for note in _notes(table, kind, confidence_level):
         out.append(f"\\par\\footnotesize {_tex(note)}")
     out.append("\\end{table}")
     return "\n".join(out) + "\n"

@@ -335,6 +335,26 @@ def test_cue_use_summary_never_says_no_effect_where_a_ci_excludes_0(iemocap):
     ) in text
 
 
+def test_the_cis_are_named_by_the_evaluations_confidence_level(iemocap):
+    """evaluation.confidence_level: 0.9 computed 90 % intervals that the tables, the
+    summary and Figure 3 all called 95% CI."""
+    from cueprobe.figures.corruption_curve import plot_corruption_curve
+
+    metrics, comparisons, evs = iemocap
+    ev = evs[0]
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05,
+        confidence_level=0.9,
+    )  # fmt: skip
+    assert "90% CI" in text and "95%" not in text and "\x00" not in text
+    t = tables.table3(metrics, comparisons, models=MODELS)
+    md = tables.to_markdown(t, kind="III", title="T", confidence_level=0.9)
+    tex = tables.to_latex(t, kind="III", title="T", label="l", confidence_level=0.9)
+    assert "| 90% CI |" in md and "90\\% CI" in tex and "95%" not in md and "95\\%" not in tex
+    fig = plot_corruption_curve(ev.corruption, ev.metrics, title="t", confidence_level=0.9)
+    assert "mean ± 90% CI over seeds" in fig.axes[0].get_lines()[0].get_label()
+
+
 def test_few_speaker_cis_are_marked_in_table3_and_the_summary(iemocap):
     """A trained model scored on 2 held-out speakers (IEMOCAP session 5): CIs marked ‡."""
     metrics, comparisons, evs = iemocap

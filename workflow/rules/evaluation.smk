@@ -85,11 +85,12 @@ rule make_table:
         models=get_models_table_json,
         literature=get_literature_json,
         paper=get_paper_json,
+        confidence_level=config["evaluation"]["confidence_level"],
     shell:
         "python -m cueprobe make-table --table {params.numeral:q}"
         " --metrics {input.metrics:q} --comparisons {input.comparisons:q}"
         " --models {params.models:q} --literature {params.literature:q}"
-        " --paper {params.paper:q}"
+        " --paper {params.paper:q} --confidence-level {params.confidence_level}"
         " --csv-out {output.csv:q} --md-out {output.md:q} --tex-out {output.tex:q} 2> {log:q}"
 
 
@@ -122,8 +123,9 @@ rule plot_evaluation:
     params:
         title=get_figure_title,
         curve=get_corruption_curve_args,
+        confidence_level=config["evaluation"]["confidence_level"],
     shell:
         "python -m cueprobe plot-evaluation --metrics {input.metrics:q}"
         " --confusion {input.confusion:q} --corruption {input.corruption:q}"
-        " --title {params.title:q} --confusions-out {output.confusions:q}"
-        " {params.curve} 2> {log:q}"
+        " --title {params.title:q} --confidence-level {params.confidence_level}"
+        " --confusions-out {output.confusions:q} {params.curve} 2> {log:q}"

@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=json.loads, required=True, help="JSON {model: config}")
     p.add_argument("--literature", type=json.loads, default=[], help="JSON tables.literature")
     p.add_argument("--paper", type=json.loads, default={}, help="JSON tables.paper")
+    p.add_argument(
+        "--confidence-level", type=float, default=0.95, help="the evaluation's: names the CIs"
+    )
     p.add_argument("--csv-out", type=Path, required=True)
     p.add_argument("--md-out", type=Path, required=True)
     p.add_argument("--tex-out", type=Path, required=True)
@@ -74,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confusion", type=Path, required=True)
     p.add_argument("--corruption", type=Path, help="required with --corruption-curve-out")
     p.add_argument("--title", required=True)
+    p.add_argument(
+        "--confidence-level", type=float, default=0.95, help="the evaluation's: names the CI"
+    )
     p.add_argument(
         "--confusions-out", type=Path, nargs="+", required=True, help="Figure 2, a file per format"
     )
@@ -112,7 +118,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         io.write_table(frame, path, kind)
     text = cue_use_summary(
         ev.metrics, ev.comparisons, ev.corruption, corpus=args.corpus, model=args.label,
-        alpha=args.alpha,
+        alpha=args.alpha, confidence_level=args.confidence_level,
     )  # fmt: skip
     io.write_text(text, args.summary_out)
     for row in ev.metrics.itertuples():
@@ -142,18 +148,19 @@ def _make_table(args: argparse.Namespace) -> None:
     title = {
         "II": "UAR without (UAR⁻) and with (UAR⁺) appended concept tokens, dev and test; "
         "Δ = UAR⁺ − UAR⁻.",
-        "III": "UAR with/without appended concept tokens, with speaker-clustered bootstrap 95% "
-        "CIs and exact McNemar p.",
+        "III": "UAR with/without appended concept tokens, with speaker-clustered bootstrap "
+        f"{tables.ci_name(args.confidence_level)}s and exact McNemar p.",
     }[args.table]
+    level = {"confidence_level": args.confidence_level}
     # the corpora it reports, as the paper's titles do ("AIBO5 UAR without ...")
     title = f"{', '.join(sorted(metrics['corpus'].unique()))}: {title}"
     io.write_text(tables.to_csv(table), args.csv_out)
-    io.write_text(tables.to_markdown(table, kind=args.table, title=f"Table {args.table}. {title}"),
-                  args.md_out)  # fmt: skip
-    io.write_text(
-        tables.to_latex(table, kind=args.table, title=title, label=f"tab:table{args.table}"),
-        args.tex_out,
+    md = tables.to_markdown(table, kind=args.table, title=f"Table {args.table}. {title}", **level)
+    io.write_text(md, args.md_out)
+    tex = tables.to_latex(
+        table, kind=args.table, title=title, label=f"tab:table{args.table}", **level
     )
+    io.write_text(tex, args.tex_out)
     log.info("Table %s: %d rows", args.table, len(table))
 
 
@@ -169,6 +176,8 @@ def _plot_evaluation(args: argparse.Namespace) -> None:
     save_figure(fig, args.confusions_out)
     if args.corruption_curve_out:
         corruption = io.read_table(args.corruption, "corruption")
-        save_figure(plot_corruption_curve(corruption, metrics, title=args.title),
-                    args.corruption_curve_out)  # fmt: skip
+        fig = plot_corruption_curve(
+            corruption, metrics, title=args.title, confidence_level=args.confidence_level
+        )
+        save_figure(fig, args.corruption_curve_out)
     log.info("wrote %s", ", ".join(map(str, [*args.confusions_out, *args.corruption_curve_out])))

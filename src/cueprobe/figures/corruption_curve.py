@@ -16,10 +16,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cueprobe.figures import RC_PARAMS
+from cueprobe.tables import ci_name
 from cueprobe.tables import fmt_p
 
 
-def plot_corruption_curve(corruption: pd.DataFrame, metrics: pd.DataFrame, *, title: str) -> Figure:
+def plot_corruption_curve(
+    corruption: pd.DataFrame,
+    metrics: pd.DataFrame,
+    *,
+    title: str,
+    confidence_level: float = 0.95,
+) -> Figure:
     """Figure 3 for one (corpus, model); one panel per split.
 
     Parameters
@@ -30,6 +37,8 @@ def plot_corruption_curve(corruption: pd.DataFrame, metrics: pd.DataFrame, *, ti
     metrics : pandas.DataFrame
         Per-condition UARs (for the aligned and audio_only lines).
     title : str
+    confidence_level : float, default: 0.95
+        The evaluation's, which the curve's interval over seeds was computed at.
     """
     if corruption.empty:
         raise ValueError("the corruption table is empty: no corrupt_p*_s* condition was evaluated.")
@@ -42,7 +51,9 @@ def plot_corruption_curve(corruption: pd.DataFrame, metrics: pd.DataFrame, *, ti
             m = metrics[metrics["split"] == split].set_index("condition")["uar"]
             rho, p, n = cur["rho"].iloc[0], cur["rho_p"].iloc[0], int(cur["n_runs"].iloc[0])
             several = cur["n_seeds"].max() > 1  # one seed: no interval to draw
-            label = "corrupt(p), " + ("mean ± 95% CI over seeds" if several else "one seed (no CI)")
+            label = "corrupt(p), " + (
+                f"mean ± {ci_name(confidence_level)} over seeds" if several else "one seed (no CI)"
+            )
             if not math.isnan(rho):
                 label += f"\nSpearman ρ = {rho:+.2f}, p = {fmt_p(p)} ({n} runs)"
             x = cur["p"].to_numpy()
