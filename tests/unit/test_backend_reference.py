@@ -158,9 +158,9 @@ def test_parse_token_block_reads_back_the_serialised_tokens():
         "VOICE_QUALITY": "MODAL",
     }
     prompt = build_prompt(TEMPLATES, labels=AIBO_LABELS, token_string=token_string(row))
-    assert parse_token_block(prompt, template=TEMPLATE, separator=SEPARATOR) == row
+    assert parse_token_block(prompt, template=TEMPLATE) == row
     plain = build_prompt(TEMPLATES, labels=AIBO_LABELS, token_string=None)
-    assert parse_token_block(plain, template=TEMPLATE, separator=SEPARATOR) == {}
+    assert parse_token_block(plain, template=TEMPLATE) == {}
 
 
 def test_parse_token_block_follows_a_custom_template():

@@ -6,7 +6,7 @@ It is deliberately *not* an audio language model, and never presented as one:
   ``n_mels`` log-mel bands, 25 ms windows, 10 ms hop), an embedding that is not eGeMAPS,
   so the token block adds information the audio embedding does not spell out;
 * the tokens are read back from the prompt text (``CONCEPT=VALUE`` pairs through the
-  configured token template and separator) and one-hot encoded; a prompt without a token
+  configured token template) and one-hot encoded; a prompt without a token
   block encodes as all zeros;
 * a multinomial logistic regression maps the two to a label, and the answer is the label
   text itself (``raw_output == pred``).
@@ -50,6 +50,7 @@ from cueprobe.backends.base import Request
 from cueprobe.interventions import CONCEPT_COLUMNS
 from cueprobe.interventions import corrupt
 from cueprobe.interventions import vocabulary
+from cueprobe.tokens import check_token_template
 
 __all__ = [
     "SAMPLING_RATE",
@@ -172,11 +173,8 @@ def log_mel_statistics(
 # -- tokens read back from the prompt --------------------------------------------------------
 
 
-def _token_patterns(template: str, separator: str) -> dict[str, re.Pattern[str]]:
-    if "{concept}" not in template or "{value}" not in template:
-        raise ValueError(
-            f"token template {template!r} must contain {{concept}} and {{value}} (config tokens.template)."
-        )
+def _token_patterns(template: str) -> dict[str, re.Pattern[str]]:
+    check_token_template(template)
     patterns = {}
     for concept in CONCEPT_COLUMNS:
         text = re.escape(template)
@@ -188,25 +186,25 @@ def _token_patterns(template: str, separator: str) -> dict[str, re.Pattern[str]]
     return patterns
 
 
-def parse_token_block(prompt: str, *, template: str, separator: str) -> dict[str, str]:
+def parse_token_block(prompt: str, *, template: str) -> dict[str, str]:
     """The ``concept -> value`` pairs found in a prompt; empty without a token block.
 
     Examples
     --------
     >>> parse_token_block(
-    ...     "Which emotion?\\nCues: ENERGY=HIGH; PITCH=VERY_LOW", template="{concept}={value}", separator="; "
+    ...     "Which emotion?\\nCues: ENERGY=HIGH; PITCH=VERY_LOW", template="{concept}={value}"
     ... )
     {'ENERGY': 'HIGH', 'PITCH': 'VERY_LOW'}
-    >>> parse_token_block("Which emotion?", template="{concept}={value}", separator="; ")
+    >>> parse_token_block("Which emotion?", template="{concept}={value}")
     {}
     >>> parse_token_block(
     ...     "Cues: ENERGY=LOW; VOICE_QUALITY=MODAL. Pick one of: angry, sad.",
-    ...     template="{concept}={value}", separator="; ",
+    ...     template="{concept}={value}",
     ... )
     {'ENERGY': 'LOW', 'VOICE_QUALITY': 'MODAL'}
     """
     found = {}
-    for concept, pattern in _token_patterns(template, separator).items():
+    for concept, pattern in _token_patterns(template).items():
         m = pattern.search(prompt)
         if m:
             found[concept] = m.group("value")
@@ -378,7 +376,7 @@ def fit_reference(
             raise ValueError(
                 "a tokens classifier needs `n_bins`, `token_template` and `token_separator`."
             )
-        _token_patterns(token_template, token_separator)  # fail early on a bad template
+        _token_patterns(token_template)  # fail early on a bad template
         if len(tokens) != len(y):
             raise ValueError(f"`tokens` has {len(tokens)} rows for {len(y)} training utterances.")
         blocks = []
@@ -609,11 +607,7 @@ class ReferenceBackend:
         for i, r in enumerate(requests):
             found = {}
             if self.tokens is not None:
-                found = parse_token_block(
-                    r.prompt,
-                    template=self.tokens.token_template,
-                    separator=self.tokens.token_separator,
-                )
+                found = parse_token_block(r.prompt, template=self.tokens.token_template)
             routed["tokens" if found or self.audio is None else "audio"].append((i, found))
         answers = [""] * len(requests)
         for kind, items in routed.items():
