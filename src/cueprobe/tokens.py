@@ -418,7 +418,7 @@ def check_token_template(template: str) -> None:
     >>> check_token_template("{concept}")
     Traceback (most recent call last):
     ...
-    ValueError: token template '{concept}' must show both {concept} and {value}.
+    ValueError: token template '{concept}' must contain both {concept} and {value}.
     """
     try:
         shown = template.format(concept="\0C", value="\0V")
@@ -427,7 +427,9 @@ def check_token_template(template: str) -> None:
             f"token template {template!r} may use only {{concept}} and {{value}}: {err!r}"
         ) from None
     if "\0C" not in shown or "\0V" not in shown:
-        raise ValueError(f"token template {template!r} must show both {{concept}} and {{value}}.")
+        raise ValueError(
+            f"token template {template!r} must contain both {{concept}} and {{value}}."
+        )
 
 
 def serialise_tokens(tokens: pd.DataFrame, *, template: str, separator: str) -> pd.Series:

@@ -165,13 +165,13 @@ def test_parse_token_block_reads_back_the_serialised_tokens():
 
 def test_parse_token_block_follows_a_custom_template():
     prompt = "Cues: ENERGY is LOW, PITCH is VERY_HIGH\nAnswer now."
-    found = parse_token_block(prompt, template="{concept} is {value}", separator=", ")
+    found = parse_token_block(prompt, template="{concept} is {value}")
     assert found == {"ENERGY": "LOW", "PITCH": "VERY_HIGH"}
 
 
 def test_parse_token_block_rejects_a_template_without_fields():
     with pytest.raises(ValueError, match="must contain"):
-        parse_token_block("x", template="{concept}", separator="; ")
+        parse_token_block("x", template="{concept}")
 
 
 def test_encode_tokens_one_hot():

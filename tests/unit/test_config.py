@@ -84,7 +84,7 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
     ("config", "message"),
     [
         # every condition would carry the same token block: the interventions void
-        ('tokens: {template: "{concept}"}', "must show both {concept} and {value}"),
+        ('tokens: {template: "{concept}"}', "must contain both {concept} and {value}"),
         # the conditions job failed on it, after feature extraction
         ("seed: -1", "seed: -1 is less than the minimum of 0"),
         # level names past EXTREMELY_: "EXTREME2_LOW"
