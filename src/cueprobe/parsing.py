@@ -82,6 +82,11 @@ def label_word_clashes(labels: Mapping[str, Sequence[str]]) -> list[str]:
     return [f"{w!r} names {' and '.join(ls)}" for w, ls in owners.items() if len(ls) > 1]
 
 
+def _named(norm: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[str, bool] | None:
+    """``(label, is_label)`` when the normalised ``norm`` is one word of ``vocab``."""
+    return next(((label, is_label) for word, label, is_label in vocab if norm == word), None)
+
+
 def _mentions(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[set[str], bool]:
     """The labels ``text`` names, and whether a negation governs any of those mentions."""
     mentioned, negated = set(), False
@@ -123,17 +128,14 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     """
     if text is None:
         return "", ParseStatus.UNPARSED.value
-    norm = _normalise(text)
     vocab = _vocabulary(labels)
-    for word, label, is_label in vocab:
-        if norm == word:
-            return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
+    whole = _named(_normalise(text), vocab)
+    if whole:
+        label, is_label = whole
+        return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
     first = _FIRST_SENTENCE.match(text)
-    if first:
-        head = _normalise(first.group(1))
-        for word, label, _ in vocab:
-            if head == word:
-                return label, ParseStatus.MENTION.value
+    if first and (head := _named(_normalise(first.group(1)), vocab)):
+        return head[0], ParseStatus.MENTION.value
     mentioned, negated = _mentions(text, vocab)
     if len(mentioned) == 1 and not negated:
         return mentioned.pop(), ParseStatus.MENTION.value
