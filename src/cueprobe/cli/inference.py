@@ -208,59 +208,56 @@ def _read_journal(path: Path, header: dict[str, str]) -> tuple[dict[str, str | N
     """
     answers: dict[str, str | None] = {}
     for other in _sibling_journals(path):
-        answers |= _section_answers(_complete_lines(other.read_bytes()), header)
+        answers |= _section_answers(_journal_rows(other.read_bytes()), header)
     if not path.exists():
         return answers, False
     data = path.read_bytes()
-    lines = _complete_lines(data)
+    rows = _journal_rows(data)
     if data and not data.endswith(b"\n"):  # killed mid-write: drop the torn line
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
-    relabelled = False
-    for i, line in enumerate(lines):
-        old = json.loads(line).get("header") if line.startswith('{"header"') else None
-        if old is not None and _before_resolution(old, header):
-            # written before revisions were resolved: its answers are those of the
-            # checkpoint the branch named then, taken to be the one in the cache now
-            log.warning(
-                "%s: answers of revision %r, recorded from now on as %r, the commit it names "
-                "in the cache now (delete the journal if the cache was updated since they "
-                "were asked)",
-                path, old["revision"], header["revision"],
-            )  # fmt: skip
-            lines[i] = json.dumps({"header": header})
-            relabelled = True
-    if relabelled:
-        io.write_text("".join(line + "\n" for line in lines), path)
-    own = _section_answers(lines, header)
-    headers = [json.loads(line)["header"] for line in lines if line.startswith('{"header"')]
-    if headers and not own and headers[-1] != header:
+    headers = [row for row in rows if "header" in row]
+    old = [row for row in headers if _before_resolution(row["header"], header)]
+    for row in old:
+        # written before revisions were resolved: its answers are those of the checkpoint
+        # the branch named then, taken to be the one in the cache now
+        log.warning(
+            "%s: answers of revision %r, recorded from now on as %r, the commit it names in "
+            "the cache now (delete the journal if the cache was updated since they were asked)",
+            path, row["header"]["revision"], header["revision"],
+        )  # fmt: skip
+        row["header"] = header
+    if old:
+        io.write_text("".join(json.dumps(row) + "\n" for row in rows), path)
+    own = _section_answers(rows, header)
+    last = headers[-1]["header"] if headers else None
+    if last is not None and last != header and not own:
         log.warning(
             "%s was written under another model, revision or decoding: its answers are kept "
             "for those settings, and these are asked anew",
             path,
         )
-    return answers | own, bool(headers) and headers[-1] == header
+    return answers | own, last == header
 
 
-def _complete_lines(data: bytes) -> list[str]:
-    """The journal's lines, without a torn last one."""
-    return data[: data.rfind(b"\n") + 1].decode().splitlines()
+def _journal_rows(data: bytes) -> list[dict[str, Any]]:
+    """A journal's rows, without a torn last line."""
+    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].decode().splitlines()]
 
 
-def _section_answers(lines: Sequence[str], header: dict[str, str]) -> dict[str, str | None]:
+def _section_answers(
+    rows: Sequence[dict[str, Any]], header: dict[str, str]
+) -> dict[str, str | None]:
     """Answers of the journal sections written under ``header``."""
     from cueprobe.inference import answer_key
 
     answers, current = {}, None
-    for line in lines:
-        row = json.loads(line)
+    for row in rows:
         if "header" in row:
             current = row["header"]
         elif current == header:
-            answers[answer_key(row["utt_id"], row["prompt_sha"], row["audio_sha"])] = row[
-                "raw_output"
-            ]
+            key = answer_key(row["utt_id"], row["prompt_sha"], row["audio_sha"])
+            answers[key] = row["raw_output"]
     return answers
 
 
@@ -434,8 +431,7 @@ def _infer(args: argparse.Namespace) -> None:
     if n_rejected:
         log.warning(
             "%d of %d model calls were rejected or failed: their rows are parse status `error` "
-            "(wrong); "
-            "a forced re-run asks only them again",
+            "(wrong); a forced re-run asks only them again",
             n_rejected,
             len(requests),
         )
