@@ -174,6 +174,23 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def label_clashes(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Configured ``labels`` with a word (label or synonym) that names two labels.
+
+    Examples
+    --------
+    >>> print(*label_clashes({"c": {"labels": {"angry": ["mad"], "happy": ["mad"]}}}))
+    corpora.c.labels: 'mad' names angry and happy (an answer of it could not be parsed)
+    """
+    from cueprobe.parsing import label_word_clashes
+
+    return [
+        f"corpora.{name}.labels: {clash} (an answer of it could not be parsed)"
+        for name, cfg in corpora.items()
+        for clash in label_word_clashes(cfg.get("labels") or {})
+    ]
+
+
 def adapter_conflicts(
     corpora: Mapping[str, Mapping[str, Any]],
     models: Mapping[str, Mapping[str, Any]],
@@ -221,6 +238,7 @@ def adapter_conflicts(
     from cueprobe.tables import TABLE2_SPLITS as TABLE2
 
     kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
+    refs = [m for m, c in models.items() if c.get("backend") == "reference"]
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
@@ -246,17 +264,14 @@ def adapter_conflicts(
                     f"corpora.{name}: tokens.fit_on is train, but {what} has no split 'train' "
                     f"(it has {', '.join(sorted(have))}): set fit_on: all"
                 )
-            refs = [m for m, c in models.items() if c.get("backend") == "reference"]
             if refs:
                 out.append(
                     f"corpora.{name}: the reference model(s) {refs} train on its train split, "
                     f"but {what} has none (it has {', '.join(sorted(have))}): give it train "
                     "rows, or leave the reference model out"
                 )
-        for model, mcfg in models.items():
-            if mcfg.get("backend") != "reference":
-                continue
-            kind = "zero_shot" if mcfg.get("zero_shot", True) else "trained"
+        for model in refs:
+            kind = "zero_shot" if models[model].get("zero_shot", True) else "trained"
             seen = [
                 s for s in eval_splits(cfg, zero_shot=kind == "zero_shot") if s in ("train", "all")
             ]

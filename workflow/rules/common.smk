@@ -30,11 +30,11 @@ from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
 from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
+from cueprobe.config import label_clashes
 from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
-from cueprobe.parsing import label_word_clashes
 from cueprobe.prompts import PromptTemplates
 from cueprobe.tokens import check_token_template
 
@@ -57,17 +57,14 @@ try:
 except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
 # faults a job would find late: an answer_pattern is first used after the model has
-# answered every prompt, a split the corpus lacks fails evaluation after inference
+# answered every prompt, a split the corpus lacks fails evaluation after inference, a
+# synonym two labels claim makes their answers unparseable
 fail_on(
     bad_answer_patterns(config["models"])
     + adapter_conflicts(
         config["corpora"], config["models"], fit_on=config["tokens"]["fit_on"]
     )
-    + [
-        f"corpora.{name}.labels: {clash} (an answer of it could not be parsed)"
-        for name, corpus in config["corpora"].items()
-        for clash in label_word_clashes(corpus.get("labels") or {})
-    ]
+    + label_clashes(config["corpora"])
 )
 # a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
 config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}
@@ -291,7 +288,7 @@ def figure_outputs(pattern, *, caption, category, subcategory, labels=None):
 
 #: Figure 3 (the corruption curve) exists only when the grid has corruption runs (a p
 #: and a seed: `corrupt_seeds: []` left the figure planned, and its job failed last)
-FIGURE3 = any(c.startswith("corrupt_") for c in CONDITIONS)
+FIGURE3 = bool(condition_spec.corrupt_p and condition_spec.corrupt_seeds)
 
 
 def corruption_curve_outputs(pattern, **kwargs):
