@@ -104,7 +104,7 @@ and so the p that is applied, carry round(100 p)); use 0.0 or 0.01.
 
 def corrupt_name(p: float, seed: int) -> str:
     """``corrupt_p{pct}_s{seed}`` with pct = round(100 p)."""
-    return f"corrupt_p{round(100 * p)}_s{seed}"
+    return f"{corrupt_level(p)}_s{seed}"
 
 
 def vocabulary(concept: str, n_bins: int) -> list[str]:
@@ -228,6 +228,17 @@ def audio_only(tokens: pd.DataFrame) -> pd.DataFrame:
     for concept in CONCEPT_COLUMNS:
         out[concept] = pd.Series([None] * len(out), dtype=object)
     return out
+
+
+def corrupt_level(p: float) -> str:
+    """The level of the corruption runs at ``p``, their seeds pooled (``corrupt_p100``).
+
+    Examples
+    --------
+    >>> corrupt_level(1.0), corrupt_level(0.25)
+    ('corrupt_p100', 'corrupt_p25')
+    """
+    return f"corrupt_p{round(100 * p)}"
 
 
 def parse_condition(name: str) -> tuple[str, float | None, int | None]:

@@ -28,8 +28,7 @@ import math
 
 import pandas as pd
 
-from cueprobe.interventions import condition_levels
-from cueprobe.interventions import corrupt_name
+from cueprobe.interventions import corrupt_level
 from cueprobe.metrics import MIN_CI_SPEAKERS
 from cueprobe.tables import ci_name
 from cueprobe.tables import fmt_ci
@@ -140,19 +139,13 @@ def _format_prior(row: dict | None, alpha: float) -> str:
     return f"{verdict} {_evidence(row)}."
 
 
-def _far_end(max_p: float) -> str:
-    """The corruption curve's far end: the level of the highest p (e.g. corrupt_p100)."""
-    (level,) = condition_levels([corrupt_name(max_p, 0)])
-    return level
-
-
 def _alignment(comparisons: pd.DataFrame, metrics: pd.DataFrame, split: str, alpha: float) -> str:
     """Aligned vs conflict, shuffle and the curve's far end: the paper's central test.
 
     ``metrics`` are the split's rows (their ``kind`` and ``p`` give the corruption levels).
     """
     corrupt = metrics.loc[metrics["kind"] == "corrupt", "p"]
-    wanted = ["conflict", "shuffle"] + ([_far_end(corrupt.max())] if len(corrupt) else [])
+    wanted = ["conflict", "shuffle"] + ([corrupt_level(corrupt.max())] if len(corrupt) else [])
     rows = [r for b in wanted if (r := _find(comparisons, split, "aligned", b)) is not None]
     if not rows:
         return "not measured (needs aligned and a perturbation)."
@@ -204,7 +197,7 @@ def _degradation(
         f"p={r.p:g}: {fmt_uar(r.uar_mean)}" for r in rows.sort_values("p").itertuples()
     )
     evidence = f"Spearman ρ = {rho:+.2f}, p = {fmt_p(p)} over {n} (p, seed) runs"
-    end = _find(comparisons, split, "aligned", _far_end(rows["p"].max()))
+    end = _find(comparisons, split, "aligned", corrupt_level(rows["p"].max()))
     if end is not None:
         evidence += (
             f"; aligned vs {end['b']}: ΔUAR {fmt_delta(end['delta'])}, {_CI} "

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from cueprobe.figures import RC_PARAMS
 from cueprobe.interventions import condition_levels
+from cueprobe.interventions import corrupt_level
 from cueprobe.metrics import OTHER
 from cueprobe.tables import fmt_uar
 
@@ -38,19 +39,19 @@ PANELS: tuple[tuple[str, str], ...] = (
 )
 
 
-def figure2_panels(levels: Sequence[str]) -> list[tuple[str, str]]:
+def figure2_panels(levels: Sequence[str], corrupt_p: Sequence[float]) -> list[tuple[str, str]]:
     """The panels of the evaluated ``levels``: :data:`PANELS` present, then the most
-    corrupted level (highest p > 0; a grid without p = 1 still gets one).
+    corrupted level (the highest of the evaluated ``corrupt_p`` above 0; a grid without
+    p = 1 still gets one).
 
     Examples
     --------
-    >>> figure2_panels(["aligned", "corrupt_p0", "corrupt_p25", "corrupt_p50", "conflict"])
+    >>> figure2_panels(["aligned", "conflict", "corrupt_p0", "corrupt_p50"], [0.0, 0.5, 0.0])
     [('aligned', 'aligned'), ('conflict', 'conflict'), ('corrupt_p50', 'corrupt p=0.5')]
     """
     panels = [(lv, name) for lv, name in PANELS if lv in levels]
-    corrupt = [int(lv.removeprefix("corrupt_p")) for lv in levels if lv.startswith("corrupt_p")]
-    if corrupt and max(corrupt) > 0:
-        panels.append((f"corrupt_p{max(corrupt)}", f"corrupt p={max(corrupt) / 100:g}"))
+    if len(corrupt_p) and max(corrupt_p) > 0:
+        panels.append((corrupt_level(max(corrupt_p)), f"corrupt p={max(corrupt_p):g}"))
     return panels
 
 
@@ -81,7 +82,7 @@ def plot_confusions(
     """
     splits = list(dict.fromkeys(metrics["split"]))
     levels = condition_levels(list(dict.fromkeys(metrics["condition"])))
-    panels = figure2_panels(list(levels))
+    panels = figure2_panels(list(levels), metrics.loc[metrics["kind"] == "corrupt", "p"].tolist())
     if not panels:
         raise ValueError(
             f"none of the Figure 2 conditions {[p for p, _ in PANELS]} or a corruption with "
