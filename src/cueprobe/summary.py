@@ -205,9 +205,7 @@ def _degradation(
         )
     trend = 0 if not p < alpha else (-1 if rho < 0 else 1)
     # delta = aligned - corrupt: > 0 when corruption lowers UAR
-    confirmed = end is not None and (
-        (trend < 0 and end["ci_low"] > 0) or (trend > 0 and end["ci_high"] < 0)
-    )
+    confirmed = end is not None and trend != 0 and _side(end) == -trend
     if trend < 0 and confirmed:
         verdict = (
             "**Degradation.** UAR falls as tokens are corrupted (a rank trend over the runs, "
