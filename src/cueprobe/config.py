@@ -8,6 +8,7 @@ all: a corpus sheet that went missing left its old manifest "up to date").
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,39 @@ def label_clashes(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
         for name, cfg in corpora.items()
         for clash in label_word_clashes(cfg.get("labels") or {})
     ]
+
+
+def conflict_map_gaps(order: Sequence[str], voice_quality_map: Mapping[str, str]) -> list[str]:
+    r"""Faults of ``interventions.conflict_voice_quality`` against the rule's ``order``.
+
+    Every value the VOICE_QUALITY rule can give needs an opposite (the conflict job
+    fails on the first token without one), and an opposite must be a value the rule
+    can give: a conflicting token that no aligned block ever shows tells the model
+    "this is a conflict condition" by itself.
+
+    Examples
+    --------
+    >>> vq_map = {"MODAL": "ROUGH", "ROUGH": "MODAL", "UNVOICED": "UNVOICED"}
+    >>> print(*conflict_map_gaps(["UNVOICED", "BREATHY"], vq_map), sep="\n")
+    interventions.conflict_voice_quality: no opposite for BREATHY (tokens.voice_quality.order gives it)
+    interventions.conflict_voice_quality: MODAL -> ROUGH, a value tokens.voice_quality.order never gives (it gives UNVOICED, BREATHY, MODAL)
+    """
+    from cueprobe.tokens import voice_quality_values
+
+    values = voice_quality_values(order)
+    out = [
+        f"interventions.conflict_voice_quality: no opposite for {v} "
+        "(tokens.voice_quality.order gives it)"
+        for v in values
+        if v not in voice_quality_map
+    ]
+    out += [
+        f"interventions.conflict_voice_quality: {v} -> {voice_quality_map[v]}, a value "
+        f"tokens.voice_quality.order never gives (it gives {', '.join(values)})"
+        for v in values
+        if v in voice_quality_map and voice_quality_map[v] not in values
+    ]
+    return out
 
 
 def adapter_conflicts(

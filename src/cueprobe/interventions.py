@@ -44,9 +44,9 @@ import pandas as pd
 
 from cueprobe.define import ORDINAL_CONCEPTS
 from cueprobe.define import Concept
-from cueprobe.define import VoiceQuality
 from cueprobe.define import level_names
 from cueprobe.tokens import serialise_tokens
+from cueprobe.tokens import voice_quality_values
 
 CONCEPT_COLUMNS: tuple[str, ...] = tuple(c.value for c in Concept)
 
@@ -107,10 +107,14 @@ def corrupt_name(p: float, seed: int) -> str:
     return f"{corrupt_level(p)}_s{seed}"
 
 
-def vocabulary(concept: str, n_bins: int) -> list[str]:
-    """Every value a concept's token can take."""
+def vocabulary(concept: str, n_bins: int, voice_quality: Sequence[str] | None = None) -> list[str]:
+    """Every value a concept's token can take.
+
+    ``voice_quality``: the VOICE_QUALITY values the tokens stage can give
+    (:func:`cueprobe.tokens.voice_quality_values` of its rule order); None: all six.
+    """
     if concept == Concept.VOICE_QUALITY:
-        return [v.value for v in VoiceQuality]
+        return list(voice_quality_values() if voice_quality is None else voice_quality)
     return level_names(concept, n_bins)
 
 
@@ -164,15 +168,31 @@ def shuffle(
 
 
 def conflict(
-    tokens: pd.DataFrame, *, n_bins: int, voice_quality_map: Mapping[str, str]
+    tokens: pd.DataFrame,
+    *,
+    n_bins: int,
+    voice_quality_map: Mapping[str, str],
+    voice_quality: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Invert every ordinal bin (i -> n-1-i) and map VOICE_QUALITY to its opposite."""
+    """Invert every ordinal bin (i -> n-1-i) and map VOICE_QUALITY to its opposite.
+
+    ``voice_quality``: the values the tokens stage can give (see :func:`vocabulary`); an
+    opposite outside them would be a token no aligned block ever shows.
+    """
     out = aligned(tokens, n_bins=n_bins)
-    missing = sorted(set(out[Concept.VOICE_QUALITY]) - set(voice_quality_map))
+    present = set(out[Concept.VOICE_QUALITY])
+    missing = sorted(present - set(voice_quality_map))
     if missing:
         raise ValueError(
             f"`voice_quality_map` has no opposite for {missing}; "
             "add them to interventions.conflict_voice_quality in the config."
+        )
+    allowed = set(vocabulary(Concept.VOICE_QUALITY, n_bins, voice_quality))
+    unseen = sorted({voice_quality_map[v] for v in present} - allowed)
+    if unseen:
+        raise ValueError(
+            f"`voice_quality_map` gives {unseen}, which the voice quality rule never "
+            f"gives (it gives {sorted(allowed)}): a conflicting token no aligned block shows."
         )
     for concept in ORDINAL_CONCEPTS:
         levels = level_names(concept, n_bins)
@@ -182,11 +202,19 @@ def conflict(
 
 
 def corrupt(
-    tokens: pd.DataFrame, *, n_bins: int, p: float, rng: np.random.Generator
+    tokens: pd.DataFrame,
+    *,
+    n_bins: int,
+    p: float,
+    rng: np.random.Generator,
+    voice_quality: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Replace each token, with probability ``p``, by a uniform draw from its vocabulary.
 
     The same ``rng`` state gives nested corruptions across ``p`` (common random numbers).
+    ``voice_quality``: the VOICE_QUALITY values drawn from (see :func:`vocabulary`): only
+    those the tokens stage can give, so a corrupted token is never one no aligned block
+    shows.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"`p` must lie in [0, 1], got {p!r}.")
@@ -194,7 +222,7 @@ def corrupt(
     u = rng.random((len(out), len(CONCEPT_COLUMNS)))
     draws = rng.random((len(out), len(CONCEPT_COLUMNS)))
     for j, concept in enumerate(CONCEPT_COLUMNS):
-        vocab = np.array(vocabulary(concept, n_bins), dtype=object)
+        vocab = np.array(vocabulary(concept, n_bins, voice_quality), dtype=object)
         replacement = vocab[(draws[:, j] * len(vocab)).astype(int)]
         # one column set, not a .loc per concept; a copy (to_numpy may hand back the
         # frame's own buffer, read-only or shared with the caller's table), in its dtype
@@ -294,11 +322,13 @@ def build_condition(
     template: str,
     separator: str,
     rng: np.random.Generator | None,
+    voice_quality: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One condition table: ``utt_id``, the six concept columns and ``token_string``.
 
     ``rng`` is required for shuffle and corrupt conditions (seeded from the condition's
-    seed by the caller) and ignored otherwise.
+    seed by the caller) and ignored otherwise. ``voice_quality``: the VOICE_QUALITY
+    values the tokens stage can give (see :func:`vocabulary`), for conflict and corrupt.
     """
     kind, p, _ = parse_condition(name)
     if kind in ("shuffle", "corrupt") and rng is None:
@@ -308,11 +338,16 @@ def build_condition(
     elif kind == "aligned":
         out = aligned(tokens, n_bins=n_bins)
     elif kind == "conflict":
-        out = conflict(tokens, n_bins=n_bins, voice_quality_map=voice_quality_map)
+        out = conflict(
+            tokens,
+            n_bins=n_bins,
+            voice_quality_map=voice_quality_map,
+            voice_quality=voice_quality,
+        )
     elif kind == "shuffle":
         out = shuffle(tokens, n_bins=n_bins, groups=groups, rng=rng)
     else:
-        out = corrupt(tokens, n_bins=n_bins, p=p, rng=rng)
+        out = corrupt(tokens, n_bins=n_bins, p=p, rng=rng, voice_quality=voice_quality)
     if kind == "audio_only":
         out["token_string"] = pd.Series([None] * len(out), dtype=object)
     else:

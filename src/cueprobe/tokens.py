@@ -125,6 +125,25 @@ class VoiceQualityRule:
         object.__setattr__(self, "order", order)
 
 
+def voice_quality_values(order: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The VOICE_QUALITY values a rule testing ``order`` can give, in the enum's order.
+
+    MODAL (the fallback) and UNVOICED (a clip without a voiced frame, whatever the
+    order) always; every other value only if the order tests it. None: all six.
+
+    Examples
+    --------
+    >>> voice_quality_values(["ROUGH", "UNVOICED"])
+    ('UNVOICED', 'ROUGH', 'MODAL')
+    >>> len(voice_quality_values())
+    6
+    """
+    if order is None:
+        return tuple(v.value for v in VoiceQuality)
+    tested = {VoiceQuality(v) for v in order} | {VoiceQuality.MODAL, VoiceQuality.UNVOICED}
+    return tuple(v.value for v in VoiceQuality if v in tested)
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenEdges:
     """Everything needed to re-bin by hand: standardisation and bin edges.

@@ -302,6 +302,21 @@ def test_prompts_and_grid_the_names_cannot_carry_fail_at_planning(tmp_path, extr
     assert message in proc.stdout + proc.stderr
 
 
+def test_a_conflict_map_the_voice_quality_order_cannot_meet_fails_at_planning(tmp_path):
+    """An order without ROUGH left the default map's MODAL -> ROUGH: every conflicting
+    block of a modal voice showed a value no aligned block ever shows."""
+    order = "tokens: {voice_quality: {order: [UNVOICED, BREATHY, PRESSED]}}\n"
+    proc = _dry_run(tmp_path, (BASE + order) % "")
+    assert proc.returncode != 0
+    assert (
+        "interventions.conflict_voice_quality: MODAL -> ROUGH, a value "
+        "tokens.voice_quality.order never gives (it gives UNVOICED, BREATHY, PRESSED, MODAL)"
+    ) in proc.stdout + proc.stderr
+    fixed = "interventions: {conflict_voice_quality: {MODAL: BREATHY, BREATHY: MODAL, "
+    fixed += "PRESSED: BREATHY, UNVOICED: UNVOICED}}\n"
+    assert _dry_run(tmp_path, (BASE + order + fixed) % "").returncode == 0
+
+
 def test_reference_cli_defaults_agree_with_the_schema():
     from cueprobe.cli import build_parser
 

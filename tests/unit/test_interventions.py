@@ -58,6 +58,31 @@ def test_corrupt_keeps_the_column_dtype_and_leaves_its_input_alone(dtype):
     assert all(out[c].dtype == tokens[c].dtype for c in ROW)
 
 
+def test_corrupt_and_conflict_use_only_the_voice_quality_values_the_rule_gives():
+    """A custom rule order without CREAKY or ROUGH: corruption drew them anyway (a token
+    no aligned block shows), and conflict's MODAL -> ROUGH made one."""
+    tokens = pd.DataFrame(
+        [{**ROW, "utt_id": f"u{i}", "VOICE_QUALITY": "MODAL"} for i in range(400)]
+    )
+    values = ["UNVOICED", "BREATHY", "PRESSED", "MODAL"]
+    out = corrupt(tokens, n_bins=5, p=1.0, rng=np.random.default_rng(0), voice_quality=values)
+    assert set(out["VOICE_QUALITY"]) == set(values)
+    every = corrupt(tokens, n_bins=5, p=1.0, rng=np.random.default_rng(0))
+    assert set(every["VOICE_QUALITY"]) == {
+        "UNVOICED",
+        "ROUGH",
+        "BREATHY",
+        "PRESSED",
+        "CREAKY",
+        "MODAL",
+    }
+    with pytest.raises(ValueError, match=r"gives \['ROUGH'\], which the voice quality rule never"):
+        conflict(tokens, n_bins=5, voice_quality_map=VQ, voice_quality=values)
+    vq = {**VQ, "MODAL": "BREATHY"}
+    out = conflict(tokens, n_bins=5, voice_quality_map=vq, voice_quality=values)
+    assert set(out["VOICE_QUALITY"]) == {"BREATHY"}
+
+
 def test_token_string_and_audio_only():
     kw = dict(n_bins=5, groups=None, voice_quality_map=VQ, template="{concept}={value}")
     aligned = build_condition("aligned", pd.DataFrame([ROW]), separator="; ", rng=None, **kw)
@@ -281,7 +306,7 @@ def _condition_inputs(tmp_path, n=60):
     return manifest, tokens
 
 
-def _run_condition(tmp_path, names, out_dir):
+def _run_condition(tmp_path, names, out_dir, *extra):
     from cueprobe.cli import main
 
     out_dir.mkdir(exist_ok=True)
@@ -306,6 +331,7 @@ def _run_condition(tmp_path, names, out_dir):
         "42",
         "--out",
         *[str(out_dir / f"{name}.parquet") for name in names],
+        *extra,
     ]
     assert main(argv) == 0
     return {name: (out_dir / f"{name}.parquet").read_bytes() for name in names}
@@ -338,6 +364,30 @@ def test_condition_cli_seeds_nested_corruptions_and_order_free_streams(tmp_path)
     assert (hi[mid != orig] == mid[mid != orig]).all()
     # two shuffle seeds, two permutations
     assert not read["shuffle_s0"]["token_string"].equals(read["shuffle_s1"]["token_string"])
+
+
+def test_condition_cli_corrupts_voice_quality_within_the_rule_order(tmp_path):
+    """The rule's order reaches corruption through the CLI (the workflow passes
+    tokens.voice_quality.order); without it every value may be drawn."""
+    from cueprobe import io
+
+    _condition_inputs(tmp_path)
+    _run_condition(tmp_path, ["corrupt_p100_s0"], tmp_path / "all")
+    _run_condition(
+        tmp_path,
+        ["corrupt_p100_s0"],
+        tmp_path / "some",
+        "--voice-quality-order",
+        '["UNVOICED", "BREATHY"]',
+    )
+    read = {
+        d: set(
+            io.read_table(tmp_path / d / "corrupt_p100_s0.parquet", "conditions")["VOICE_QUALITY"]
+        )
+        for d in ("all", "some")
+    }
+    assert read["some"] == {"UNVOICED", "BREATHY", "MODAL"}
+    assert {"ROUGH", "CREAKY", "PRESSED"} <= read["all"]
 
 
 def test_condition_cli_logs_how_many_utterances_keep_their_aligned_block(tmp_path, caplog):

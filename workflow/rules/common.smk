@@ -30,6 +30,7 @@ from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
 from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
+from cueprobe.config import conflict_map_gaps
 from cueprobe.config import label_clashes
 from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
@@ -65,6 +66,10 @@ fail_on(
         config["corpora"], config["models"], fit_on=config["tokens"]["fit_on"]
     )
     + label_clashes(config["corpora"])
+    + conflict_map_gaps(
+        config["tokens"]["voice_quality"]["order"],
+        config["interventions"]["conflict_voice_quality"],
+    )
 )
 # a null batch_size or resources.gpu means the backend's own (a transformers model: 1 GPU)
 config["models"] = {m: with_backend_defaults(c) for m, c in config["models"].items()}

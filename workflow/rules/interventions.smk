@@ -42,9 +42,11 @@ rule build_token_conditions:
         template=get_token_template,
         separator=config["tokens"]["separator"],
         vq_map=get_conflict_map_json,
+        vq_order=json.dumps(config["tokens"]["voice_quality"]["order"]),
         seed=config["seed"],
     shell:
         "python -m cueprobe condition --name {params.names}"
         " --manifest {input.manifest:q} --tokens {input.tokens:q}"
         " --n-bins {params.n_bins} --template {params.template:q} --separator {params.separator:q}"
-        " --voice-quality-map {params.vq_map:q} --seed {params.seed} --out {output:q} 2> {log:q}"
+        " --voice-quality-map {params.vq_map:q} --voice-quality-order {params.vq_order:q}"
+        " --seed {params.seed} --out {output:q} 2> {log:q}"

@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", help="one concept, e.g. '{concept}={value}'")
     p.add_argument("--separator", help="between concepts, e.g. '; '")
     p.add_argument("--voice-quality-map", type=json.loads, help="JSON {value: opposite}")
+    p.add_argument(
+        "--voice-quality-order",
+        type=json.loads,
+        help="JSON list: the tokens stage's VOICE_QUALITY rule order (config"
+        " tokens.voice_quality.order); corrupt and conflict use only the values it can"
+        " give (default: all six)",
+    )
     p.add_argument("--seed", type=int, help="root seed (config `seed`)")
     p.add_argument("--out", type=Path, nargs="+", required=True, help="one per --name")
     p.set_defaults(func=_condition)
@@ -46,6 +53,7 @@ def _condition(args: argparse.Namespace) -> None:
     from cueprobe.interventions import build_condition
     from cueprobe.interventions import kept_aligned
     from cueprobe.interventions import parse_condition
+    from cueprobe.tokens import voice_quality_values
 
     outs = one_per(args.out, args.name, flag="--out", per="--name")
     kinds = [parse_condition(name) for name in args.name]  # fails on an unknown name first
@@ -68,6 +76,7 @@ def _condition(args: argparse.Namespace) -> None:
         n_bins=args.n_bins,
         groups=manifest["split"].tolist(),  # shuffle within each split: the evaluated set
         voice_quality_map=args.voice_quality_map,
+        voice_quality=voice_quality_values(args.voice_quality_order),
         template=args.template,
         separator=args.separator,
     )
