@@ -269,6 +269,8 @@ def adapter_conflicts(
     """
     from cueprobe.corpora import corpus_splits
     from cueprobe.corpora import eval_splits
+    from cueprobe.corpora.common import CorpusError
+    from cueprobe.corpora.csvsheet import sheet_genders
     from cueprobe.tables import TABLE2_SPLITS as TABLE2
 
     kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
@@ -328,4 +330,15 @@ def adapter_conflicts(
                 f"corpora.{name}.gender_specific: the aibo adapter has no speaker genders "
                 "(FAU-Aibo's labels name none); gender-specific edges need F and M speakers"
             )
+        if adapter == "csv" and cfg.get("gender_specific"):
+            try:
+                genders = sheet_genders(Path(cfg["root"]))
+            except (OSError, CorpusError):
+                genders = None  # its manifest job names why
+            if genders is not None and not set(genders) & {"F", "M"}:
+                out.append(
+                    f"corpora.{name}.gender_specific: no row of the sheet {cfg['root']} has "
+                    f"gender F or M (its genders: {genders}); give the sheet a gender column "
+                    "(F/M, female/male...), or set gender_specific: []"
+                )
     return out

@@ -555,3 +555,22 @@ def test_the_tables_get_the_models_in_config_order(tmp_path):
     (block,) = _shell_commands(proc, "make_table")
     models = json.loads(re.search(r"--models '([^']*)'", block)[1])
     assert list(models) == ["reference", "alm"]
+
+
+def test_gender_specific_edges_on_a_sheet_without_genders_fail_at_planning(tmp_path):
+    """A sheet without a gender column under gender_specific failed in the tokens job,
+    after every feature shard had run; a sheet with F/M rows plans."""
+    from cueprobe.config import adapter_conflicts
+
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,test\n")
+    cfg = {"adapter": "csv", "root": str(sheet), "gender_specific": ["PITCH"]}
+    (problem,) = adapter_conflicts({"c": cfg}, {})
+    assert problem == (
+        f"corpora.c.gender_specific: no row of the sheet {sheet} has gender F or M (its "
+        "genders: {'unknown': 2}); give the sheet a gender column (F/M, female/male...), "
+        "or set gender_specific: []"
+    )
+    sheet.write_text("path,label,speaker,split,Gender\na.wav,sad,s1,train,female\n")
+    assert adapter_conflicts({"c": cfg}, {}) == []
+    assert adapter_conflicts({"c": cfg | {"gender_specific": []}}, {}) == []

@@ -107,6 +107,24 @@ def sheet_splits(sheet: Path) -> set[str]:
     return {_split(rec) for _, rec in _read_sheet(sheet)[1]}
 
 
+def sheet_genders(sheet: Path) -> dict[str, int]:
+    """How many rows of a sheet have each gender, as the manifest will write it (planning).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> sheet = Path(tempfile.mkdtemp()) / "s.csv"
+    >>> _ = sheet.write_text("path,label,speaker,Gender\\na.wav,sad,s1,female\\nb.wav,sad,s2,\\n")
+    >>> sheet_genders(sheet)
+    {'F': 1, 'unknown': 1}
+    """
+    out: dict[str, int] = {}
+    for _, rec in _read_sheet(sheet)[1]:
+        gender = normalise_gender(rec.get("gender", ""))
+        out[gender] = out.get(gender, 0) + 1
+    return out
+
+
 def read_csv_corpus(
     sheet: Path, *, labels: Collection[str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
