@@ -524,7 +524,7 @@ def test_a_csv_corpus_scored_on_a_split_its_sheet_lacks_fails_at_planning(tmp_pa
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
-def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_path):
+def test_a_transformers_model_gets_an_alms_memory_runtime_and_cores_by_default(tmp_path):
     """The schema's 4000 MB and 60 min, meant for the reference model, went to a 7B ALM
     too (~16 GB to load in bf16; IEMOCAP's token conditions are ~150k prompts)."""
     proc = _dry_run(tmp_path, (BASE + TRANSFORMERS) % "")
@@ -540,6 +540,16 @@ def test_a_transformers_model_gets_an_alms_memory_and_runtime_by_default(tmp_pat
     )
     assert "mem_mb=40000" in jobs["alm"] and "runtime=240" in jobs["alm"]
     assert "mem_mb=4000," in jobs["reference"] and "runtime=60" in jobs["reference"]
+    # cores: an ALM job had 1 (OMP_NUM_THREADS=1: torch on one core, one CPU on SLURM)
+    cfg = tmp_path / "c.yaml"
+    proc = _snakemake("-n", "--cores", "8", "--snakefile", REPO / "Snakefile",
+                      "--directory", tmp_path, "--configfile", cfg)  # fmt: skip
+    threads = {
+        re.search(r"model=(\w+)", block)[1]: re.search(r"^    threads: (\d+)$", block, re.M)
+        for block in re.split(r"^\[", proc.stdout, flags=re.M)  # a job per "[date]" line
+        if "rule query_token_conditions:" in block
+    }
+    assert threads["alm"][1] == "4" and threads["reference"] is None  # None: 1 thread
 
 
 def test_the_tables_get_the_models_in_config_order(tmp_path):

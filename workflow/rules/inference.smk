@@ -103,6 +103,7 @@ rule query_token_conditions:
     priority: 2
     conda:
         get_inference_env
+    threads: get_inference_resource("threads")
     resources:
         gpu=get_inference_resource("gpu"),
         mem_mb=get_inference_resource("mem_mb"),

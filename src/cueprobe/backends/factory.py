@@ -56,28 +56,28 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
 #: its client is small. A 7B ALM in bf16 is ~16 GB to load (host memory), and the token
 #: conditions of IEMOCAP are ~150k prompts: hours, not the minutes a CPU model takes
 BACKEND_DEFAULTS: dict[str, dict[str, int]] = {
-    "reference": {"batch_size": 64, "gpu": 0, "mem_mb": 4000, "runtime": 60},
-    "transformers": {"batch_size": 8, "gpu": 1, "mem_mb": 40000, "runtime": 240},
-    "openai": {"batch_size": 8, "gpu": 0, "mem_mb": 4000, "runtime": 240},
+    "reference": {"batch_size": 64, "gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
+    "transformers": {"batch_size": 8, "gpu": 1, "mem_mb": 40000, "runtime": 240, "threads": 4},
+    "openai": {"batch_size": 8, "gpu": 0, "mem_mb": 4000, "runtime": 240, "threads": 1},
 }
 
 
 def with_backend_defaults(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The model config with its backend's batch size, GPUs, memory and runtime where null.
+    """The model config with its backend's batch size, GPUs, memory, runtime, threads where null.
 
     Examples
     --------
     >>> cfg = with_backend_defaults({"backend": "transformers", "batch_size": None})
     >>> cfg["batch_size"], cfg["resources"]
-    (8, {'gpu': 1, 'mem_mb': 40000, 'runtime': 240})
+    (8, {'gpu': 1, 'mem_mb': 40000, 'runtime': 240, 'threads': 4})
     >>> cfg = with_backend_defaults({"backend": "reference", "batch_size": 2,
     ...                              "resources": {"mem_mb": 3000}})
     >>> cfg["batch_size"], cfg["resources"]
-    (2, {'mem_mb': 3000, 'gpu': 0, 'runtime': 60})
+    (2, {'mem_mb': 3000, 'gpu': 0, 'runtime': 60, 'threads': 1})
     """
     defaults = BACKEND_DEFAULTS[model_cfg["backend"]]
     resources = dict(model_cfg.get("resources") or {})
-    for key in ("gpu", "mem_mb", "runtime"):
+    for key in ("gpu", "mem_mb", "runtime", "threads"):
         if resources.get(key) is None:
             resources[key] = defaults[key]
     batch_size = model_cfg.get("batch_size")
