@@ -275,6 +275,7 @@ def test_prefix_sharing_off_or_impossible_runs_requests_as_usual(
     # audio placeholders past the common prefix (here: an id that never occurs) -> no sharing
     monkeypatch.setattr(backend, "share_prefix", True)
     monkeypatch.setattr(backend, "_audio_token_id", -1)
+    monkeypatch.setattr("cueprobe.backends.hf.MIN_AUDIO_TOKENS", 0)  # -1 is never heard
     assert backend._generate_shared(requests) is None
     assert backend.generate(requests) == expected
 
@@ -451,6 +452,68 @@ def test_generate_restores_order_across_sorted_batches(
     assert backend.generate([]) == []
 
 
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_a_file_the_model_fails_on_is_an_error_answer_not_a_dead_job(
+    model_dirs: dict[str, str],
+    wavs: list[str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    arch: str,
+) -> None:
+    """A 20 ms clip gives no audio token (Qwen2-Audio's forward then failed, and the other
+    two answered from the text alone) and a file unreadable since the manifest was built
+    raised too: either killed the job, on every run, since requests come in a fixed order.
+    Now its batch is answered one request at a time and the bad file's rows are None
+    (`error`), once warned; the others get the answers they get alone."""
+    make = functools.partial(
+        TransformersBackend,
+        model_dirs[arch],
+        architecture=arch,
+        dtype="float32",
+        max_new_tokens=MAX_NEW_TOKENS,
+        device="cpu",
+    )
+    short = _write_wav(tmp_path / "short.wav", 0.02, freq=200.0)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav file")
+    paths = [wavs[0], short, wavs[1], str(broken), short]
+    requests = [Request(f"u{i}", p, PROMPTS[i % 4], f"k{i}") for i, p in enumerate(paths)]
+    backend = make(batch_size=4)
+    with caplog.at_level(logging.WARNING, logger="cueprobe.backends.hf"):
+        answers = backend.generate(requests)
+    alone = make(batch_size=1)
+    assert answers[0] == alone.generate([requests[0]])[0]
+    assert answers[2] == alone.generate([requests[2]])[0]
+    assert answers[1] is None and answers[3] is None and answers[4] is None
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned  # once per file
+    assert warned[0].startswith(f"{short}: the model failed on it (AudioTooShortError: 0.020 s")
+    assert "audio token(s) (fewer than 2): it would answer from the text alone" in warned[0]
+    assert warned[1].startswith(f"{broken}: the model failed on it (")
+    # the conditions of one short clip, which share their prefix, fail alike
+    group = [Request("s", short, p, "s") for p in PROMPTS[:3]]
+    assert make(batch_size=2).generate(group) == [None, None, None]
+
+
+def test_files_failing_in_a_row_stop_the_job(
+    model_dirs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file failing is the set-up's fault (a broken checkpoint, a dead GPU): the job
+    stops rather than write a table of errors."""
+    from cueprobe.backends import hf
+
+    monkeypatch.setattr(hf, "FAILED_FILES_IN_ROW", 3)
+    backend = TransformersBackend(
+        model_dirs["qwen2_audio"], architecture="qwen2_audio", device="cpu", dtype="float32"
+    )
+    shorts = [_write_wav(tmp_path / f"s{i}.wav", 0.01 + 0.001 * i, freq=None) for i in range(3)]
+    requests = [Request(f"u{i}", p, PROMPTS[0], f"k{i}") for i, p in enumerate(shorts)]
+    with pytest.raises(
+        RuntimeError, match=r"the model failed on 3 files in a row, the last .*s2\.wav"
+    ):
+        backend.generate(requests)
+
+
 def test_midashenglm_requires_trust_remote_code() -> None:
     with pytest.raises(ValueError, match=r"mispeech/midashenglm-7b.*`trust_remote_code: true`"):
         TransformersBackend("mispeech/midashenglm-7b", architecture="midashenglm")
@@ -482,6 +545,7 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     backend._takes_rate = ARCHITECTURES[arch].processor_takes_rate
     backend._truncates, backend._cut_files = ARCHITECTURES[arch].truncates_audio, set()
     backend._pads_to_window = ARCHITECTURES[arch].pads_to_window
+    backend._audio_token_id = None  # the stub's prompt has no audio placeholder
     backend.model = types.SimpleNamespace(dtype=torch.float32)
     backend.prepare(_requests(wavs)[:1])
     assert ("sampling_rate" in seen) is passes_rate and len(seen["audio"]) == 1

@@ -35,6 +35,14 @@ That prefix is prefilled once, audio encoder included, and each request's own su
 decoded from a copy of its KV cache (:meth:`TransformersBackend.generate`). In float32
 the logits agree with one request at a time to ~1e-7 (tested for every architecture); in
 bfloat16, as with batching, an answer can now and then flip.
+
+A batch that fails (a file unreadable since the manifest was built, a clip too short to
+give the model :data:`MIN_AUDIO_TOKENS` audio tokens, CUDA out of memory on one long
+batch) is answered again one request at a time; a request that fails alone is an error
+answer (``None``: ``parse_status == "error"`` downstream, asked again on the next run)
+with a warning naming its file, so that one bad file does not stop the job on every run.
+:data:`FAILED_FILES_IN_ROW` files in a row failing alone is a fault of the set-up, not of
+the files: the job stops with the last error.
 """
 
 from __future__ import annotations
@@ -55,6 +63,18 @@ from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
 
 log = logging.getLogger(__name__)
+
+#: fewer audio placeholder tokens than this (clips under ~40-80 ms) and the model hears
+#: nothing: Qwen2.5-Omni and AF3 answer from the text alone, Qwen2-Audio's forward takes
+#: the prompt for its old unexpanded format and fails
+MIN_AUDIO_TOKENS = 2
+#: files in a row whose every request failed alone: the set-up is at fault, stop the job
+FAILED_FILES_IN_ROW = 5
+
+
+class AudioTooShortError(ValueError):
+    """A clip gives the model fewer than :data:`MIN_AUDIO_TOKENS` audio tokens."""
+
 
 __all__ = [
     "ARCHITECTURES",
@@ -281,6 +301,8 @@ class TransformersBackend:
         )
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
         self._audio_token_id = _audio_token_id(self.processor)
+        self._failed_files: set[str] = set()  # files the model failed on alone
+        self._failed_in_row = 0  # such files in a row (FAILED_FILES_IN_ROW)
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self._keeps_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
         # a prompt-learning PEFT adapter (prefix/prompt tuning) adds virtual tokens that a
@@ -428,6 +450,15 @@ class TransformersBackend:
             kwargs["audio_kwargs"] = {"max_length": min(window, longest)}
         inputs = self.processor(text=texts, audio=audio, **kwargs)
         inputs.pop("num_audio_tokens", None)
+        if self._audio_token_id is not None:
+            heard = (inputs["input_ids"] == self._audio_token_id).sum(dim=1).tolist()
+            for r, n in zip(requests, heard, strict=True):
+                if n < MIN_AUDIO_TOKENS:
+                    seconds = len(loaded[r.audio_path]) / self.sampling_rate
+                    raise AudioTooShortError(
+                        f"{seconds:.3f} s of audio gives the model {n} audio token(s) "
+                        f"(fewer than {MIN_AUDIO_TOKENS}): it would answer from the text alone"
+                    )
         dtype = self.model.dtype
         return {
             k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
@@ -522,13 +553,14 @@ class TransformersBackend:
         mask = inputs["attention_mask"].bool()
         return [inputs["input_ids"][i][mask[i]] for i in range(len(requests))]
 
-    def generate(self, requests: Sequence[Request]) -> list[str]:
+    def generate(self, requests: Sequence[Request]) -> list[str | None]:
         """Answer each request; results come back in the order given.
 
         Requests on one audio file (same ``audio_key`` and path), at least two and half a
         batch of them, share their prompt prefix (:meth:`_generate_shared`, when
         ``share_prefix``). The others are sorted by prompt length (less padding per batch)
-        and run ``batch_size`` at a time.
+        and run ``batch_size`` at a time. A batch that fails is run again one request at a
+        time, and a request that fails alone is None (module docstring).
 
         Parameters
         ----------
@@ -537,10 +569,10 @@ class TransformersBackend:
 
         Returns
         -------
-        list of str
-            One stripped raw answer per request.
+        list of str or None
+            One stripped raw answer per request; None where the model failed on it.
         """
-        answers: list[str] = [""] * len(requests)
+        answers: list[str | None] = [None] * len(requests)
         groups: dict[tuple[str, str], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.audio_key, r.audio_path), []).append(i)
@@ -551,18 +583,61 @@ class TransformersBackend:
             # then decode in at most twice the generate calls they would take mixed with
             # other files' requests, while its prefill shrinks by the group's size
             if self.share_prefix and len(idx) > 1 and 2 * len(idx) >= self.batch_size:
-                shared = self._generate_shared([requests[i] for i in idx])
+                try:
+                    shared = self._generate_shared([requests[i] for i in idx])
+                except Exception as err:  # noqa: BLE001 - run as usual, and alone if it fails
+                    _release(err)
             if shared is None:
                 alone.extend(idx)
                 continue
+            self._failed_in_row = 0
             for i, text in zip(idx, shared, strict=True):
                 answers[i] = text
         order = sorted(alone, key=lambda i: len(requests[i].prompt))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            for i, text in zip(idx, self._generate_batch([requests[i] for i in idx]), strict=True):
+            try:
+                texts = self._generate_batch([requests[i] for i in idx])
+            except Exception as err:  # noqa: BLE001 - each request again, alone
+                _release(err)
+                for i in idx:
+                    answers[i] = self._generate_alone(requests[i])
+                continue
+            self._failed_in_row = 0
+            for i, text in zip(idx, texts, strict=True):
                 answers[i] = text
         return answers
+
+    def _generate_alone(self, request: Request) -> str | None:
+        """One request on its own; None (with a warning, once per file) if it fails."""
+        if request.audio_path in self._failed_files:  # this file failed alone before
+            return None
+        try:
+            (text,) = self._generate_batch([request])
+        except Exception as err:  # noqa: BLE001 - an error answer, asked again next run
+            _release(err)
+            self._failed_files.add(request.audio_path)
+            self._failed_in_row += 1
+            if self._failed_in_row >= FAILED_FILES_IN_ROW:
+                raise RuntimeError(
+                    f"the model failed on {self._failed_in_row} files in a row, the last "
+                    f"{request.audio_path} ({type(err).__name__}: {err}): a fault of the set-up, "
+                    "not of the files; the answers got so far are in the journal"
+                ) from err
+            log.warning(
+                "%s: the model failed on it (%s: %s); its rows are parse status `error` "
+                "(wrong), asked again on the next run",
+                request.audio_path, type(err).__name__, str(err)[:300],
+            )  # fmt: skip
+            return None
+        self._failed_in_row = 0
+        return text
+
+
+def _release(err: BaseException) -> None:
+    """After a failed batch: give its memory back to the GPU if it ran out."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
 
 
 def common_prefix_length(rows: Sequence[torch.Tensor]) -> int:

@@ -413,7 +413,7 @@ def _infer(args: argparse.Namespace) -> None:
     journal = args.journal or _default_journal(args)
     answers, in_section = _read_journal(journal, header)
     writer = _JournalWriter(journal, header, answers, in_section=in_section)
-    # an answer the server rejected or failed (None, an `error` row) is asked again on every run
+    # an answer the model or its server failed (None, an `error` row) is asked again on every run
     done = {k for k, a in answers.items() if a is not None}
     try:
         run_requests(backend, requests, batch_size=backend.batch_size, done=done, on_batch=writer)
@@ -424,9 +424,9 @@ def _infer(args: argparse.Namespace) -> None:
     n_rejected = sum(answers[k] is None for k in requests)
     if n_rejected and n_rejected == len(requests):
         raise ValueError(
-            f"the server rejected or failed all {n_rejected} model calls (the first reason is logged "
-            "above): a set-up fault, such as a vLLM server without audio support, not an "
-            "answer. Nothing was written; the next run asks them again."
+            f"the model or its server rejected or failed all {n_rejected} model calls (the first "
+            "reason is logged above): a set-up fault, such as a vLLM server without audio "
+            "support, not an answer. Nothing was written; the next run asks them again."
         )
     if n_rejected:
         log.warning(
