@@ -303,9 +303,21 @@ def test_decoding_is_plain_argmax_with_a_dynamic_cache(
     checkpoint.repetition_penalty = 1.1
     checkpoint.use_cache = False
     checkpoint.cache_implementation = "static"
+    # logits processors that change the argmax or the answer's length
+    checkpoint.no_repeat_ngram_size = 2
+    checkpoint.suppress_tokens = [5, 6]
+    checkpoint.bad_words_ids = [[7]]
+    checkpoint.min_new_tokens = 3
     monkeypatch.setattr(backend.model, "generation_config", checkpoint)
     config = backend._greedy_config()
     assert config.repetition_penalty == 1.0
+    assert config.no_repeat_ngram_size == 0 and config.min_new_tokens is None
+    assert config.suppress_tokens is None and config.bad_words_ids is None
+    processors = backend.model._get_logits_processor(
+        generation_config=config, input_ids_seq_length=4, encoder_input_ids=None,
+        prefix_allowed_tokens_fn=None, logits_processor=None,
+    )  # fmt: skip
+    assert len(processors) == 0, processors
     assert config.use_cache is True and config.cache_implementation is None
     assert config.do_sample is False and config.num_beams == 1
 

@@ -373,6 +373,16 @@ class TransformersBackend:
         # plain argmax: a repetition penalty would also count the pad tokens of a batch
         # (EOS for the Qwen models), so a padded row would answer unlike the same row alone
         config.repetition_penalty = 1.0
+        # nor any other logits processor a checkpoint may ship: n-gram bans and token
+        # suppression change the argmax, a minimum length keeps a one-word answer going
+        config.encoder_repetition_penalty = 1.0
+        config.no_repeat_ngram_size = 0
+        config.encoder_no_repeat_ngram_size = 0
+        config.bad_words_ids = None
+        config.suppress_tokens = None
+        config.begin_suppress_tokens = None
+        config.min_new_tokens = None
+        config.min_length = 0
         # the shared prefix hands generate its own DynamicCache: a checkpoint's cache
         # choice would be refused with it, and use_cache=False would re-run the suffix
         # without the prefix's cache from the second token on
