@@ -89,6 +89,12 @@ VOICED_LLDS: tuple[str, ...] = tuple(
 #: the last); with them jitter means are up to 7 % off. See tests/unit/test_features.py.
 TRAILING_FLUSH_FRAMES = 3
 
+#: fewer analysis frames than this (10 ms apart, after the flush frames: clips under
+#: ~0.17 s) is ``too_short`` whatever ``min_duration_s`` says: openSMILE answers from 60 ms
+#: on, but its F0 of a 70 ms clip of a 200 Hz voice was 61 Hz (one frame), jitter and
+#: shimmer need consecutive periods
+MIN_FRAMES = 10
+
 #: the rate every file is analysed at, so that corpora mixing rates stay comparable
 ANALYSIS_RATE = 16000
 
@@ -100,7 +106,7 @@ class FeatureStatus(enum.StrEnum):
     """What became of one file's extraction."""
 
     OK = "ok"
-    TOO_SHORT = "too_short"  # under ``min_duration_s``, or openSMILE returned all-NaN
+    TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
     SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
     UNREADABLE = "unreadable"  # the audio could not be read or decoded
 
@@ -213,8 +219,8 @@ def extract_signal(
         return nan_row | {"status": FeatureStatus.TOO_SHORT.value}
     frames = smile(x, ANALYSIS_RATE)[0].T  # (n_frames, 25), columns as smile.feature_names
     row = _summarise(frames.astype(np.float64, copy=False), TRAILING_FLUSH_FRAMES)
-    if row["n_frames"] == 0:
-        return row | {"status": FeatureStatus.TOO_SHORT.value}
+    if row["n_frames"] < MIN_FRAMES:
+        return nan_row | {"n_frames": row["n_frames"], "status": FeatureStatus.TOO_SHORT.value}
     silent = float(np.max(np.abs(x))) < 1 / 32768
     return row | {"status": (FeatureStatus.SILENT if silent else FeatureStatus.OK).value}
 

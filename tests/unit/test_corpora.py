@@ -132,6 +132,37 @@ def test_iemocap_missing_session_is_an_error(tmp_path, write_wav):
         build_manifest("iemocap", tmp_path)
 
 
+def test_a_session_whose_audio_is_all_missing_is_an_error(tmp_path, write_wav):
+    """A partial unpack (Session5/sentences/ absent) built a manifest with no test split
+    and exit code 0: every Session 5 turn was `missing_audio` in excluded.parquet."""
+    _iemocap_tree(tmp_path, write_wav)
+    wav = tmp_path / "Session5/sentences/wav/Ses05M_script01_1/Ses05M_script01_1_F002.wav"
+    wav.unlink()
+    with pytest.raises(CorpusError) as err:
+        build_manifest("iemocap", tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path}: every utterance of the label set lost its audio in 1 session(s): "
+        f"Ses05: all 1 (missing_audio 1), e.g. {wav}. Is the corpus fully unpacked?"
+    )
+    # one file of a session missing is an exclusion, as before (M005 in Ses01)
+    _aibo_tree(tmp_path / "aibo", write_wav)
+    for mont in (tmp_path / "aibo/wav").glob("Mont_*.wav"):
+        mont.unlink()
+    with pytest.raises(CorpusError, match=r"in 1 session\(s\): Mont: all 2 \(missing_audio 2\)"):
+        build_manifest("aibo", tmp_path / "aibo")
+
+
+def test_iemocap_skips_appledouble_sidecars(tmp_path, write_wav):
+    """A copy made on macOS carries binary `._*.txt` files beside each EmoEvaluation file;
+    one with a line starting with "[" stopped the manifest."""
+    _iemocap_tree(tmp_path, write_wav)
+    before = build_manifest("iemocap", tmp_path)
+    sidecar = tmp_path / "Session1/dialog/EmoEvaluation/._Ses01F_impro01.txt"
+    sidecar.write_bytes(b"\x00\x05\x16\x07\x00\x02Mac OS X        \n[\x8f\x12\x00\x00")
+    after = build_manifest("iemocap", tmp_path)
+    pd.testing.assert_frame_equal(before[0], after[0])
+
+
 def test_iemocap_empty_root(tmp_path):
     with pytest.raises(CorpusError, match="no EmoEvaluation files"):
         build_manifest("iemocap", tmp_path)
@@ -282,6 +313,27 @@ def test_csv_gender_spellings_become_f_and_m(tmp_path, write_wav):
     )
     manifest, _ = build_manifest("csv", sheet, labels={"angry": []})
     assert manifest["gender"].tolist() == ["F", "M", "F", "unknown", "child", "M"]
+
+
+def test_csv_paths_written_on_windows_or_in_another_unicode_form_are_found(tmp_path, write_wav):
+    """`audio\\a.wav` (a sheet written on Windows) and a name typed in NFC for a file
+    stored in NFD (an archive made on macOS) were `missing_audio`."""
+    import unicodedata
+
+    write_wav(tmp_path / "audio/a.wav", 0.5)
+    nfd = unicodedata.normalize("NFD", "émotion.wav")
+    write_wav(tmp_path / "audio" / nfd, 0.5)
+    sheet = tmp_path / "sheet.csv"
+    nfc = unicodedata.normalize("NFC", "audio/émotion.wav")
+    assert nfc != unicodedata.normalize("NFD", nfc)
+    sheet.write_text(f"path,label,speaker\r\naudio\\a.wav,sad,s1\r\n{nfc},sad,s2\r\n")
+    manifest, excluded = build_manifest("csv", sheet, labels=["sad"])
+    assert excluded.empty, excluded.to_dict("records")
+    assert manifest["path"].tolist() == [
+        str(tmp_path / "audio/a.wav"),
+        str(tmp_path / "audio" / nfd),
+    ]
+    assert manifest["utt_id"].tolist() == ["audio/a", nfc.removesuffix(".wav")]
 
 
 def test_csv_errors(tmp_path, write_wav):

@@ -130,6 +130,8 @@ def test_odd_files_get_a_status_and_nothing_is_dropped(tmp_path):
     files = {
         "silent": (np.zeros(sr), sr),
         "short": (voice[: int(0.05 * sr)], sr),
+        # past min_duration_s, but 3 frames: an F0 of 61 Hz for a 200 Hz voice was `ok`
+        "few_frames": (voice[int(0.4 * sr) : int(0.5 * sr)], sr),
         "stereo": (np.stack([voice, voice], axis=1), sr),
         "mono": (voice, sr),
         "hifi": (np.interp(np.arange(44100) / 44100, t, voice), 44100),
@@ -150,6 +152,7 @@ def test_odd_files_get_a_status_and_nothing_is_dropped(tmp_path):
     assert status == {
         "silent": "silent",
         "short": "too_short",
+        "few_frames": "too_short",
         "stereo": "ok",
         "mono": "ok",
         "hifi": "ok",
@@ -158,6 +161,8 @@ def test_odd_files_get_a_status_and_nothing_is_dropped(tmp_path):
         "missing": "unreadable",
     }
     assert out.loc["short", list(EGEMAPS_LLDS)].isna().all()
+    assert out.loc["few_frames", list(EGEMAPS_LLDS)].isna().all()
+    assert 0 < out.loc["few_frames", "n_frames"] < 10
     assert out.loc["silent", "voiced_ratio"] == 0.0
     pd.testing.assert_series_equal(out.loc["stereo"], out.loc["mono"], check_names=False)
     f0 = "F0semitoneFrom27.5Hz_sma3nz"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cueprobe.corpora.common import CorpusError
+from cueprobe.corpora.common import check_sessions_heard
 from cueprobe.corpora.common import split_kept
 
 LABEL_FILE = "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
@@ -85,4 +86,6 @@ def read_aibo(
         if cls not in LABEL_MAP:
             row["reason"] = f"class_not_in_5cl: {cls}"
         candidates.append(row)
-    return split_kept(candidates)
+    manifest, excluded = split_kept(candidates)
+    check_sessions_heard(manifest, excluded, candidates, root=root)
+    return manifest, excluded

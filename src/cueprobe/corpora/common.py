@@ -70,6 +70,21 @@ def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str
     )
 
 
+def existing_form(path: Path) -> Path:
+    """``path``, or its other Unicode normalisation (NFC/NFD) where only that one exists.
+
+    A sheet or label file typed in NFC (``é`` one code point) names files that an archive
+    made on macOS stores in NFD (``e`` + combining accent): they were `missing_audio`.
+    """
+    if path.exists():
+        return path
+    for form in ("NFC", "NFD"):
+        other = Path(unicodedata.normalize(form, str(path)))
+        if other != path and other.exists():
+            return other
+    return path
+
+
 def audio_duration(path: Path) -> tuple[float | None, str | None]:
     """Duration in seconds from the header, or ``(None, reason)`` for a missing or unreadable file."""
     if not path.exists():
@@ -102,8 +117,9 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for row in candidates:
         reason = row.get("reason")
         if reason is None:
-            duration, reason = audio_duration(Path(row["path"]))
-            row = row | {"duration_s": duration}
+            path = existing_form(Path(row["path"]))
+            duration, reason = audio_duration(path)
+            row = row | {"duration_s": duration, "path": str(path)}
             if reason is not None and row.get("where"):
                 reason = f"{reason} ({row['where']})"
         if reason is None:
@@ -119,6 +135,40 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (
         manifest.sort_values("utt_id", ignore_index=True),
         excluded.sort_values("utt_id", ignore_index=True),
+    )
+
+
+def check_sessions_heard(
+    manifest: pd.DataFrame, excluded: pd.DataFrame, candidates: list[dict], *, root: Path
+) -> None:
+    """Refuse a corpus that lost a whole session's audio (a partial unpack of the corpus).
+
+    Each session (IEMOCAP's five, FAU-Aibo's two schools) with utterances of the label set
+    must keep one: without it a session's turns all went to ``excluded`` as missing audio,
+    the test split was empty, and the run went on (the end-of-run count was the only sign).
+
+    Raises
+    ------
+    CorpusError
+        Naming the session, how many of its utterances lost their audio and one path.
+    """
+    labelled = {}
+    for row in candidates:
+        if row.get("reason") is None:
+            labelled.setdefault(row["session"], []).append(row["utt_id"])
+    lost = sorted(set(labelled) - set(manifest["session"]))
+    if not lost:
+        return
+    reasons = excluded.set_index("utt_id")
+    details = []
+    for session in lost:
+        ids = labelled[session]
+        first = reasons.loc[ids[0]]
+        why = exclusion_detail(reasons.loc[ids].reset_index())
+        details.append(f"{session}: all {len(ids)} ({why}), e.g. {first['path']}")
+    raise CorpusError(
+        f"{root}: every utterance of the label set lost its audio in "
+        f"{len(lost)} session(s): {'; '.join(details)}. Is the corpus fully unpacked?"
     )
 
 

@@ -163,9 +163,9 @@ def read_csv_corpus(
     canonical = {label.lower(): label for label in labels} if labels is not None else None
     candidates = []
     for line, rec in records:
-        path = Path(rec["path"])
+        path = Path(rec["path"].replace("\\", "/"))  # a sheet written on Windows
         full = path if path.is_absolute() else base / path
-        utt_id = rec.get("utt_id") or str(path.with_suffix("")).replace("\\", "/")
+        utt_id = rec.get("utt_id") or path.with_suffix("").as_posix()
         label = rec["label"] if canonical is None else canonical.get(rec["label"].lower())
         row = {
             "utt_id": utt_id,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from cueprobe.corpora.common import CorpusError
+from cueprobe.corpora.common import check_sessions_heard
 from cueprobe.corpora.common import split_kept
 
 LABEL_MAP = {"ang": "angry", "hap": "happy", "exc": "happy", "neu": "neutral", "sad": "sad"}
@@ -67,7 +68,13 @@ def speaker_of(utt_id: str) -> tuple[str, str, str]:
 def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build the manifest and the excluded table of an IEMOCAP tree."""
     root = Path(root)
-    files = sorted(root.glob("Session[1-5]/dialog/EmoEvaluation/*.txt"))
+    # not the `._*.txt` AppleDouble sidecars a copy made on macOS carries (binary: one
+    # with a line starting with "[" stopped the manifest)
+    files = sorted(
+        p
+        for p in root.glob("Session[1-5]/dialog/EmoEvaluation/*.txt")
+        if not p.name.startswith(".")
+    )
     if not files:
         raise CorpusError(
             f"no EmoEvaluation files under {root}/Session*/dialog/EmoEvaluation/: "
@@ -103,4 +110,6 @@ def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "IEMOCAP has Session1..Session5 (1-4 train, 5 test). For a subset, list it in a CSV "
             "sheet (adapter `csv`)."
         )
-    return split_kept(candidates)
+    manifest, excluded = split_kept(candidates)
+    check_sessions_heard(manifest, excluded, candidates, root=root)
+    return manifest, excluded
