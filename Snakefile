@@ -41,7 +41,9 @@ rule all:
 onsuccess:
     release_scheduler_timers()
     log_exclusions()
+    log_answer_alarms()
 
 
 onerror:
     release_scheduler_timers()
+    log_exclusions()  # a run that failed may fail for what its manifest left out

@@ -30,6 +30,7 @@ import pandas as pd
 
 from cueprobe.interventions import corrupt_level
 from cueprobe.metrics import MIN_CI_SPEAKERS
+from cueprobe.metrics import OTHER
 from cueprobe.tables import ci_name
 from cueprobe.tables import fmt_ci
 from cueprobe.tables import fmt_delta
@@ -233,6 +234,69 @@ def _degradation(
     return f"{verdict} {evidence}; mean UAR {curve}."
 
 
+def _verdicts(
+    comparisons: pd.DataFrame, corruption: pd.DataFrame, m: pd.DataFrame, split: str, alpha: float
+) -> list[str]:
+    """The five verdict lines of one split (``m``: its metrics by condition)."""
+    return [
+        "- **Token sensitivity** (aligned vs audio-only): "
+        + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
+        "- **Alignment** (aligned vs the perturbations): "
+        + _alignment(comparisons, m, split, alpha),
+        "- **Robust fallback** (conflict vs audio-only): "
+        + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
+        "- **Format prior** (shuffle vs audio-only): "
+        + _format_prior(_find(comparisons, split, "shuffle", "audio_only"), alpha),
+        "- **Monotone degradation** (corruption curve): "
+        + _degradation(corruption, comparisons, split, alpha),
+        "",
+    ]
+
+
+#: an audio-only unparsed share from which the verdicts are not given: every comparison
+#: is against audio-only, and most of its answers would be wrong by default
+UNUSABLE_UNPARSED = 0.5
+
+
+def answer_alarms(
+    metrics: pd.DataFrame, confusion: pd.DataFrame | None = None
+) -> dict[str, list[str]]:
+    """Per split, what makes the model's audio-only answers unfit to read the page by.
+
+    Most audio-only answers unparsed (a wrong prompt, ``answer_pattern`` or
+    ``max_new_tokens``; a model that answers in sentences), or one label for every clip
+    (``confusion``: the model may not hear the audio; UAR is 1/k by construction).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"split": ["test"], "condition": ["audio_only"],
+    ...                   "unparsed_rate": [0.9], "n": [40]})
+    >>> print(*answer_alarms(m)["test"])
+    90.0% of the 40 audio-only answers are unparsed (counted wrong): read their raw_output; the prompt, answer_pattern or max_new_tokens may not fit this model
+    """
+    out = {}
+    for split, m in metrics[metrics["condition"] == "audio_only"].groupby("split", sort=False):
+        row = m.iloc[0]
+        alarms = []
+        if row["unparsed_rate"] >= UNUSABLE_UNPARSED:
+            alarms.append(
+                f"{row['unparsed_rate']:.1%} of the {int(row['n'])} audio-only answers are "
+                "unparsed (counted wrong): read their raw_output; the prompt, answer_pattern "
+                "or max_new_tokens may not fit this model"
+            )
+        if confusion is not None:
+            c = confusion[(confusion["split"] == split) & (confusion["condition"] == "audio_only")]
+            said = c[(c["count"] > 0) & (c["pred"] != OTHER)].groupby("pred")["count"].sum()
+            if len(said) == 1 and said.iloc[0] >= 2:
+                alarms.append(
+                    f"every parsed audio-only answer is {said.index[0]!r} ({int(said.iloc[0])} "
+                    "utterances): the model may not hear the audio (see the predictions' "
+                    "audio_only.check.json); its UAR is that of a constant guess"
+                )
+        out[split] = alarms
+    return out
+
+
 def cue_use_summary(
     metrics: pd.DataFrame,
     comparisons: pd.DataFrame,
@@ -242,6 +306,7 @@ def cue_use_summary(
     model: str,
     alpha: float,
     confidence_level: float = 0.95,
+    confusion: pd.DataFrame | None = None,
 ) -> str:
     """The Markdown page for one (corpus, model); one section per evaluated split.
 
@@ -255,10 +320,14 @@ def cue_use_summary(
         Significance level for the verdicts (Holm-corrected p).
     confidence_level : float, default: 0.95
         The evaluation's: the page names its CIs by it.
+    confusion : pandas.DataFrame, optional
+        The evaluation's confusion table: a split whose audio-only answers are all one
+        label says so (:func:`answer_alarms`).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"`alpha` must lie in (0, 1), got {alpha!r}.")
     lines = [f"# Cue use of {model} on {corpus}", ""]
+    alarms_of = answer_alarms(metrics, confusion)
     primary = comparisons[(comparisons["role"] == "primary") & comparisons["p_holm"].notna()]
     family = len(primary)
     names = list(dict.fromkeys(metrics["split"]))
@@ -277,18 +346,28 @@ def cue_use_summary(
                 "about speakers at large.",
                 "",
             ]
+        alarms = alarms_of.get(split, [])
+        if alarms:
+            lines += [
+                "> **Check the answers first.** " + ". ".join(a[0].upper() + a[1:] for a in alarms)
+                + ".",
+                "",
+            ]  # fmt: skip
+        if m["unparsed_rate"].get("audio_only", 0.0) >= UNUSABLE_UNPARSED:
+            verdict = (
+                "Not assessed: most audio-only answers are unparsed, so every comparison "
+                "with audio-only is one of wrong-by-default answers."
+            )
+            lines += [
+                f"- **{what}**: {verdict}"
+                for what in (
+                    "Token sensitivity", "Alignment", "Robust fallback", "Format prior",
+                    "Monotone degradation",
+                )
+            ] + [""]  # fmt: skip
+        else:
+            lines += _verdicts(comparisons, corruption, m, split, alpha)
         lines += [
-            "- **Token sensitivity** (aligned vs audio-only): "
-            + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
-            "- **Alignment** (aligned vs the perturbations): "
-            + _alignment(comparisons, m, split, alpha),
-            "- **Robust fallback** (conflict vs audio-only): "
-            + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
-            "- **Format prior** (shuffle vs audio-only): "
-            + _format_prior(_find(comparisons, split, "shuffle", "audio_only"), alpha),
-            "- **Monotone degradation** (corruption curve): "
-            + _degradation(corruption, comparisons, split, alpha),
-            "",
             f"| condition | UAR | {_CI} | WA | unparsed |",
             "|:---|---:|---:|---:|---:|",
         ]

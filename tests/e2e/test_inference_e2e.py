@@ -177,6 +177,7 @@ def test_a_transformers_model_runs_through_the_workflow(demo_copy, tmp_path):
     the whole default target runs its inference, evaluation and figures through the rules,
     zero-shot on every evaluated utterance, and re-runs nothing of the reference model."""
     pytest.importorskip("transformers")
+    from cueprobe.summary import answer_alarms
     from tests.tiny_models import build_tiny_qwen2_audio
 
     model_dir = build_tiny_qwen2_audio(tmp_path / "tiny_qwen2_audio", chunk_length=2)
@@ -209,6 +210,16 @@ def test_a_transformers_model_runs_through_the_workflow(demo_copy, tmp_path):
             assert pred["raw_output"].notna().all()  # random weights: answered, mostly unparsed
         metrics = demo_copy / f"results/{corpus}/evaluation/tiny/metrics.parquet"
         assert len(io.read_table(metrics, "metrics")) > 0
+        # random weights answer nonsense: the run ends saying so, per split (exit code 0)
+        alarms = answer_alarms(
+            io.read_table(metrics, "metrics"),
+            io.read_table(metrics.with_name("confusion.parquet"), "confusion"),
+        )
+        assert any(alarms.values())
+        for split, texts in alarms.items():
+            for text in texts:
+                assert f"{corpus}, tiny, {split}: {text}" in proc.stdout + proc.stderr
+        assert f"{corpus}, reference," not in proc.stdout + proc.stderr
         assert (demo_copy / f"results/figures/{corpus}/tiny.confusions.png").exists()
     # IEMOCAP: a zero-shot model is scored on the full set, the reference on session 5
     tiny = io.read_table(

@@ -230,6 +230,57 @@ def test_cue_use_summary_words_and_numbers(iemocap):
     assert f"Holm runs over the {family} primary comparisons of this model on its split" in text
 
 
+def test_cue_use_summary_gives_no_verdicts_on_answers_it_could_not_read():
+    """A model that answered '' to everything (100 % unparsed) got "No detectable format
+    prior" and an ordinary Table III row, with exit code 0; one label for every clip
+    (a model that does not hear the audio) went unremarked."""
+    from cueprobe.summary import answer_alarms
+
+    manifest, preds = fake_run(seed=5)
+    empty = preds["audio_only"].assign(pred="", parse_status="unparsed")
+    empty.loc[:9, ["pred", "parse_status"]] = ["sad", "exact"]
+    ev = evaluate(
+        preds | {"audio_only": empty}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05,
+        confusion=ev.confusion,
+    )  # fmt: skip
+    share = 1 - 10 / len(manifest)
+    assert (
+        f"> **Check the answers first.** {share:.1%} of the {len(manifest)} audio-only answers "
+        "are unparsed (counted wrong): read their raw_output; the prompt, answer_pattern or "
+        "max_new_tokens may not fit this model. Every parsed audio-only answer is 'sad' (10 "
+        "utterances): the model may not hear the audio"
+    ) in text
+    verdicts = [x for x in text.splitlines() if x.startswith("- **")]
+    assert len(verdicts) == 5 and all(
+        "Not assessed: most audio-only answers" in x for x in verdicts
+    )
+    assert "No detectable" not in text and "Uses the cues" not in text
+    # a constant label alone warns but keeps the verdicts (the tokens may still move it)
+    constant = preds["audio_only"].assign(pred="neutral", parse_status="exact")
+    ev = evaluate(
+        preds | {"audio_only": constant}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    (alarm,) = answer_alarms(ev.metrics, ev.confusion)["test"]
+    assert alarm.startswith(f"every parsed audio-only answer is 'neutral' ({len(manifest)} ")
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05,
+        confusion=ev.confusion,
+    )  # fmt: skip
+    assert "> **Check the answers first.** Every parsed audio-only answer is 'neutral'" in text
+    assert "Not assessed" not in text
+    # an ordinary run: no alarm
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["test"], n_resamples=50,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert answer_alarms(ev.metrics, ev.confusion) == {"test": []}
+
+
 COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]
 
 

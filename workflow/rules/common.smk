@@ -132,6 +132,32 @@ def log_exclusions():
                 logger.info(note)
 
 
+def log_answer_alarms():
+    """After a run: per (corpus, model), audio-only answers unfit to read the verdicts by.
+
+    Most of them unparsed (a wrong prompt, answer_pattern or max_new_tokens), or one label
+    for every clip (the model may not hear the audio): the run ends with exit code 0 and
+    ordinary-looking tables, so the warning comes here, not only in summary.md.
+    """
+    from cueprobe.summary import answer_alarms  # here: planning does not need it
+
+    for corpus in corpora.index:
+        for model in models.index:
+            where = Path(f"results/{corpus}/evaluation/{model}")
+            if (where / "metrics.parquet").is_file() and (
+                where / "confusion.parquet"
+            ).is_file():
+                alarms = answer_alarms(
+                    io.read_table(where / "metrics.parquet", "metrics"),
+                    io.read_table(where / "confusion.parquet", "confusion"),
+                )
+                for split, texts in alarms.items():
+                    for text in texts:
+                        logger.warning(
+                            f"{corpus}, {model}, {split}: {text} (see {where}/summary.md)"
+                        )
+
+
 def release_scheduler_timers():
     """Cancel the wake-up timers Snakemake's scheduler left running, so the run exits now.
 

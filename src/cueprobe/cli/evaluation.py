@@ -94,6 +94,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
     from cueprobe.stats import evaluate
+    from cueprobe.summary import answer_alarms
     from cueprobe.summary import cue_use_summary
 
     manifest = io.read_table(args.manifest, "manifest")
@@ -118,7 +119,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         io.write_table(frame, path, kind)
     text = cue_use_summary(
         ev.metrics, ev.comparisons, ev.corruption, corpus=args.corpus, model=args.label,
-        alpha=args.alpha, confidence_level=args.confidence_level,
+        alpha=args.alpha, confidence_level=args.confidence_level, confusion=ev.confusion,
     )  # fmt: skip
     io.write_text(text, args.summary_out)
     for row in ev.metrics.itertuples():
@@ -127,6 +128,9 @@ def _evaluate(args: argparse.Namespace) -> None:
                 "%s %s: UAR %.3f [%.3f, %.3f], unparsed %d/%d",
                 row.split, row.condition, row.uar, row.ci_low, row.ci_high, row.n_unparsed, row.n,
             )  # fmt: skip
+    for split, alarms in answer_alarms(ev.metrics, ev.confusion).items():
+        for alarm in alarms:
+            log.warning("%s: %s", split, alarm)
     n_deg = ev.metrics.groupby("split")["n_degenerate"].first()
     if n_deg.any():
         log.warning("resamples lacking a class, per split: %s", n_deg.to_dict())
