@@ -262,9 +262,12 @@ def test_csv_adapter(tmp_path, write_wav):
         "audio/a.wav,angry,s1,F,train\n"
         "audio/b.wav,calm,s2,,test\n"
         "audio/c.wav,Sad,s2,M,test\n"
+        "audio/d.wav,sad,s3,M,test\n"
     )
+    write_wav(tmp_path / "audio/d.wav")
     manifest, excluded = build_manifest("csv", sheet, labels={"angry": [], "sad": []})
-    assert manifest.to_dict("records") == [
+    assert manifest.iloc[1:]["utt_id"].tolist() == ["audio/d"]
+    assert manifest.iloc[:1].to_dict("records") == [
         {
             "utt_id": "audio/a",
             "path": str((tmp_path / "audio/a.wav").resolve()),
@@ -334,6 +337,29 @@ def test_csv_paths_written_on_windows_or_in_another_unicode_form_are_found(tmp_p
         str(tmp_path / "audio" / nfd),
     ]
     assert manifest["utt_id"].tolist() == ["audio/a", nfc.removesuffix(".wav")]
+
+
+def test_a_configured_class_without_rows_is_an_error_naming_the_sheets_labels(tmp_path, write_wav):
+    """`labels: {anger, joy, neutral, sadness}` for a sheet saying Angry/happy/sad kept
+    the neutral rows alone; the run died later in train-reference ("the training split
+    has 1 class(es)"), or scored one class with zero-shot models only."""
+    rows = ["path,label,speaker"]
+    for i, label in enumerate(["Angry", "happy", "NEUTRAL", "sad", "Angry", "sad"]):
+        write_wav(tmp_path / f"a{i}.wav", 0.5)
+        rows.append(f"a{i}.wav,{label},s{i}")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("\n".join(rows) + "\n")
+    labels = {"anger": [], "joy": [], "neutral": [], "sadness": []}
+    with pytest.raises(CorpusError) as err:
+        build_manifest("csv", sheet, labels=labels)
+    assert str(err.value) == (
+        f"{sheet}: no kept utterance has label(s) ['anger', 'joy', 'sadness'] of the configured "
+        "set ['anger', 'joy', 'neutral', 'sadness'] (the corpus' `labels:`); labels left out "
+        "as not in the set: 'Angry' (2), 'sad' (2), 'happy' (1). Name the classes as the "
+        "corpus does, or leave the absent ones out."
+    )
+    manifest, _ = build_manifest("csv", sheet, labels=["angry", "happy", "neutral", "sad"])
+    assert len(manifest) == 6
 
 
 def test_csv_errors(tmp_path, write_wav):

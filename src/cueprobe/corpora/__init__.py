@@ -126,7 +126,8 @@ def build_manifest(
         bad = sorted(set(manifest["label"]) - set(labels))
         if bad:
             raise CorpusError(
-                f"labels {bad} of the {adapter} adapter are not in the configured set"
+                f"labels {bad} of the {adapter} adapter are not in the configured set "
+                f"{sorted(labels)} (the corpus' `labels:`)"
             )
     if manifest.empty:  # else it fails jobs later, for want of data, far from the cause
         why = exclusion_detail(excluded, top=3) or "none read"
@@ -134,4 +135,23 @@ def build_manifest(
         raise CorpusError(
             f"no utterance of {root} is kept ({len(excluded)} left out: {why}{first})."
         )
+    if labels is not None:
+        absent = [label for label in labels if label not in set(manifest["label"])]
+        if absent:  # a class without rows: its recall is undefined, UAR over the others
+            unmatched = (
+                excluded["reason"]
+                .str.extract(r"^label_not_in_set: (.*) \(line \d+\)$", expand=False)
+                .dropna()
+                .value_counts()
+            )
+            hint = (
+                ", ".join(f"{label!r} ({n})" for label, n in unmatched.head(8).items())
+                if len(unmatched)
+                else "none"
+            )
+            raise CorpusError(
+                f"{root}: no kept utterance has label(s) {absent} of the configured set "
+                f"{list(labels)} (the corpus' `labels:`); labels left out as not in the set: "
+                f"{hint}. Name the classes as the corpus does, or leave the absent ones out."
+            )
     return manifest, excluded
