@@ -270,7 +270,7 @@ def adapter_conflicts(
     from cueprobe.corpora import corpus_splits
     from cueprobe.corpora import eval_splits
     from cueprobe.corpora.common import CorpusError
-    from cueprobe.corpora.csvsheet import sheet_genders
+    from cueprobe.corpora.csvsheet import sheet_summary
     from cueprobe.tables import TABLE2_SPLITS as TABLE2
 
     kinds = {bool(m.get("zero_shot", True)) for m in models.values()}
@@ -278,6 +278,14 @@ def adapter_conflicts(
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
+        if adapter == "csv":  # a sheet the manifest job would refuse: say why, not its splits
+            try:
+                sheet_summary(Path(cfg["root"]))
+            except CorpusError as err:
+                out.append(f"corpora.{name}.root: {err}")
+                continue
+            except OSError:
+                pass  # a missing sheet: missing_sources names it
         known = corpus_splits(cfg)  # None: unknown (its manifest job will say why)
         have, what = known or (set(), "")
         given = cfg.get("eval_splits") or {}
@@ -332,9 +340,9 @@ def adapter_conflicts(
             )
         if adapter == "csv" and cfg.get("gender_specific"):
             try:
-                genders = sheet_genders(Path(cfg["root"]))
+                genders = sheet_summary(Path(cfg["root"])).genders
             except (OSError, CorpusError):
-                genders = None  # its manifest job names why
+                genders = None  # named above, or a missing sheet (missing_sources)
             if genders is not None and not set(genders) & {"F", "M"}:
                 out.append(
                     f"corpora.{name}.gender_specific: no row of the sheet {cfg['root']} has "

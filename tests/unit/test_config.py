@@ -584,3 +584,17 @@ def test_gender_specific_edges_on_a_sheet_without_genders_fail_at_planning(tmp_p
     sheet.write_text("path,label,speaker,split,Gender\na.wav,sad,s1,train,female\n")
     assert adapter_conflicts({"c": cfg}, {}) == []
     assert adapter_conflicts({"c": cfg | {"gender_specific": []}}, {}) == []
+
+
+def test_a_sheet_the_manifest_would_refuse_is_named_at_planning_not_its_splits(tmp_path):
+    """A sheet saved with ';' between fields planned with "the sheet has no split
+    'train' (it has test)"; the manifest job's own message (its columns) was the cause."""
+    from cueprobe.config import adapter_conflicts
+
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("Path;LABEL;Speaker;Split\na.wav;sad;s1;train\n")
+    ref = {"reference": {"backend": "reference", "zero_shot": False}}
+    assert adapter_conflicts({"c": {"adapter": "csv", "root": str(sheet)}}, ref) == [
+        f"corpora.c.root: {sheet}: missing column(s) ['path', 'label', 'speaker']; it has "
+        "['Path;LABEL;Speaker;Split']; fields are separated by ',' (this sheet's by ';'?)"
+    ]

@@ -20,7 +20,7 @@ from cueprobe.corpora.common import exclusion_counts
 from cueprobe.corpora.common import exclusion_detail
 from cueprobe.corpora.common import exclusion_note
 from cueprobe.corpora.csvsheet import read_csv_corpus
-from cueprobe.corpora.csvsheet import sheet_splits
+from cueprobe.corpora.csvsheet import sheet_summary
 
 ADAPTERS = ("iemocap", "aibo", "csv", "demo-iemocap", "demo-aibo")
 
@@ -78,7 +78,7 @@ def corpus_splits(cfg: Mapping[str, Any]) -> tuple[set[str], str] | None:
     adapter = cfg["adapter"].removeprefix("demo-")
     if adapter == "csv":
         try:
-            return sheet_splits(Path(cfg["root"])), f"the sheet {cfg['root']}"
+            return set(sheet_summary(Path(cfg["root"])).splits), f"the sheet {cfg['root']}"
         except (OSError, CorpusError):
             return None
     if adapter == "aibo" and cfg.get("dev_speakers") == []:

@@ -15,6 +15,8 @@ other value is kept as written (binned with the pooled edges).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 from collections.abc import Collection
 from pathlib import Path
 
@@ -93,36 +95,51 @@ def _split(rec: dict[str, str]) -> str:
     return (rec.get("split") or "test").lower()
 
 
-def sheet_splits(sheet: Path) -> set[str]:
-    """The splits a sheet's rows name (checked when the workflow is planned).
+@dataclasses.dataclass(frozen=True)
+class SheetSummary:
+    """What planning needs of a sheet: its splits and how many rows have each gender."""
+
+    splits: frozenset[str]
+    genders: dict[str, int]
+
+
+def sheet_summary(sheet: Path) -> SheetSummary:
+    """Read a sheet once for the checks made when the workflow is planned.
+
+    Raises :class:`CorpusError` for a sheet without the required columns (a sheet saved
+    with ``;`` between fields has one column named ``path;label;speaker``), as the
+    manifest job would; the result is cached per file version.
 
     Examples
     --------
     >>> import tempfile
     >>> sheet = Path(tempfile.mkdtemp()) / "s.csv"
-    >>> _ = sheet.write_text("path,label,speaker,Split\\na.wav,sad,s1,Train\\nb.wav,sad,s2,dev\\n")
-    >>> sorted(sheet_splits(sheet))
-    ['dev', 'train']
+    >>> _ = sheet.write_text("path,label,speaker,Split,Gender\\na.wav,sad,s1,Train,female\\n"
+    ...                      "b.wav,sad,s2,dev,\\n")
+    >>> summary = sheet_summary(sheet)
+    >>> sorted(summary.splits), summary.genders
+    (['dev', 'train'], {'F': 1, 'unknown': 1})
     """
-    return {_split(rec) for _, rec in _read_sheet(sheet)[1]}
+    stat = Path(sheet).stat()
+    return _sheet_summary(str(sheet), stat.st_mtime_ns, stat.st_size)
 
 
-def sheet_genders(sheet: Path) -> dict[str, int]:
-    """How many rows of a sheet have each gender, as the manifest will write it (planning).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> sheet = Path(tempfile.mkdtemp()) / "s.csv"
-    >>> _ = sheet.write_text("path,label,speaker,Gender\\na.wav,sad,s1,female\\nb.wav,sad,s2,\\n")
-    >>> sheet_genders(sheet)
-    {'F': 1, 'unknown': 1}
-    """
-    out: dict[str, int] = {}
-    for _, rec in _read_sheet(sheet)[1]:
+@functools.lru_cache(maxsize=16)
+def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
+    header, records = _read_sheet(Path(sheet))
+    _check_columns(Path(sheet), header)
+    genders: dict[str, int] = {}
+    for _, rec in records:
         gender = normalise_gender(rec.get("gender", ""))
-        out[gender] = out.get(gender, 0) + 1
-    return out
+        genders[gender] = genders.get(gender, 0) + 1
+    return SheetSummary(frozenset(_split(rec) for _, rec in records), genders)
+
+
+def _check_columns(sheet: Path, header: list[str]) -> None:
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        hint = "; fields are separated by ',' (this sheet's by ';'?)" if len(header) == 1 else ""
+        raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {header}{hint}")
 
 
 def read_csv_corpus(
@@ -135,9 +152,7 @@ def read_csv_corpus(
     if not sheet.is_file():
         raise CorpusError(f"corpus sheet not found: {sheet}")
     header, records = _read_sheet(sheet)
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {header}")
+    _check_columns(sheet, header)
     for cols in (REQUIRED, ("split",) if "split" in header else ()):
         empty = [str(line) for line, rec in records if any(not rec[c] for c in cols)]
         if empty:
