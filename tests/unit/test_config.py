@@ -598,3 +598,23 @@ def test_a_sheet_the_manifest_would_refuse_is_named_at_planning_not_its_splits(t
         f"corpora.c.root: {sheet}: missing column(s) ['path', 'label', 'speaker']; it has "
         "['Path;LABEL;Speaker;Split']; fields are separated by ',' (this sheet's by ';'?)"
     ]
+
+
+def test_a_base_url_without_its_scheme_fails_at_planning():
+    """`localhost:8000/v1` passed planning, then every request was retried six times with
+    httpx's UnsupportedProtocol ('localhost://')."""
+    from cueprobe.config import schema_errors
+
+    config = yaml.safe_load(BASE % "")
+    config["models"]["alm"] = {
+        "backend": "openai",
+        "model_id": "m",
+        "base_url": "localhost:8000/v1",
+    }
+    schema = yaml.safe_load(SCHEMA.read_text())
+    (problem,) = schema_errors(config, schema)
+    assert problem.startswith(
+        "models.alm.base_url: 'localhost:8000/v1' does not match '^https?://'"
+    )
+    config["models"]["alm"]["base_url"] = "http://localhost:8000/v1"
+    assert schema_errors(config, schema) == []
