@@ -526,6 +526,28 @@ def test_files_failing_in_a_row_stop_the_job(
         backend.generate(requests)
 
 
+def test_a_checkpoint_missing_offline_names_the_repository_and_the_cache(tmp_path: Path) -> None:
+    """On a compute node with HF_HUB_OFFLINE=1 and the weights not in the cache, the job
+    failed with transformers' "couldn't connect to 'https://huggingface.co'": no
+    repository, revision or cache named."""
+    code = (
+        "from cueprobe.backends.hf import TransformersBackend\n"
+        "TransformersBackend('nobody/no-such-model', architecture='qwen2_audio', revision='v1')"
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("OSError: nobody/no-such-model@v1: cannot load the checkpoint (")
+    assert (
+        f"with HF_HUB_OFFLINE=1 (set here), only the hub cache {tmp_path / 'hf' / 'hub'} is "
+        "read: download it once where there is internet, `hf download nobody/no-such-model "
+        "--revision v1`"
+    ) in last
+
+
 def test_midashenglm_requires_trust_remote_code() -> None:
     with pytest.raises(ValueError, match=r"mispeech/midashenglm-7b.*`trust_remote_code: true`"):
         TransformersBackend("mispeech/midashenglm-7b", architecture="midashenglm")

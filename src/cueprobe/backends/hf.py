@@ -269,14 +269,17 @@ class TransformersBackend:
         # one commit for the processor, the model, an adapter in the model's own repository
         # and the record (main moves; a download can span an update); the string is still
         # `revision` for messages, URLs and the decoding's adapter@revision
-        pinned, commit = resolved_revision(model_id, revision)
-        if adapter is not None and adapter_revision is None:
-            adapter_revision = pinned if adapter == model_id else "main"
-        self.processor = self._load_processor(arch, model_id, pinned, trust_remote_code)
-        self.model = self._load_model(
-            arch, model_id, pinned, dtype, trust_remote_code,
-            (adapter, adapter_subfolder, adapter_revision),
-        )  # fmt: skip
+        try:
+            pinned, commit = resolved_revision(model_id, revision)
+            if adapter is not None and adapter_revision is None:
+                adapter_revision = pinned if adapter == model_id else "main"
+            self.processor = self._load_processor(arch, model_id, pinned, trust_remote_code)
+            self.model = self._load_model(
+                arch, model_id, pinned, dtype, trust_remote_code,
+                (adapter, adapter_subfolder, adapter_revision),
+            )  # fmt: skip
+        except OSError as err:  # transformers' own message names no repository
+            raise OSError(_load_hint(model_id, revision, adapter, err)) from err
         got = str(self.model.dtype).removeprefix("torch.")
         # stop tokens filled in by _greedy_config are part of the decoding (and so of the
         # answer journal's header: answers that ran past the end of turn are not reused)
@@ -666,6 +669,28 @@ def common_prefix_length(rows: Sequence[torch.Tensor]) -> int:
         if len(differs):
             n = int(differs[0, 0])
     return max(n, 0)
+
+
+def _load_hint(model_id: str, revision: str, adapter: str | None, err: OSError | str) -> str:
+    """What to do when a checkpoint does not load: where it was looked for, how to get it.
+
+    A compute node without internet, or ``HF_HUB_OFFLINE=1``, reads the hub cache only;
+    transformers' message ("couldn't connect to 'https://huggingface.co'") names neither
+    the repository nor the cache.
+    """
+    from huggingface_hub import constants
+
+    what = f"{model_id}@{revision}" + (f" (adapter {adapter})" if adapter else "")
+    err = " ".join(str(err).split())  # one line: a job log's last line is what is read
+    if Path(model_id).is_dir():
+        return f"{what}: cannot load the local checkpoint folder: {err}"
+    return (
+        f"{what}: cannot load the checkpoint ({err}). Without internet, or with "
+        f"HF_HUB_OFFLINE=1 ({'set' if constants.HF_HUB_OFFLINE else 'not set'} here), only "
+        f"the hub cache {constants.HF_HUB_CACHE} is read: download it once where there is "
+        f"internet, `hf download {model_id} --revision {revision}`, into the HF_HOME the "
+        "jobs see (README, GPU models)"
+    )
 
 
 def resolved_revision(model_id: str, revision: str) -> tuple[str, str | None]:
