@@ -624,6 +624,18 @@ def _evaluate_iv(
         for col in ("utt_id", "pred", "parse_status"):
             if col not in frame.columns:
                 raise ValueError(f"predictions of condition {name!r} lack column {col!r}.")
+        # scored from pred, counted from parse_status: the two must agree (an edited or
+        # foreign table scored an `unparsed` row right and counted it unparsed)
+        failed = frame["parse_status"].isin(["unparsed", "error"]).to_numpy()
+        labelled = frame["pred"].fillna("").astype(str).ne("").to_numpy()
+        if (failed & labelled).any():
+            row = frame[failed & labelled].iloc[0]
+            raise ValueError(
+                f"predictions of condition {name!r}: {int((failed & labelled).sum())} row(s) "
+                f"of parse status unparsed/error carry a label, e.g. {row['utt_id']!r} "
+                f"({row['parse_status']}, pred {row['pred']!r}); such an answer counts as "
+                "wrong, so its pred must be empty."
+            )
     if not splits:
         raise ValueError("`splits` is empty: name at least one split (or 'all').")
 

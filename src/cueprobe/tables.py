@@ -253,29 +253,54 @@ def table3(
 # --- text rendering -----------------------------------------------------------
 
 
+def _three_decimals(v: float, spec: str) -> str:
+    """``v`` to three decimals, or to one significant digit where that would read 0.
+
+    A CI bound of .0004 printed ``.000`` read as a CI touching 0 beside a verdict that
+    (rightly, from the unrounded bound) said it excludes 0; -0.0004 printed ``-.000``.
+    """
+    if v != 0 and abs(v) < 0.0005:
+        return f"{v:{spec[:-3]}.1g}" if spec.startswith("+") else f"{v:.1g}"
+    return f"{v:{spec}}"
+
+
 def fmt_uar(v: float) -> str:
-    """``.754`` (three decimals, no leading zero); NaN -> ``–``.
+    """``.754`` (three decimals, no leading zero); NaN -> ``–``; never a non-zero ``.000``.
 
     Examples
     --------
     >>> fmt_uar(0.7541), fmt_uar(1.0), fmt_uar(float("nan"))
     ('.754', '1.000', '–')
+    >>> fmt_uar(0.0004), fmt_uar(-0.0004), fmt_uar(0.0), fmt_uar(-0.0)
+    ('.0004', '-.0004', '.000', '.000')
     """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    s = f"{v:.3f}"
+    s = _three_decimals(v + 0.0, ".3f")  # + 0.0: no "-.000" for -0.0
     return s[1:] if s.startswith("0") else s.replace("-0.", "-.")
 
 
 def fmt_delta(v: float) -> str:
-    """``+0.022`` as in the paper; NaN -> ``–``."""
+    """``+0.022`` as in the paper; NaN -> ``–``; never a non-zero ``0.000``.
+
+    Examples
+    --------
+    >>> fmt_delta(0.0221), fmt_delta(-0.0004), fmt_delta(0.0)
+    ('+0.022', '-0.0004', '+0.000')
+    """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return f"{v:+.3f}"
+    return _three_decimals(v + 0.0, "+.3f")
 
 
 def fmt_ci(low: float, high: float) -> str:
-    """``[.011, .025]``; NaN -> ``–``."""
+    """``[.011, .025]``; NaN -> ``–``; a bound that is not 0 never prints as ``.000``.
+
+    Examples
+    --------
+    >>> fmt_ci(0.0004, 0.05), fmt_ci(-0.05, -0.0004)  # both exclude 0, and read so
+    ('[.0004, .050]', '[-.050, -.0004]')
+    """
     if any(v is None or math.isnan(v) for v in (low, high)):
         return "–"
     return f"[{fmt_uar(low)}, {fmt_uar(high)}]"
@@ -293,6 +318,8 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
     ('0.014', '0.049', '0.0042', '4.0e-07', '1')
     >>> fmt_p(9.99996e-5), fmt_p(0.000999)  # below 1e-4 and 1e-3 in print too
     ('9.9e-05', '9.9e-04')
+    >>> fmt_p(5e-324)  # exact McNemar with b = 0 and c ~ 1,075
+    '4.9e-324'
     >>> fmt_p(4e-7, latex=True)
     '$4.0\\\\times10^{-7}$'
     """
@@ -303,8 +330,9 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
         return f"{math.floor(round(p / unit, 9)) * unit:.2g}"
     if p == 0:
         return "0"
-    exp = math.floor(math.log10(p))
-    tenths = math.floor(round(p / 10.0**exp * 10, 9))  # rounded down, as above
+    mantissa, exp_text = f"{p:.12e}".split("e")  # not p / 10**exp: 10.0**-324 is 0
+    exp = int(exp_text)
+    tenths = math.floor(round(float(mantissa) * 10, 9))  # rounded down, as above
     if tenths >= 100:  # log10 just under an integer
         exp, tenths = exp + 1, tenths // 10
     mant = f"{tenths / 10:.1f}"

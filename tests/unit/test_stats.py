@@ -525,6 +525,17 @@ def test_evaluate_errors():
         evaluate(
             {"aligned": preds["aligned"].drop(columns="pred")}, manifest, splits=["test"], **kw
         )
+    # scored from pred, counted from parse_status: an `error` row with a label was both
+    # counted unparsed and scored right
+    lying = preds["aligned"].copy()
+    lying.loc[lying.index[0], "parse_status"] = "error"
+    lying.loc[lying.index[0], "pred"] = "sad"
+    with pytest.raises(
+        ValueError,
+        match=r"'aligned': 1 row\(s\) of parse status unparsed/error carry a label, e\.g\. .* "
+        r"\(error, pred 'sad'\); such an answer counts as wrong, so its pred must be empty",
+    ):
+        evaluate({"aligned": lying}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="no predictions to evaluate"):
         evaluate({}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="`splits` is empty"):
