@@ -225,6 +225,28 @@ def conflict_map_gaps(order: Sequence[str], voice_quality_map: Mapping[str, str]
     return out
 
 
+def unknown_paper_rows(
+    models: Mapping[str, Mapping[str, Any]], paper: Mapping[str, Any]
+) -> list[str]:
+    """Models whose ``paper_row`` names no row of ``tables.paper`` (a typo on either side
+    silently left the tables without the paper's values for that model).
+
+    Examples
+    --------
+    >>> print(*unknown_paper_rows({"af3": {"paper_row": "AF-3"}}, {"AF3": {}}))
+    models.af3.paper_row: 'AF-3' is not a row of tables.paper (its rows: AF3)
+    >>> unknown_paper_rows({"ref": {"paper_row": None}}, {})
+    []
+    """
+    rows = ", ".join(paper) or "none"
+    return [
+        f"models.{name}.paper_row: {cfg['paper_row']!r} is not a row of tables.paper "
+        f"(its rows: {rows})"
+        for name, cfg in models.items()
+        if cfg.get("paper_row") is not None and cfg["paper_row"] not in paper
+    ]
+
+
 def adapter_conflicts(
     corpora: Mapping[str, Mapping[str, Any]],
     models: Mapping[str, Mapping[str, Any]],

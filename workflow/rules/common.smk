@@ -36,6 +36,7 @@ from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
+from cueprobe.config import unknown_paper_rows
 from cueprobe.prompts import PromptTemplates
 from cueprobe.tokens import check_token_template
 
@@ -66,6 +67,7 @@ fail_on(
         config["corpora"], config["models"], fit_on=config["tokens"]["fit_on"]
     )
     + label_clashes(config["corpora"])
+    + unknown_paper_rows(config["models"], config["tables"]["paper"])
     + conflict_map_gaps(
         config["tokens"]["voice_quality"]["order"],
         config["interventions"]["conflict_voice_quality"],
