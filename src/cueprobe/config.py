@@ -29,6 +29,9 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     n_bins: 3.0 is not of type 'integer'
     >>> schema_errors({"n_bins": 3}, schema)
     []
+    >>> names = {"properties": {"models": {"propertyNames": {"pattern": "^[A-Za-z0-9_.-]+$"}}}}
+    >>> print(*schema_errors({"models": {"Qwen/Qwen2-Audio": {}}}, names))
+    models: 'Qwen/Qwen2-Audio' does not match '^[A-Za-z0-9_.-]+$' (a name is a folder name in results/: letters, digits, _ . -, the hub id goes in model_id)
     """
     import jsonschema
 
@@ -45,7 +48,13 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     for err in errors:
         best = jsonschema.exceptions.best_match([err])
         key = ".".join(map(str, best.absolute_path)) or "config"
-        out.append(f"{key}: {best.message}")
+        hint = ""
+        if "propertyNames" in best.schema_path and key in ("models", "corpora"):
+            hint = (  # `Qwen/Qwen2-Audio` as a model's name: its jobs' folders
+                " (a name is a folder name in results/: letters, digits, _ . -"
+                + (", the hub id goes in model_id)" if key == "models" else ")")
+            )
+        out.append(f"{key}: {best.message}{hint}")
     return out
 
 
