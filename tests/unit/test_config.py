@@ -438,7 +438,7 @@ def test_a_transformers_model_takes_a_gpu_unless_its_config_says_otherwise(tmp_p
     out = proc.stdout + proc.stderr
     jobs = re.findall(
         r"^rule query_(?:audio_only|token_conditions):\n.*?^    wildcards: ([^\n]*)\n"
-        r"(?:^    priority: \d+\n)?^    resources: ([^\n]*)",
+        r"(?:^    priority: \d+\n)?(?:^    threads: \d+\n)?^    resources: ([^\n]*)",
         out,
         re.M | re.S,
     )
