@@ -571,7 +571,8 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
 
         def __call__(self, **kwargs):
             seen.update(kwargs)
-            return {"input_ids": torch.ones(1, 3, dtype=torch.long)}
+            wave = torch.tensor([[0.1234567, -0.7654321]])
+            return {"input_ids": torch.ones(1, 3, dtype=torch.long), "input_values": wave}
 
     backend = object.__new__(TransformersBackend)
     backend.processor, backend.system_prompt, backend.device = Processor(), None, "cpu"
@@ -580,9 +581,14 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     backend._truncates, backend._cut_files = ARCHITECTURES[arch].truncates_audio, set()
     backend._pads_to_window = ARCHITECTURES[arch].pads_to_window
     backend._audio_token_id = None  # the stub's prompt has no audio placeholder
-    backend.model = types.SimpleNamespace(dtype=torch.float32)
-    backend.prepare(_requests(wavs)[:1])
+    backend._waveform_key = ARCHITECTURES[arch].waveform_key
+    backend.model = types.SimpleNamespace(dtype=torch.bfloat16)
+    inputs = backend.prepare(_requests(wavs)[:1])
     assert ("sampling_rate" in seen) is passes_rate and len(seen["audio"]) == 1
+    # MiDashengLM's raw waveform stays float32 (its front end computes mel features in
+    # float32; a bfloat16 copy rounded the samples first); features are cast as before
+    want = torch.float32 if arch == "midashenglm" else torch.bfloat16
+    assert inputs["input_values"].dtype == want
 
 
 @pytest.mark.parametrize("arch", ["qwen2_audio", "qwen2_5_omni"])

@@ -112,6 +112,10 @@ class _Architecture:
     # of CPU and 15 MB of features per clip); the batch is padded to its longest clip
     # instead (see HFBackend.prepare)
     pads_to_window: bool = False
+    # the processor's key for the raw waveform, kept in float32 (not cast to the model's
+    # dtype): MiDashengLM's front end computes its mel features from it in float32, and a
+    # bfloat16 copy first rounds the samples to ~56 dB SNR
+    waveform_key: str | None = None
 
 
 ARCHITECTURES: dict[str, _Architecture] = {
@@ -133,6 +137,7 @@ ARCHITECTURES: dict[str, _Architecture] = {
         remote_code=True,
         shares_prefix=False,
         processor_takes_rate=False,
+        waveform_key="input_values",
     ),
 }
 
@@ -265,6 +270,7 @@ class TransformersBackend:
         self._takes_rate = arch.processor_takes_rate
         self._truncates = arch.truncates_audio
         self._pads_to_window = arch.pads_to_window
+        self._waveform_key = arch.waveform_key
         self._cut_files: set[str] = set()  # files logged as longer than the audio window
         # one commit for the processor, the model, an adapter in the model's own repository
         # and the record (main moves; a download can span an update); the string is still
@@ -474,7 +480,11 @@ class TransformersBackend:
                     )
         dtype = self.model.dtype
         return {
-            k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
+            k: (
+                v.to(self.device, dtype)
+                if v.is_floating_point() and k != self._waveform_key
+                else v.to(self.device)
+            )
             if isinstance(v, torch.Tensor)
             else v
             for k, v in inputs.items()
