@@ -227,6 +227,8 @@ def corrupt(
         # one column set, not a .loc per concept; a copy (to_numpy may hand back the
         # frame's own buffer, read-only or shared with the caller's table), in its dtype
         dtype = out[concept].dtype
+        if isinstance(dtype, pd.CategoricalDtype):  # a draw outside its categories: NaN
+            dtype = object
         values = out[concept].to_numpy(dtype=object, copy=True)
         hit = u[:, j] < p
         values[hit] = replacement[hit]

@@ -478,7 +478,8 @@ def assign_tokens(
         score takes the middle level (the upper middle for even ``n_bins``, as a score on
         collapsed edges does) and the reason goes to ``flag`` (``""`` when nothing is
         wrong); a gender-specific concept binned with the pooled edges (too few fitting
-        rows of that gender) is flagged ``pooled_edges:<concept>``.
+        rows of that gender, or a gender that is neither F nor M) is flagged
+        ``pooled_edges:<concept>``; ``unvoiced`` stands for the UNVOICED token.
     """
     df = _merge_iv(features, manifest)
     scores = _scores(df, edges.centre, edges.scale)
@@ -495,21 +496,23 @@ def assign_tokens(
                 sel = gender == g
                 idx[sel] = bin_scores(s[sel], e)
         if concept.value in edges.gender_specific:
+            # a group too small for its own edges, or a gender that is neither (unknown)
             fell_back = [g for g in GENDER_GROUPS if g not in edges.edges[concept.value]]
-            pooled.append(np.where(np.isin(gender, fell_back), concept.value, ""))
+            own = np.isin(gender, GENDER_GROUPS) & ~np.isin(gender, fell_back)
+            pooled.append(np.where(own, "", concept.value))
         names = np.array(edges.levels(concept), dtype=object)
         out[concept.value] = names[np.where(idx < 0, middle, idx)]
         nan_concepts.append(np.where(idx < 0, concept.value, ""))
     out[Concept.VOICE_QUALITY.value] = _voice_quality(df, edges, voice_quality)
     out["token_string"] = serialise_tokens(out, template=template, separator=separator)
     status = df["status"].astype(str).to_numpy()
-    vr = df["voiced_ratio"].to_numpy(np.float64)
+    vq = out[Concept.VOICE_QUALITY.value].to_numpy()
     vq_nan = {k: df[d].isna().to_numpy() for k, d in VQ_DESCRIPTORS.items()}
     flags = []
     for i in range(len(df)):
         if status[i] != "ok":
             flags.append(status[i])
-        elif not vr[i] >= voice_quality.unvoiced_floor:
+        elif vq[i] == VoiceQuality.UNVOICED:  # the token, whatever the rule's order
             flags.append("unvoiced")
         else:
             missing = [n[i] for n in nan_concepts if n[i]]

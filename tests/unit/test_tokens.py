@@ -297,6 +297,25 @@ def test_a_gender_binned_with_pooled_edges_is_flagged(demo):
     assert males.any()
     assert tok.loc[males, "flag"].str.contains("pooled_edges:PITCH+FORMANTS", regex=False).all()
     assert not tok.loc[~males, "flag"].str.contains("pooled_edges").any()
+    # a gender that is neither F nor M takes the pooled edges too, and says so
+    uid = features.loc[features["status"].eq("ok"), "utt_id"].iloc[0]
+    unknown = manifest.assign(gender=manifest["gender"].where(manifest["utt_id"] != uid, "unknown"))
+    tok, _ = tokenize(features, unknown, n_bins=5, fit_on="all", gender_specific=["PITCH"], **OPTS)
+    flagged = tok.loc[tok["flag"].str.contains("pooled_edges:PITCH", regex=False), "utt_id"]
+    assert flagged.tolist() == [uid]
+
+
+def test_the_unvoiced_flag_is_the_unvoiced_token_whatever_the_rule_order(demo):
+    """An order without UNVOICED left a barely voiced clip MODAL, flagged `unvoiced`."""
+    manifest, features, _ = demo
+    ok = features["status"].eq("ok").to_numpy()
+    barely = features.assign(voiced_ratio=np.where(ok, 0.05, features["voiced_ratio"]))
+    for order in (("UNVOICED", "ROUGH"), ("ROUGH", "CREAKY")):
+        opts = OPTS | {"voice_quality": VoiceQualityRule(order=order)}
+        tok, _ = tokenize(barely, manifest, n_bins=5, fit_on="all", gender_specific=[], **opts)
+        is_unvoiced = tok["VOICE_QUALITY"].eq("UNVOICED")
+        assert (tok.loc[ok, "flag"].eq("unvoiced") == is_unvoiced[ok]).all(), order
+    assert not is_unvoiced[ok].any()  # the second order: every barely voiced clip is voiced
 
 
 def test_a_nan_score_takes_the_middle_a_tie_takes(demo):
