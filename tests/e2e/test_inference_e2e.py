@@ -124,6 +124,15 @@ def test_a_new_condition_reruns_the_token_job_but_asks_only_the_new_prompts(demo
     assert audio_only.stat().st_mtime_ns == before
 
 
+def test_a_new_root_seed_reruns_what_draws_at_random_but_no_audio_only_job(demo_copy, tmp_path):
+    """The root seed was a param of every query job and of the audio classifier's
+    training, which draw nothing at random: a new seed re-ran them (an ALM reloaded, an
+    openai server asked every audio-only prompt again, its seed being the root one)."""
+    jobs, rules = _dry_run(demo_copy, _changed_config(tmp_path, lambda c: c.update(seed=8)))
+    assert {"build_token_conditions", "train_reference_tokens", "query_token_conditions"} <= rules
+    assert not rules & {"query_audio_only", "train_reference_audio", "extract_features"}
+
+
 @pytest.mark.parametrize(
     ("edited", "rerun"),
     [
@@ -159,6 +168,7 @@ def test_a_template_edit_reruns_only_the_inference_jobs_that_read_it(
 def test_client_knobs_rerun_nothing_but_adding_a_model_runs_only_its_jobs(demo_copy, tmp_path):
     def knobs(cfg):
         cfg["models"]["reference"] |= {"concurrency": 3, "max_retries": 1, "timeout_s": 10}
+        cfg["models"]["reference"] |= {"api_key_env": "MY_KEY"}  # where the key is, not it
 
     assert _dry_run(demo_copy, _changed_config(tmp_path, knobs)) == ([], set())
 

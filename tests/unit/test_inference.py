@@ -156,8 +156,6 @@ def _infer_argv(tables: Path, out: Path, condition: str, model: dict, *extra: st
         json.dumps(["test"]),
         "--prompts",
         json.dumps({"audio_only": TEMPLATES.audio_only, "with_tokens": TEMPLATES.with_tokens}),
-        "--seed",
-        "0",
         "--out",
         str(out),
         "--check-out",
@@ -905,10 +903,15 @@ def test_make_backend_builds_each_kind(trained):
     )
     assert isinstance(reference, ReferenceBackend) and reference.batch_size == 3
     client = make_backend(
-        {"backend": "openai", "model_id": "m", "base_url": "http://h:1/v1", "concurrency": 16},
+        {
+            "backend": "openai",
+            "model_id": "m",
+            "base_url": "http://h:1/v1",
+            "concurrency": 16,
+            "seed": 5,
+        },
         system_prompt="S",
         api_key="k",
-        seed=5,
     )
     assert isinstance(client, OpenAIBackend)
     assert client.batch_size == 16 and client.system_prompt == "S" and client.seed == 5

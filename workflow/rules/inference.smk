@@ -46,12 +46,10 @@ rule train_reference_audio:
     params:
         labels=get_label_names_json,
         C=get_reference_option("C"),
-        seed=config["seed"],
-    shell:
+    shell:  # no --seed: only the token classifier's augmentation draws at random
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
         " --embeddings {input.embeddings:q}"
-        " --labels {params.labels:q} --C {params.C} --seed {params.seed}"
-        " --out {output:q} 2> {log:q}"
+        " --labels {params.labels:q} --C {params.C} --out {output:q} 2> {log:q}"
 
 
 rule train_reference_tokens:
@@ -116,13 +114,12 @@ rule query_token_conditions:
         concurrency=get_model_option("concurrency"),
         max_retries=get_model_option("max_retries"),
         timeout_s=get_timeout_s,
+        api_key_env=get_model_option("api_key_env"),  # the key's variable, not the answers
     params:
         model=get_model_json,
         labels=get_labels_json,
         splits=get_eval_splits_json,
         prompts=get_prompts_json("tokens"),
-        api_key_env=get_model_option("api_key_env"),
-        seed=config["seed"],
         journal="results/{corpus}/predictions/{model}/journal/tokens.jsonl",
         shards=get_shard_args,
         checks=get_check_args,
@@ -130,7 +127,7 @@ rule query_token_conditions:
         "python -m cueprobe infer --manifest {input.manifest:q} --condition {input.conditions:q}"
         " --model-files {input.model_files:q} --model-config {params.model:q}"
         " --labels {params.labels:q} --splits {params.splits:q} --prompts {params.prompts:q}"
-        " --api-key-env {params.api_key_env:q} --seed {params.seed}"
+        " --api-key-env {resources.api_key_env:q}"
         " --base-url {resources.base_url:q} --batch-size {resources.batch_size}"
         " --concurrency {resources.concurrency} --max-retries {resources.max_retries}"
         " --timeout-s {resources.timeout_s} --journal {params.journal:q} {params.shards}"

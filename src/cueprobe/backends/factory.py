@@ -46,7 +46,9 @@ ANSWER_KEYS: dict[str, tuple[str, ...]] = {
         "adapter_revision",
         "answer_pattern",
     ),
-    "openai": ("backend", "model_id", "revision", "max_new_tokens", "answer_pattern"),
+    # seed: the request field, a model setting (default 0), not the root seed, so a new
+    # root seed (new shuffles and corruptions) re-asks no audio-only prompt
+    "openai": ("backend", "model_id", "revision", "max_new_tokens", "seed", "answer_pattern"),
 }
 
 
@@ -120,7 +122,6 @@ def make_backend(
     system_prompt: str | None = None,
     reference_files: Sequence[str | Path] = (),
     api_key: str | None = None,
-    seed: int = 0,
     device: str | None = None,
 ) -> Backend:
     """The backend of one model config entry (``config.models.<name>``, schema-filled).
@@ -130,7 +131,8 @@ def make_backend(
     model_cfg : mapping
         ``backend`` plus that backend's keys (``model_id``, ``revision``, ``architecture``,
         ``dtype``, ``batch_size``, ``max_new_tokens``, ``trust_remote_code``, ``adapter``,
-        ``base_url``, ``concurrency``, ``max_retries``, ``timeout_s``).
+        ``base_url``, ``concurrency``, ``max_retries``, ``timeout_s``, ``seed``: the
+        ``openai`` request's decoding seed, 0 if absent).
     system_prompt : str or None
         Config ``prompts.system``.
     reference_files : sequence of path
@@ -138,8 +140,6 @@ def make_backend(
         ``tokens`` classifier.
     api_key : str or None
         ``openai`` backend bearer token, read by the caller from the environment.
-    seed : int
-        Decoding seed (``openai``).
     device : str or None
         Torch device (``transformers``); None picks CUDA when available.
 
@@ -190,5 +190,5 @@ def make_backend(
         max_retries=model_cfg.get("max_retries", 5),
         timeout_s=model_cfg.get("timeout_s", 120.0),
         system_prompt=system_prompt,
-        seed=seed,
+        seed=model_cfg.get("seed", 0),
     )

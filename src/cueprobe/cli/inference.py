@@ -58,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-corrupt", type=float, default=0.3, help="with --tokens")
     p.add_argument("--C", type=float, required=True, dest="C")
     p.add_argument("--n-mels", type=int, default=40)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument(
+        "--seed", type=int, default=0, help="root seed: the token augmentation's draws (--tokens)"
+    )
     p.add_argument("--out", type=Path, required=True, help="classifier file (.pkl)")
     p.set_defaults(func=_train_reference)
 
@@ -75,7 +77,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["test"]')
     p.add_argument("--prompts", type=json.loads, required=True, help="JSON config `prompts`")
-    p.add_argument("--seed", type=int, required=True)
     p.add_argument(
         "--model-files", type=Path, nargs="*", default=[], help="reference: trained classifiers"
     )
@@ -388,7 +389,6 @@ def _infer(args: argparse.Namespace) -> None:
         system_prompt=templates.system,
         reference_files=args.model_files,
         api_key=api_key,
-        seed=args.seed,
         device=args.device,
     )
     if cfg["backend"] == "reference" and backend.tokens is None:
