@@ -128,10 +128,12 @@ def log_exclusions():
     """
     for corpus in corpora.index:
         path = Path(f"results/{corpus}/excluded.parquet")
-        if path.is_file():
+        try:
             note = exclusion_note(corpus, io.read_table(path, "excluded"), path)
-            if note:
-                logger.info(note)
+        except Exception:  # not built yet, or left empty by a `--touch` run
+            continue
+        if note:
+            logger.info(note)
 
 
 def log_answer_alarms():
@@ -146,18 +148,18 @@ def log_answer_alarms():
     for corpus in corpora.index:
         for model in models.index:
             where = Path(f"results/{corpus}/evaluation/{model}")
-            if (where / "metrics.parquet").is_file() and (
-                where / "confusion.parquet"
-            ).is_file():
+            try:
                 alarms = answer_alarms(
                     io.read_table(where / "metrics.parquet", "metrics"),
                     io.read_table(where / "confusion.parquet", "confusion"),
                 )
-                for split, texts in alarms.items():
-                    for text in texts:
-                        logger.warning(
-                            f"{corpus}, {model}, {split}: {text} (see {where}/summary.md)"
-                        )
+            except Exception:  # not evaluated yet, or left empty by a `--touch` run
+                continue
+            for split, texts in alarms.items():
+                for text in texts:
+                    logger.warning(
+                        f"{corpus}, {model}, {split}: {text} (see {where}/summary.md)"
+                    )
 
 
 def release_scheduler_timers():
