@@ -313,13 +313,39 @@ def test_decoding_is_plain_argmax_with_a_dynamic_cache(
     assert config.repetition_penalty == 1.0
     assert config.no_repeat_ngram_size == 0 and config.min_new_tokens is None
     assert config.suppress_tokens is None and config.bad_words_ids is None
-    processors = backend.model._get_logits_processor(
-        generation_config=config, input_ids_seq_length=4, encoder_input_ids=None,
-        prefix_allowed_tokens_fn=None, logits_processor=None,
-    )  # fmt: skip
-    assert len(processors) == 0, processors
     assert config.use_cache is True and config.cache_implementation is None
     assert config.do_sample is False and config.num_beams == 1
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_generate_runs_no_logits_processor_a_checkpoint_ships(
+    model_dirs: dict[str, str], wavs: list[str], tmp_path: Path, arch: str
+) -> None:
+    """generate() fills each None of the config it is given from the model's own: the
+    checkpoint's suppress_tokens, bad_words_ids and min_new_tokens came back in a real
+    generate call although the greedy config had cleared them."""
+    from transformers import GenerationConfig
+
+    folder = tmp_path / arch
+    shutil.copytree(model_dirs[arch], folder)
+    shipped = GenerationConfig.from_pretrained(folder)
+    shipped.suppress_tokens, shipped.bad_words_ids = [5, 6], [[7]]
+    shipped.min_new_tokens, shipped.begin_suppress_tokens = 3, [8]
+    shipped.save_pretrained(folder)
+    backend = TransformersBackend(
+        str(folder), architecture=arch, dtype="float32", max_new_tokens=3, device="cpu"
+    )
+    seen = []
+    build = backend.model._get_logits_processor
+
+    def spy(*args, **kwargs):
+        processors = build(*args, **kwargs)
+        seen.append([type(p).__name__ for p in processors])
+        return processors
+
+    backend.model._get_logits_processor = spy
+    backend.generate(_requests(wavs)[:2])
+    assert seen and all(names == [] for names in seen), seen
 
 
 def test_a_checkpoint_without_a_stop_token_stops_at_the_end_of_turn(
@@ -499,31 +525,40 @@ def test_a_file_the_model_fails_on_is_an_error_answer_not_a_dead_job(
     assert answers[1] is None and answers[3] is None and answers[4] is None
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned  # once per file
-    assert warned[0].startswith(f"{short}: the model failed on it (AudioTooShortError: 0.020 s")
+    assert warned[0].startswith(f"{short}: cannot be put to the model (AudioTooShortError: 0.020 s")
     assert "audio token(s) (fewer than 2): it would answer from the text alone" in warned[0]
-    assert warned[1].startswith(f"{broken}: the model failed on it (")
+    assert warned[1].startswith(f"{broken}: cannot be put to the model (")
     # the conditions of one short clip, which share their prefix, fail alike
     group = [Request("s", short, p, "s") for p in PROMPTS[:3]]
     assert make(batch_size=2).generate(group) == [None, None, None]
 
 
-def test_files_failing_in_a_row_stop_the_job(
-    model_dirs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_model_failing_on_files_in_a_row_stops_the_job_short_clips_do_not(
+    model_dirs: dict[str, str], wavs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every file failing is the set-up's fault (a broken checkpoint, a dead GPU): the job
-    stops rather than write a table of errors."""
+    """The model failing on file after file is the set-up's fault (a broken checkpoint, a
+    dead GPU): the job stops rather than write a table of errors. Clips too short for the
+    model are the files' fault: five side by side stopped the job, on every run."""
     from cueprobe.backends import hf
 
     monkeypatch.setattr(hf, "FAILED_FILES_IN_ROW", 3)
     backend = TransformersBackend(
         model_dirs["qwen2_audio"], architecture="qwen2_audio", device="cpu", dtype="float32"
     )
-    shorts = [_write_wav(tmp_path / f"s{i}.wav", 0.01 + 0.001 * i, freq=None) for i in range(3)]
+    shorts = [_write_wav(tmp_path / f"s{i}.wav", 0.01 + 0.001 * i, freq=None) for i in range(5)]
     requests = [Request(f"u{i}", p, PROMPTS[0], f"k{i}") for i, p in enumerate(shorts)]
+    answers = backend.generate([*requests, *_requests(wavs)[:2]])
+    assert answers[:5] == [None] * 5 and all(isinstance(a, str) for a in answers[5:])
+
+    def broken(inputs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(backend, "_answer", broken)
     with pytest.raises(
-        RuntimeError, match=r"the model failed on 3 files in a row, the last .*s2\.wav"
+        RuntimeError,
+        match=r"the model failed on 3 files in a row, the last .*utt\d\.wav \(RuntimeError: CUDA error",
     ):
-        backend.generate(requests)
+        backend.generate(_requests(wavs))
 
 
 def test_a_checkpoint_missing_offline_names_the_repository_and_the_cache(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 #: nothing: Qwen2.5-Omni and AF3 answer from the text alone, Qwen2-Audio's forward takes
 #: the prompt for its old unexpanded format and fails
 MIN_AUDIO_TOKENS = 2
-#: files in a row whose every request failed alone: the set-up is at fault, stop the job
+#: files in a row on whose prepared inputs the model failed alone: the set-up is at fault
 FAILED_FILES_IN_ROW = 5
 
 
@@ -293,6 +293,9 @@ class TransformersBackend:
         stop = ""
         if self.model.generation_config.eos_token_id is None:
             stop = f"; stop={self.generation_config.eos_token_id}"
+        # generate() fills every None of the config it is given from the model's own (the
+        # checkpoint's suppress_tokens, bad_words_ids...): the model's is the greedy one too
+        self.model.generation_config = copy.deepcopy(self.generation_config)
         # a local folder has no commit: its files' digest stands for one, so answers of a
         # checkpoint replaced in place are not reused
         if commit is None and (digest := local_digest(model_id)) is not None:
@@ -499,7 +502,10 @@ class TransformersBackend:
         ]
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[str]:
-        inputs = self.prepare(requests)
+        return self._answer(self.prepare(requests))
+
+    def _answer(self, inputs: Any) -> list[str]:
+        """Greedy answers to prepared inputs (:meth:`prepare`)."""
         with torch.inference_mode():
             sequences = self.model.generate(**inputs, generation_config=self.generation_config)
         return self._decode(sequences, inputs["input_ids"])
@@ -632,29 +638,45 @@ class TransformersBackend:
         return answers
 
     def _generate_alone(self, request: Request) -> str | None:
-        """One request on its own; None (with a warning, once per file) if it fails."""
+        """One request on its own; None (with a warning, once per file) if it fails.
+
+        A file that cannot be read or is too short fails in :meth:`prepare`: the file's
+        own fault. Only the model failing on prepared inputs counts towards
+        :data:`FAILED_FILES_IN_ROW` (five short clips side by side are not a broken set-up).
+        """
         if request.audio_path in self._failed_files:  # this file failed alone before
             return None
         try:
-            (text,) = self._generate_batch([request])
+            inputs = self.prepare([request])
+        except Exception as err:  # noqa: BLE001 - the file's fault: an error answer
+            return self._failed(request, err, model_fault=False)
+        try:
+            (text,) = self._answer(inputs)
         except Exception as err:  # noqa: BLE001 - an error answer, asked again next run
             _release(err)
-            self._failed_files.add(request.audio_path)
+            return self._failed(request, err, model_fault=True)
+        self._failed_in_row = 0
+        return text
+
+    def _failed(self, request: Request, err: Exception, *, model_fault: bool) -> None:
+        self._failed_files.add(request.audio_path)
+        if model_fault:
             self._failed_in_row += 1
             if self._failed_in_row >= FAILED_FILES_IN_ROW:
                 raise RuntimeError(
                     f"the model failed on {self._failed_in_row} files in a row, the last "
                     f"{request.audio_path} ({type(err).__name__}: {err}): a fault of the set-up, "
-                    "not of the files; the answers got so far are in the journal"
+                    "not of the files; the answers of earlier batches are in the journal"
                 ) from err
-            log.warning(
-                "%s: the model failed on it (%s: %s); its rows are parse status `error` "
-                "(wrong), asked again on the next run",
-                request.audio_path, type(err).__name__, str(err)[:300],
-            )  # fmt: skip
-            return None
-        self._failed_in_row = 0
-        return text
+        log.warning(
+            "%s: %s (%s: %s); its rows are parse status `error` (wrong), asked again on the "
+            "next run",
+            request.audio_path,
+            "the model failed on it" if model_fault else "cannot be put to the model",
+            type(err).__name__,
+            str(err)[:300],
+        )
+        return None
 
 
 def _release(err: BaseException) -> None:
