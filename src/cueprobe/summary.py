@@ -234,23 +234,47 @@ def _degradation(
     return f"{verdict} {evidence}; mean UAR {curve}."
 
 
+def _unreadable(m: pd.DataFrame, levels: list[str]) -> str | None:
+    """Why a verdict over ``levels`` is not given: most answers of one of them unparsed.
+
+    ``m``: a split's metrics by condition; a level is a condition or a seed family
+    (``shuffle``, ``corrupt``: its runs with p > 0), whose runs' mean share counts.
+    """
+    for level in levels:
+        if level in ("shuffle", "corrupt"):
+            runs = m[(m["kind"] == level) & ((m["p"] > 0) if level == "corrupt" else True)]
+            share = runs["unparsed_rate"].mean() if len(runs) else 0.0
+        else:
+            share = m["unparsed_rate"].get(level, 0.0)
+        if share >= UNUSABLE_UNPARSED:
+            return (
+                f"Not assessed: {share:.1%} of the {level} answers are unparsed (counted "
+                "wrong), so the comparison is one of wrong-by-default answers."
+            )
+    return None
+
+
 def _verdicts(
     comparisons: pd.DataFrame, corruption: pd.DataFrame, m: pd.DataFrame, split: str, alpha: float
 ) -> list[str]:
-    """The five verdict lines of one split (``m``: its metrics by condition)."""
+    """The five verdict lines of one split (``m``: its metrics by condition); a verdict
+    over conditions whose answers are mostly unparsed is not given (:func:`_unreadable`)."""
+    rows = [
+        ("Token sensitivity", "aligned vs audio-only", ["audio_only", "aligned"],
+         lambda: _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha)),
+        ("Alignment", "aligned vs the perturbations", ["aligned", "conflict", "shuffle", "corrupt"],
+         lambda: _alignment(comparisons, m, split, alpha)),
+        ("Robust fallback", "conflict vs audio-only", ["audio_only", "conflict"],
+         lambda: _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha)),
+        ("Format prior", "shuffle vs audio-only", ["audio_only", "shuffle"],
+         lambda: _format_prior(_find(comparisons, split, "shuffle", "audio_only"), alpha)),
+        ("Monotone degradation", "corruption curve", ["aligned", "corrupt"],
+         lambda: _degradation(corruption, comparisons, split, alpha)),
+    ]  # fmt: skip
     return [
-        "- **Token sensitivity** (aligned vs audio-only): "
-        + _sensitivity(_find(comparisons, split, "aligned", "audio_only"), alpha),
-        "- **Alignment** (aligned vs the perturbations): "
-        + _alignment(comparisons, m, split, alpha),
-        "- **Robust fallback** (conflict vs audio-only): "
-        + _fallback(_find(comparisons, split, "conflict", "audio_only"), alpha),
-        "- **Format prior** (shuffle vs audio-only): "
-        + _format_prior(_find(comparisons, split, "shuffle", "audio_only"), alpha),
-        "- **Monotone degradation** (corruption curve): "
-        + _degradation(corruption, comparisons, split, alpha),
-        "",
-    ]
+        f"- **{name}** ({what}): " + (_unreadable(m, levels) or verdict())
+        for name, what, levels, verdict in rows
+    ] + [""]
 
 
 #: an audio-only unparsed share from which the verdicts are not given: every comparison
@@ -353,20 +377,7 @@ def cue_use_summary(
                 + ".",
                 "",
             ]  # fmt: skip
-        if m["unparsed_rate"].get("audio_only", 0.0) >= UNUSABLE_UNPARSED:
-            verdict = (
-                "Not assessed: most audio-only answers are unparsed, so every comparison "
-                "with audio-only is one of wrong-by-default answers."
-            )
-            lines += [
-                f"- **{what}**: {verdict}"
-                for what in (
-                    "Token sensitivity", "Alignment", "Robust fallback", "Format prior",
-                    "Monotone degradation",
-                )
-            ] + [""]  # fmt: skip
-        else:
-            lines += _verdicts(comparisons, corruption, m, split, alpha)
+        lines += _verdicts(comparisons, corruption, m, split, alpha)
         lines += [
             f"| condition | UAR | {_CI} | WA | unparsed |",
             "|:---|---:|---:|---:|---:|",

@@ -259,8 +259,9 @@ def _three_decimals(v: float, spec: str) -> str:
     A CI bound of .0004 printed ``.000`` read as a CI touching 0 beside a verdict that
     (rightly, from the unrounded bound) said it excludes 0; -0.0004 printed ``-.000``.
     """
-    if v != 0 and abs(v) < 0.0005:
-        return f"{v:{spec[:-3]}.1g}" if spec.startswith("+") else f"{v:.1g}"
+    if v != 0 and abs(v) < 0.0005:  # fixed point to one significant digit, never 1e-05
+        digits = -math.floor(math.log10(abs(v)))
+        return f"{v:{spec[:-3]}.{digits}f}"
     return f"{v:{spec}}"
 
 
@@ -271,8 +272,8 @@ def fmt_uar(v: float) -> str:
     --------
     >>> fmt_uar(0.7541), fmt_uar(1.0), fmt_uar(float("nan"))
     ('.754', '1.000', '–')
-    >>> fmt_uar(0.0004), fmt_uar(-0.0004), fmt_uar(0.0), fmt_uar(-0.0)
-    ('.0004', '-.0004', '.000', '.000')
+    >>> fmt_uar(0.0004), fmt_uar(-0.0004), fmt_uar(0.0), fmt_uar(-0.0), fmt_uar(1.2e-5)
+    ('.0004', '-.0004', '.000', '.000', '.00001')
     """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"

@@ -254,11 +254,29 @@ def test_cue_use_summary_gives_no_verdicts_on_answers_it_could_not_read():
         "max_new_tokens may not fit this model. Every parsed audio-only answer is 'sad' (10 "
         "utterances): the model may not hear the audio"
     ) in text
-    verdicts = [x for x in text.splitlines() if x.startswith("- **")]
-    assert len(verdicts) == 5 and all(
-        "Not assessed: most audio-only answers" in x for x in verdicts
-    )
+    verdicts = {x.split("**")[1]: x for x in text.splitlines() if x.startswith("- **")}
+    # the verdicts against audio-only are not given; those without it stand
+    for name in ("Token sensitivity", "Robust fallback", "Format prior"):
+        assert (
+            f"Not assessed: {1 - 10 / len(manifest):.1%} of the audio_only answers are "
+            in (verdicts[name])
+        )
+    for name in ("Alignment", "Monotone degradation"):
+        assert "Not assessed" not in verdicts[name]
     assert "No detectable" not in text and "Uses the cues" not in text
+    # a token condition mostly unparsed: the verdicts that read it are not given
+    long = preds["aligned"].assign(pred="", parse_status="unparsed")
+    ev = evaluate(
+        preds | {"aligned": long}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05
+    )
+    verdicts = {x.split("**")[1]: x for x in text.splitlines() if x.startswith("- **")}
+    assert [n for n, x in verdicts.items() if "Not assessed: 100.0% of the aligned" in x] == [
+        "Token sensitivity", "Alignment", "Monotone degradation",
+    ]  # fmt: skip
     # a constant label alone warns but keeps the verdicts (the tokens may still move it)
     constant = preds["audio_only"].assign(pred="neutral", parse_status="exact")
     ev = evaluate(
