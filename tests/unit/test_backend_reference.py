@@ -330,3 +330,29 @@ def test_backend_construction_errors(model_files, tmp_path):
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"not": "a model"}))
     with pytest.raises(ValueError, match="does not hold a ReferenceClassifier"):
         ReferenceClassifier.load(tmp_path / "x.pkl")
+
+
+def test_the_token_augmentation_draws_the_voice_quality_values_the_rule_gives(corpus, monkeypatch):
+    """The corrupt conditions draw only the values the rule's order can give; the token
+    classifier's augmentation drew all six, so it trained on values no condition shows."""
+    from cueprobe.backends import reference
+    from cueprobe.interventions import corrupt
+
+    drawn = []
+
+    def spy(*args, **kwargs):
+        out = corrupt(*args, **kwargs)
+        drawn.extend(out["VOICE_QUALITY"])
+        return out
+
+    monkeypatch.setattr(reference, "corrupt", spy)
+    manifest, embeddings, tokens = corpus
+    train = (manifest["split"] == "train").to_numpy()
+    values = ["UNVOICED", "BREATHY", "MODAL"]
+    fit_reference(
+        embeddings[train], manifest.loc[train, "label"].tolist(), labels=AIBO_LABELS,
+        tokens=tokens[train].reset_index(drop=True), n_bins=5, token_template=TEMPLATE,
+        token_separator=SEPARATOR, token_corrupt=1.0, C=1.0, rng=np.random.default_rng(0),
+        voice_quality=values,
+    )  # fmt: skip
+    assert set(drawn) == set(values)

@@ -75,6 +75,7 @@ rule train_reference_tokens:
         separator=config["tokens"]["separator"],
         dropout=get_reference_option("token_dropout"),
         corrupt=get_reference_option("token_corrupt"),
+        vq_order=json.dumps(config["tokens"]["voice_quality"]["order"]),
         C=get_reference_option("C"),
         seed=config["seed"],
     shell:
@@ -83,6 +84,7 @@ rule train_reference_tokens:
         " --labels {params.labels:q} --n-bins {params.n_bins}"
         " --token-template {params.template:q} --token-separator {params.separator:q}"
         " --token-dropout {params.dropout} --token-corrupt {params.corrupt}"
+        " --voice-quality-order {params.vq_order:q}"
         " --C {params.C} --seed {params.seed} --out {output:q} 2> {log:q}"
 
 

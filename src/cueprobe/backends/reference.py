@@ -327,6 +327,7 @@ def fit_reference(
     token_corrupt: float = 0.0,
     n_copies: int = 4,
     rng: np.random.Generator,
+    voice_quality: Sequence[str] | None = None,
 ) -> ReferenceClassifier:
     """Train the ``audio`` (``tokens=None``) or ``tokens`` reference classifier.
 
@@ -356,6 +357,9 @@ def fit_reference(
         Augmented copies of the training set (``tokens`` kind).
     rng : numpy.random.Generator
         Source of the augmentation.
+    voice_quality : sequence of str, optional
+        The VOICE_QUALITY values the tokens stage can give (its rule order): the
+        augmentation's corruptions draw from them, as the corrupt conditions do; None: all.
 
     Returns
     -------
@@ -381,7 +385,9 @@ def fit_reference(
             raise ValueError(f"`tokens` has {len(tokens)} rows for {len(y)} training utterances.")
         blocks = []
         for _ in range(n_copies):
-            copy = corrupt(tokens, n_bins=n_bins, p=token_corrupt, rng=rng)
+            copy = corrupt(
+                tokens, n_bins=n_bins, p=token_corrupt, rng=rng, voice_quality=voice_quality
+            )
             onehot = encode_tokens(copy[list(CONCEPT_COLUMNS)].to_dict("records"), n_bins=n_bins)
             onehot[rng.random(len(copy)) < token_dropout] = 0.0
             blocks.append(np.hstack([x, onehot]))

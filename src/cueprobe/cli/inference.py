@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-separator", default=None, help="with --tokens")
     p.add_argument("--token-dropout", type=float, default=0.3, help="with --tokens")
     p.add_argument("--token-corrupt", type=float, default=0.3, help="with --tokens")
+    p.add_argument(
+        "--voice-quality-order",
+        type=json.loads,
+        default=None,
+        help="with --tokens: JSON list, the VOICE_QUALITY rule order (config "
+        "tokens.voice_quality.order); corruptions draw only the values it can give",
+    )
     p.add_argument("--C", type=float, required=True, dest="C")
     p.add_argument("--n-mels", type=int, default=40)
     p.add_argument(
@@ -136,6 +143,7 @@ def _embed_reference(args: argparse.Namespace) -> None:
 def _train_reference(args: argparse.Namespace) -> None:
     from cueprobe.backends import reference
     from cueprobe.inference import select_splits
+    from cueprobe.tokens import voice_quality_values
 
     manifest = io.read_table(args.manifest, "manifest")
     train = select_splits(manifest, args.train_splits).sort_values("utt_id", kind="stable")
@@ -170,6 +178,7 @@ def _train_reference(args: argparse.Namespace) -> None:
         token_corrupt=args.token_corrupt,
         C=args.C,
         rng=rng,
+        voice_quality=voice_quality_values(args.voice_quality_order),
     )
     train_acc = float(
         np.mean(np.asarray(clf.predict(embeddings, _token_rows(tokens))) == train["label"])
