@@ -284,7 +284,7 @@ class TransformersBackend:
                 arch, model_id, pinned, dtype, trust_remote_code,
                 (adapter, adapter_subfolder, adapter_revision),
             )  # fmt: skip
-        except OSError as err:  # transformers' own message names no repository
+        except (OSError, ValueError) as err:  # transformers' and PEFT's name no repository
             raise OSError(_load_hint(model_id, revision, adapter, err)) from err
         got = str(self.model.dtype).removeprefix("torch.")
         # stop tokens filled in by _greedy_config are part of the decoding (and so of the
@@ -703,7 +703,7 @@ def common_prefix_length(rows: Sequence[torch.Tensor]) -> int:
     return max(n, 0)
 
 
-def _load_hint(model_id: str, revision: str, adapter: str | None, err: OSError | str) -> str:
+def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception | str) -> str:
     """What to do when a checkpoint does not load: where it was looked for, how to get it.
 
     A compute node without internet, or ``HF_HUB_OFFLINE=1``, reads the hub cache only;
@@ -716,12 +716,14 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: OSError |
     err = " ".join(str(err).split())  # one line: a job log's last line is what is read
     if Path(model_id).is_dir():
         return f"{what}: cannot load the local checkpoint folder: {err}"
+    downloads = f"`hf download {model_id} --revision {revision}`"
+    if adapter and adapter != model_id and not Path(adapter).is_dir():
+        downloads += f" and `hf download {adapter}`"
     return (
         f"{what}: cannot load the checkpoint ({err}). Without internet, or with "
         f"HF_HUB_OFFLINE=1 ({'set' if constants.HF_HUB_OFFLINE else 'not set'} here), only "
         f"the hub cache {constants.HF_HUB_CACHE} is read: download it once where there is "
-        f"internet, `hf download {model_id} --revision {revision}`, into the HF_HOME the "
-        "jobs see (README, GPU models)"
+        f"internet, {downloads}, into the HF_HOME the jobs see (README, GPU models)"
     )
 
 
