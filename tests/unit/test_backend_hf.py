@@ -30,6 +30,7 @@ pytest.importorskip("peft")
 from cueprobe.backends.base import Backend  # noqa: E402
 from cueprobe.backends.base import Request  # noqa: E402
 from cueprobe.backends.hf import ARCHITECTURES  # noqa: E402
+from cueprobe.backends.hf import AudioTooShortError  # noqa: E402
 from cueprobe.backends.hf import TransformersBackend  # noqa: E402
 from cueprobe.backends.hf import common_prefix_length  # noqa: E402
 from cueprobe.backends.hf import load_audio  # noqa: E402
@@ -616,6 +617,7 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     backend._truncates, backend._cut_files = ARCHITECTURES[arch].truncates_audio, set()
     backend._pads_to_window = ARCHITECTURES[arch].pads_to_window
     backend._audio_token_id = None  # the stub's prompt has no audio placeholder
+    backend._counts_audio_tokens = ARCHITECTURES[arch].expands_audio_tokens
     backend._waveform_key = ARCHITECTURES[arch].waveform_key
     backend.model = types.SimpleNamespace(dtype=torch.bfloat16)
     inputs = backend.prepare(_requests(wavs)[:1])
@@ -624,6 +626,14 @@ def test_midashenglm_gets_no_sampling_rate_from_the_caller(
     # float32; a bfloat16 copy rounded the samples first); features are cast as before
     want = torch.float32 if arch == "midashenglm" else torch.bfloat16
     assert inputs["input_values"].dtype == want
+    # no audio placeholder in the ids: refused where the processor is known to expand it
+    # into one per frame; MiDashengLM's remote processor is not, so it is not checked
+    backend._audio_token_id = 99
+    if ARCHITECTURES[arch].expands_audio_tokens:
+        with pytest.raises(AudioTooShortError):
+            backend.prepare(_requests(wavs)[:1])
+    else:
+        backend.prepare(_requests(wavs)[:1])
 
 
 @pytest.mark.parametrize("arch", ["qwen2_audio", "qwen2_5_omni"])

@@ -116,6 +116,10 @@ class _Architecture:
     # dtype): MiDashengLM's front end computes its mel features from it in float32, and a
     # bfloat16 copy first rounds the samples to ~56 dB SNR
     waveform_key: str | None = None
+    # True: the processor expands the audio placeholder into one token per audio frame
+    # (checked on the tiny models), so a clip giving fewer than MIN_AUDIO_TOKENS is one
+    # the model cannot hear; unverified for MiDashengLM's remote processor, so not checked
+    expands_audio_tokens: bool = True
 
 
 ARCHITECTURES: dict[str, _Architecture] = {
@@ -138,6 +142,7 @@ ARCHITECTURES: dict[str, _Architecture] = {
         shares_prefix=False,
         processor_takes_rate=False,
         waveform_key="input_values",
+        expands_audio_tokens=False,
     ),
 }
 
@@ -271,6 +276,7 @@ class TransformersBackend:
         self._truncates = arch.truncates_audio
         self._pads_to_window = arch.pads_to_window
         self._waveform_key = arch.waveform_key
+        self._counts_audio_tokens = arch.expands_audio_tokens
         self._cut_files: set[str] = set()  # files logged as longer than the audio window
         # one commit for the processor, the model, an adapter in the model's own repository
         # and the record (main moves; a download can span an update); the string is still
@@ -472,7 +478,7 @@ class TransformersBackend:
             kwargs["audio_kwargs"] = {"max_length": min(window, longest)}
         inputs = self.processor(text=texts, audio=audio, **kwargs)
         inputs.pop("num_audio_tokens", None)
-        if self._audio_token_id is not None:
+        if self._counts_audio_tokens and self._audio_token_id is not None:
             heard = (inputs["input_ids"] == self._audio_token_id).sum(dim=1).tolist()
             for r, n in zip(requests, heard, strict=True):
                 if n < MIN_AUDIO_TOKENS:
