@@ -291,7 +291,8 @@ class TransformersBackend:
                 (adapter, adapter_subfolder, adapter_revision),
             )  # fmt: skip
         except (OSError, ValueError) as err:  # transformers' and PEFT's name no repository
-            raise OSError(_load_hint(model_id, revision, adapter, err)) from err
+            kind = OSError if isinstance(err, OSError) else ValueError  # the caller's type
+            raise kind(_load_hint(model_id, revision, adapter, err)) from err
         got = str(self.model.dtype).removeprefix("torch.")
         # stop tokens filled in by _greedy_config are part of the decoding (and so of the
         # answer journal's header: answers that ran past the end of turn are not reused)
