@@ -829,6 +829,87 @@ def test_infer_cli_transformers_conditions_share_prefixes_with_the_same_answers(
         pd.testing.assert_frame_equal(one, four)
 
 
+def test_a_job_the_journal_answers_whole_does_not_load_the_model(
+    tables, tiny_qwen2_audio, tmp_path, monkeypatch, caplog
+):
+    """A forced re-run (a new answer_pattern, a re-parse) loaded a 7B model only to find
+    every answer in the journal. The journal records the model's set-up beside its header:
+    a job whose every request it answered under this set-up loads nothing; a changed
+    set-up, an error answer or a journal from before the set-up was recorded loads."""
+    from cueprobe.backends.hf import TransformersBackend
+
+    out = tmp_path / "a.parquet"
+    model = _hf_model(tiny_qwen2_audio)
+    assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    expected = io.read_table(out, "predictions")
+    journal = _journal(out)
+    header, *rows = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert header["setup"]["model_files"] and header["setup"]["dtype"] == "float32"
+
+    loads = []
+    real_load = TransformersBackend._load_model
+
+    def counted(self, *args, **kwargs):
+        loads.append(1)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransformersBackend, "_load_model", counted)
+    with caplog.at_level("INFO"):
+        assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    assert loads == [] and "the model is not loaded" in caplog.text
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+    assert journal.read_text().count("setup") == 1  # nothing new written
+
+    # a set-up the journal has no section for: another token cap loads (and asks)
+    assert main(_infer_argv(tables, out, "aligned", model | {"max_new_tokens": 3})) == 0
+    assert loads == [1]
+    # the first set-up again: its section still answers everything
+    assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    assert loads == [1]
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+
+    # an error answer (None) is asked again: the model loads
+    broken = [header, {**rows[0], "raw_output": None}, *rows[1:]]
+    journal.write_text("".join(json.dumps(r) + "\n" for r in broken))
+    assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    assert loads == [1, 1]
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+
+    # a journal from before the set-up was recorded: loads once, asks nothing, and
+    # records the set-up in a new section of the same header; then no load
+    old = [{"header": header["header"]}, *rows]
+    journal.write_text("".join(json.dumps(r) + "\n" for r in old))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    assert loads == [1, 1, 1] and "16 already answered, 0 to go" in caplog.text
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert lines[: len(old)] == old and lines[len(old)] == header and len(lines) == len(old) + 1
+    assert main(_infer_argv(tables, out, "aligned", model)) == 0
+    assert loads == [1, 1, 1]
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+
+
+def test_the_setup_without_loading_is_the_loaded_backends(tiny_qwen2_audio, tmp_path):
+    """load_setup (no model) and the loaded backend's setup agree, adapter included: the
+    journal's set-up is what decides that a job need not load its model."""
+    from cueprobe.backends.factory import load_setup
+    from cueprobe.backends.factory import make_backend
+    from tests.tiny_models import build_tiny_peft_adapter
+
+    build_tiny_peft_adapter(tiny_qwen2_audio, tmp_path / "adapter")
+    for cfg in (
+        _hf_model(tiny_qwen2_audio),
+        _hf_model(tiny_qwen2_audio) | {"dtype": "auto", "max_new_tokens": 5},
+        _hf_model(tiny_qwen2_audio) | {"adapter": str(tmp_path / "adapter")},
+    ):
+        setup = load_setup(cfg, device="cpu")
+        assert setup == make_backend(cfg, device="cpu").setup
+        assert setup["device"] == "cpu" and setup["dtype"] == "float32"
+    assert setup["adapter_files"] and "peft" in setup
+    assert load_setup({"backend": "openai", "model_id": "m"}) is None
+
+
 def _run_infer(argv: list[str]) -> subprocess.Popen:
     env = os.environ | {"PYTHONPATH": str(REPO / "src")}
     return subprocess.Popen(

@@ -18,6 +18,7 @@ __all__ = [
     "BACKENDS",
     "BACKEND_DEFAULTS",
     "answer_config",
+    "load_setup",
     "make_backend",
     "with_backend_defaults",
 ]
@@ -108,6 +109,33 @@ def answer_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def load_setup(model_cfg: Mapping[str, Any], *, device: str | None = None) -> dict | None:
+    """What the model of a ``transformers`` config entry would be loaded from (see
+    :func:`cueprobe.backends.hf.load_setup`), without loading it; None for the other
+    backends, which load in no time."""
+    if model_cfg.get("backend") != "transformers":
+        return None
+    from cueprobe.backends import hf
+
+    return hf.load_setup(**_transformers_args(model_cfg), device=device)
+
+
+def _transformers_args(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TransformersBackend`` arguments that identify the model and its decoding."""
+    _require(model_cfg, ("model_id", "architecture"))
+    return {
+        "model_id": model_cfg["model_id"],
+        "architecture": model_cfg["architecture"],
+        "revision": model_cfg.get("revision", "main"),
+        "dtype": model_cfg.get("dtype", "auto"),
+        "max_new_tokens": model_cfg.get("max_new_tokens", 16),
+        "trust_remote_code": model_cfg.get("trust_remote_code", False),
+        "adapter": model_cfg.get("adapter"),
+        "adapter_subfolder": model_cfg.get("adapter_subfolder"),
+        "adapter_revision": model_cfg.get("adapter_revision"),
+    }
+
+
 def _require(model_cfg: Mapping[str, Any], keys: tuple[str, ...]) -> None:
     missing = [k for k in keys if not model_cfg.get(k)]
     if missing:
@@ -159,20 +187,11 @@ def make_backend(
             raise ValueError("the 'reference' backend needs its trained classifier file(s).")
         return ReferenceBackend.from_files(reference_files, batch_size=model_cfg["batch_size"])
     if backend == "transformers":
-        _require(model_cfg, ("model_id", "architecture"))
         from cueprobe.backends.hf import TransformersBackend
 
         return TransformersBackend(
-            model_cfg["model_id"],
-            architecture=model_cfg["architecture"],
-            revision=model_cfg.get("revision", "main"),
-            dtype=model_cfg.get("dtype", "auto"),
+            **_transformers_args(model_cfg),
             batch_size=model_cfg["batch_size"],
-            max_new_tokens=model_cfg.get("max_new_tokens", 16),
-            trust_remote_code=model_cfg.get("trust_remote_code", False),
-            adapter=model_cfg.get("adapter"),
-            adapter_subfolder=model_cfg.get("adapter_subfolder"),
-            adapter_revision=model_cfg.get("adapter_revision"),
             system_prompt=system_prompt,
             device=device,
         )

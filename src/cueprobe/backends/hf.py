@@ -82,6 +82,7 @@ __all__ = [
     "common_prefix_length",
     "end_of_turn_ids",
     "load_audio",
+    "load_setup",
     "new_tokens",
 ]
 
@@ -269,8 +270,6 @@ class TransformersBackend:
         self.max_new_tokens = max_new_tokens
         self.system_prompt = system_prompt
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype == "auto" and torch.device(self.device).type == "cpu":
-            dtype = "float32"
         self._pads = arch.processor_pads
         self._takes_rate = arch.processor_takes_rate
         self._truncates = arch.truncates_audio
@@ -282,9 +281,15 @@ class TransformersBackend:
         # and the record (main moves; a download can span an update); the string is still
         # `revision` for messages, URLs and the decoding's adapter@revision
         try:
-            pinned, commit = resolved_revision(model_id, revision)
-            if adapter is not None and adapter_revision is None:
-                adapter_revision = pinned if adapter == model_id else "main"
+            # computed before loading: a job whose every request is in the answer journal
+            # under this set-up does not load the model (see :func:`load_setup`)
+            self.setup, pinned, adapter_revision = _setup(
+                model_id, architecture=architecture, revision=revision, dtype=dtype,
+                max_new_tokens=max_new_tokens, trust_remote_code=trust_remote_code,
+                adapter=adapter, adapter_subfolder=adapter_subfolder,
+                adapter_revision=adapter_revision, device=self.device,
+            )  # fmt: skip
+            dtype = self.setup["dtype"]
             self.processor = self._load_processor(arch, model_id, pinned, trust_remote_code)
             self.model = self._load_model(
                 arch, model_id, pinned, dtype, trust_remote_code,
@@ -305,11 +310,12 @@ class TransformersBackend:
         self.model.generation_config = copy.deepcopy(self.generation_config)
         # a local folder has no commit: its files' digest stands for one, so answers of a
         # checkpoint replaced in place are not reused
-        if commit is None and (digest := local_digest(model_id)) is not None:
-            commit = f"local-{digest}"
+        commit = self.setup["commit"]
+        if commit is None and self.setup["model_files"] is not None:
+            commit = f"local-{self.setup['model_files']}"
         adapter_record = adapter_revision
-        if adapter and adapter != model_id and (digest := local_digest(adapter)) is not None:
-            adapter_record = f"{adapter_revision}@local-{digest}"
+        if adapter and adapter != model_id and self.setup["adapter_files"] is not None:
+            adapter_record = f"{adapter_revision}@local-{self.setup['adapter_files']}"
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision if commit in (None, revision) else f"{revision}@{commit}",
@@ -732,6 +738,83 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
         f"the hub cache {constants.HF_HUB_CACHE} is read: download it once where there is "
         f"internet, {downloads}, into the HF_HOME the jobs see (README, GPU models)"
     )
+
+
+def load_setup(
+    model_id: str,
+    *,
+    architecture: str,
+    revision: str = "main",
+    dtype: str = "auto",
+    max_new_tokens: int = 16,
+    trust_remote_code: bool = False,
+    adapter: str | None = None,
+    adapter_subfolder: str | None = None,
+    adapter_revision: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """What a :class:`TransformersBackend` of these arguments is loaded from, without
+    loading it: its ``setup``, which the answer journal records beside the header.
+
+    The backend's ``info`` (the journal header: the commit, the dtype the model got, the
+    stop tokens of its generation config) is a function of these: the arguments, the
+    commit the revision resolves to, the local folders' file digests, the device type and
+    the transformers (and PEFT) versions. A job whose every request the journal answered
+    under this set-up takes the header from there and does not load the model: a re-run
+    that asks nothing (a re-parse, a param change) costs no 7B load and no weights on the
+    node. Arguments as :class:`TransformersBackend`'s.
+    """
+    return _setup(
+        model_id, architecture=architecture, revision=revision, dtype=dtype,
+        max_new_tokens=max_new_tokens, trust_remote_code=trust_remote_code, adapter=adapter,
+        adapter_subfolder=adapter_subfolder, adapter_revision=adapter_revision, device=device,
+    )[0]  # fmt: skip
+
+
+def _setup(
+    model_id: str,
+    *,
+    architecture: str,
+    revision: str,
+    dtype: str,
+    max_new_tokens: int,
+    trust_remote_code: bool,
+    adapter: str | None,
+    adapter_subfolder: str | None,
+    adapter_revision: str | None,
+    device: str | None,
+) -> tuple[dict[str, Any], str, str | None]:
+    """:func:`load_setup`, and the pinned revisions the model and the adapter are loaded at
+    (``str`` subclasses that carry the commit for ``from_pretrained``)."""
+    import transformers
+
+    device_type = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    if dtype == "auto" and device_type == "cpu":
+        dtype = "float32"
+    pinned, commit = resolved_revision(model_id, revision)
+    if adapter is not None and adapter_revision is None:
+        adapter_revision = pinned if adapter == model_id else "main"
+    setup = {
+        "model_id": model_id,
+        "architecture": architecture,
+        "revision": str(revision),
+        "commit": commit,
+        "model_files": local_digest(model_id),
+        "dtype": dtype,
+        "device": device_type,
+        "max_new_tokens": max_new_tokens,
+        "trust_remote_code": trust_remote_code,
+        "adapter": adapter,
+        "adapter_subfolder": adapter_subfolder,
+        "adapter_revision": None if adapter_revision is None else str(adapter_revision),
+        "adapter_files": local_digest(adapter) if adapter and adapter != model_id else None,
+        "transformers": transformers.__version__,
+    }
+    if adapter is not None:
+        from importlib.metadata import version
+
+        setup["peft"] = version("peft")
+    return setup, pinned, adapter_revision
 
 
 def resolved_revision(model_id: str, revision: str) -> tuple[str, str | None]:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cueprobe import io
+from cueprobe.backends.base import BackendInfo
 from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
@@ -205,9 +207,56 @@ def _token_rows(tokens) -> list[dict[str, Any]]:
 # -- infer ---------------------------------------------------------------------------------
 
 
-def _read_journal(path: Path, header: dict[str, str]) -> tuple[dict[str, str | None], bool]:
+class _Answered:
+    """A backend whose every request the answer journal holds: its header, no model."""
+
+    def __init__(self, info: BackendInfo, batch_size: int) -> None:
+        self.info = info
+        self.batch_size = batch_size
+
+    def generate(self, requests: Sequence[Any]) -> list[str]:
+        raise AssertionError("every request was answered in the journal")  # pragma: no cover
+
+
+def _answered_backend(
+    path: Path, setup: dict[str, Any] | None, requests: Mapping[str, Any], *, batch_size: int | None
+) -> _Answered | None:
+    """The header the journal (and its shard-layout siblings) recorded under ``setup``,
+    as a backend, when its sections under that header answer every request; else None,
+    and the model is loaded.
+
+    A ``transformers`` model's header (the commit, the dtype it got, its stop tokens)
+    needs the loaded model; its set-up (:func:`cueprobe.backends.hf.load_setup`) does not,
+    and the journal records it beside the header. So a job that has nothing to ask (a
+    new ``answer_pattern``, a forced re-run to re-parse, a param change) neither loads a
+    7B model nor needs its weights on the node. An error answer (None) is asked again, so
+    it needs the model.
+    """
+    if setup is None:
+        return None
+    journals = [p for p in (path, *_sibling_journals(path)) if p.exists()]
+    rows = [row for p in journals for row in _journal_rows(p.read_bytes())]
+    headers = [row["header"] for row in rows if "header" in row and row.get("setup") == setup]
+    if not headers:
+        return None
+    answers = _section_answers(rows, headers[-1])
+    if any(answers.get(k) is None for k in requests):
+        return None
+    log.info(
+        "every request is answered in %s under this set-up (%s): the model is not loaded",
+        path,
+        headers[-1]["revision"],
+    )
+    return _Answered(BackendInfo(**headers[-1]), batch_size or 1)
+
+
+def _read_journal(
+    path: Path, header: dict[str, str], setup: dict[str, Any] | None = None
+) -> tuple[dict[str, str | None], bool]:
     """Answers of earlier runs under ``header``, ``answer_key -> raw_output`` (the last
-    row of a key wins), and whether the journal's last section is ``header``'s.
+    row of a key wins), and whether the journal's last section is ``header``'s, written
+    under ``setup`` (a transformers model's, see :func:`_answered_backend`; None for the
+    other backends).
 
     A journal holds a section per setting it was written under (a ``{"header": ...}``
     line, then its answers): a model, revision or decoding changed and changed back finds
@@ -247,7 +296,7 @@ def _read_journal(path: Path, header: dict[str, str]) -> tuple[dict[str, str | N
             "for those settings, and these are asked anew",
             path,
         )
-    return answers | own, last == header
+    return answers | own, last == header and headers[-1].get("setup") == setup
 
 
 def _journal_rows(data: bytes) -> list[dict[str, Any]]:
@@ -298,7 +347,8 @@ def _before_resolution(old: Any, new: dict[str, str]) -> bool:
 class _JournalWriter:
     """Append answered batches to the answer journal, fsync'd per batch, and to
     ``answers`` (so the job never reads back what it just wrote); a journal whose last
-    section is another header's gets a new section first."""
+    section is another header's (or the same header under another set-up) gets a new
+    section first."""
 
     def __init__(
         self,
@@ -307,12 +357,13 @@ class _JournalWriter:
         answers: dict[str, str | None],
         *,
         in_section: bool,
+        setup: dict[str, Any] | None = None,
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.answers = answers
-        if not in_section:
-            self._write([{"header": header}])
+        if not in_section:  # a section per header; a transformers model's set-up beside it
+            self._write([{"header": header} | ({"setup": setup} if setup is not None else {})])
 
     def _write(self, rows: Sequence[dict[str, Any]]) -> None:
         self.f.write("".join(json.dumps(r) + "\n" for r in rows))
@@ -350,6 +401,7 @@ def _paired(args: argparse.Namespace) -> list[tuple[str, Path, Path | None, Path
 def _infer(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from cueprobe.backends.factory import load_setup
     from cueprobe.backends.factory import make_backend
     from cueprobe.features import select_shard
     from cueprobe.inference import build_requests
@@ -392,14 +444,28 @@ def _infer(args: argparse.Namespace) -> None:
     if args.n_shards > 1:
         n_utts = len(next(iter(frames.values())))
         log.info("shard %d of %d: %d utterances", args.shard, args.n_shards, n_utts)
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    backend = make_backend(
-        cfg,
-        system_prompt=templates.system,
-        reference_files=args.model_files,
-        api_key=api_key,
-        device=args.device,
+    paths = sorted({a for f in frames.values() for a in f["audio_path"]})
+    audio_sha = {a: io.file_digest(a) for a in paths}
+    requests, keys = unique_requests(frames, audio_sha)
+    log.info(
+        "%d condition(s), %d prompts, %d distinct model calls",
+        len(frames),
+        sum(map(len, frames.values())),
+        len(requests),
     )
+    journal = args.journal or _default_journal(args)
+    setup = load_setup(cfg, device=args.device)
+    backend = _answered_backend(journal, setup, requests, batch_size=cfg.get("batch_size"))
+    if backend is None:
+        api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        backend = make_backend(
+            cfg,
+            system_prompt=templates.system,
+            reference_files=args.model_files,
+            api_key=api_key,
+            device=args.device,
+        )
+        setup = getattr(backend, "setup", None)
     if cfg["backend"] == "reference" and backend.tokens is None:
         for name, path, *_ in jobs:
             with_tokens = tables[name]["token_string"].notna()
@@ -408,20 +474,10 @@ def _infer(args: argparse.Namespace) -> None:
                     f"{path} carries token blocks ({int(with_tokens.sum())} rows) but no "
                     "tokens classifier was given (--model-files)."
                 )
-    paths = sorted({a for f in frames.values() for a in f["audio_path"]})
-    audio_sha = {a: io.file_digest(a) for a in paths}
-    requests, keys = unique_requests(frames, audio_sha)
     del tables  # what is left of memory goes to the answers (a 32-condition job is large)
-    log.info(
-        "%d condition(s), %d prompts, %d distinct model calls",
-        len(frames),
-        sum(map(len, frames.values())),
-        len(requests),
-    )
     header = dataclasses.asdict(backend.info)
-    journal = args.journal or _default_journal(args)
-    answers, in_section = _read_journal(journal, header)
-    writer = _JournalWriter(journal, header, answers, in_section=in_section)
+    answers, in_section = _read_journal(journal, header, setup)
+    writer = _JournalWriter(journal, header, answers, in_section=in_section, setup=setup)
     # an answer the model or its server failed (None, an `error` row) is asked again on every run
     done = {k for k, a in answers.items() if a is not None}
     try:
