@@ -28,6 +28,10 @@ UNPARSED_STATES = ("unparsed", "error")
 #: estimating between-speaker variation (k speakers: C(2k - 1, k) distinct resamples;
 #: 35 at k = 4, 126 at k = 5); see :mod:`cueprobe.stats`
 MIN_CI_SPEAKERS = 5
+#: two UARs closer than this are equal: the same class recalls summed in another order
+#: differ by rounding alone (~1e-17); read as a difference, that noise put
+#: "+0.00000000000000006" in Table II and could put a CI bound on either side of 0
+UAR_TIE = 1e-12
 
 
 class DegenerateEffectWarning(RuntimeWarning):

@@ -70,6 +70,7 @@ from scipy import special
 from cueprobe.interventions import condition_levels
 from cueprobe.interventions import parse_condition
 from cueprobe.metrics import MIN_CI_SPEAKERS
+from cueprobe.metrics import UAR_TIE
 from cueprobe.metrics import DegenerateEffectWarning
 from cueprobe.metrics import class_counts
 from cueprobe.metrics import confusion_counts
@@ -794,6 +795,19 @@ def _confusion_long(split, name, y_true, y_pred, labels) -> dict[str, np.ndarray
     }
 
 
+def uar_difference(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
+    """``a - b`` of UARs (or of their bootstrap replicates), rounding noise set to 0.
+
+    Examples
+    --------
+    >>> a = np.mean([0.1, 0.2, 0.3]); b = np.mean([0.3, 0.2, 0.1])
+    >>> float(a - b) != 0.0, float(uar_difference(a, b))
+    (True, 0.0)
+    """
+    diff = np.subtract(a, b, dtype=np.float64)
+    return np.where(np.abs(diff) < UAR_TIE, 0.0, diff)
+
+
 def _comparison_rows(
     split: str,
     rep: UARReplicates,
@@ -825,7 +839,9 @@ def _comparison_rows(
         for x, y, role in tests:
             est_x, reps_x, corr_x, n_x = sides[x]
             est_y, reps_y, corr_y, n_y = sides[y]
-            low, high = percentile_ci(reps_x - reps_y, confidence_level=confidence_level)
+            low, high = percentile_ci(
+                uar_difference(reps_x, reps_y), confidence_level=confidence_level
+            )
             test = mcnemar_levels(corr_x, corr_y)
             out.append(
                 {
@@ -838,7 +854,7 @@ def _comparison_rows(
                     "n_seeds_b": n_y,
                     "uar_a": est_x,
                     "uar_b": est_y,
-                    "delta": est_x - est_y,
+                    "delta": float(uar_difference(est_x, est_y)),
                     "ci_low": low,
                     "ci_high": high,
                     "mcnemar_b": test.b,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cueprobe.metrics import MIN_CI_SPEAKERS
+from cueprobe.metrics import UAR_TIE
 
 #: row groups, in print order
 GROUPS = {
@@ -259,6 +260,8 @@ def _three_decimals(v: float, spec: str) -> str:
     A CI bound of .0004 printed ``.000`` read as a CI touching 0 beside a verdict that
     (rightly, from the unrounded bound) said it excludes 0; -0.0004 printed ``-.000``.
     """
+    if abs(v) < UAR_TIE:  # rounding noise of a difference of equal values (``.000``)
+        v = 0.0
     if v != 0 and abs(v) < 0.0005:  # fixed point to one significant digit, never 1e-05
         digits = -math.floor(math.log10(abs(v)))
         return f"{v:{spec[:-3]}.{digits}f}"
@@ -274,6 +277,8 @@ def fmt_uar(v: float) -> str:
     ('.754', '1.000', '–')
     >>> fmt_uar(0.0004), fmt_uar(-0.0004), fmt_uar(0.0), fmt_uar(-0.0), fmt_uar(1.2e-5)
     ('.0004', '-.0004', '.000', '.000', '.00001')
+    >>> fmt_uar(5.551115123125783e-17), fmt_uar(-5.551115123125783e-17)
+    ('.000', '.000')
     """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"

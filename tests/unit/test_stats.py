@@ -463,6 +463,39 @@ def test_evaluate_tables():
     assert cur["rho"].iloc[0] < -0.5
 
 
+def test_equal_uars_summed_in_another_order_differ_by_zero_not_by_rounding_noise():
+    """Recalls (.1, .2, .3) against (.3, .2, .1): the UARs are equal, but summed in
+    another order they differed by 5.6e-17, which Table II printed as +0.00000000000000006
+    and which a verdict could read as a CI bound above or below 0."""
+    labels = ["angry", "happy", "sad"]
+    rows, audio_only, aligned = [], [], []
+    for s in range(5):  # every speaker alike: every resample's recalls are the same
+        for c, label in enumerate(labels):
+            for k in range(10):
+                rows.append({"utt_id": f"s{s}_{label}_{k}", "speaker": f"s{s}", "label": label})
+                audio_only.append(label if k < c + 1 else "")  # recalls .1 .2 .3
+                aligned.append(label if k < 3 - c else "")  # recalls .3 .2 .1
+    manifest = pd.DataFrame(rows).assign(split="test")
+    preds = {
+        name: pd.DataFrame(
+            {
+                "utt_id": manifest["utt_id"],
+                "pred": pred,
+                "parse_status": ["exact" if p else "unparsed" for p in pred],
+            }
+        )  # fmt: skip
+        for name, pred in (("audio_only", audio_only), ("aligned", aligned))
+    }
+    ev = evaluate(
+        preds, manifest, labels=labels, splits=["test"], n_resamples=200,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    uar = ev.metrics.set_index("condition")["uar"]
+    assert uar["aligned"] != uar["audio_only"]  # the noise is there
+    gain = ev.comparisons.set_index(["a", "b"]).loc[("aligned", "audio_only")]
+    assert (gain["delta"], gain["ci_low"], gain["ci_high"]) == (0.0, 0.0, 0.0)
+
+
 def test_evaluate_with_a_single_seed_per_intervention():
     """Regression: one shuffle seed and one corrupt seed still form the levels."""
     manifest, preds = fake_run()
