@@ -442,7 +442,8 @@ def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> li
             f"{ci_name(confidence_level)}s: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
             "p: exact McNemar on per-utterance correctness, Holm over each (corpus, model) "
             "family: all its primary comparisons (aligned vs audio-only, aligned vs each "
-            "perturbation level, each level vs audio-only) on all its splits together."
+            "perturbation level, each level vs audio-only) on all its splits together; p rounded "
+            "down to two significant digits, so a p under a threshold stays under it in print."
         )
         for rec in table.to_dict("records"):
             if _few_speakers(rec):

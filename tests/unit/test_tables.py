@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from cueprobe.stats import evaluate
 from cueprobe.summary import cue_use_summary
 from tests.unit.test_stats import LABELS
 from tests.unit.test_stats import fake_run
+
+REPO = Path(__file__).resolve().parents[2]
 
 MODELS = {
     "af3": {"label": "AF3", "paper_row": "AF3", "zero_shot": True},
@@ -554,3 +557,56 @@ def test_table_rows_follow_the_config_and_its_groups(aibo):
         "Zero-shot models", "Fine-tuned ALMs", "Trained models (scored on held-out splits)",
         "Quoted references (not run here)",
     ]  # fmt: skip
+
+
+# -- the report's captions -------------------------------------------------------------------
+
+
+def _caption(name: str, *, wildcards: dict, config: dict, params: dict | None = None) -> str:
+    """A report caption rendered as Snakemake renders it (Jinja2 over a ``snakemake``
+    object), checked to be valid reStructuredText."""
+    from types import SimpleNamespace
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    template = (REPO / "workflow/report" / name).read_text()
+    text = jinja2.Template(template).render(
+        snakemake=SimpleNamespace(
+            wildcards=SimpleNamespace(**wildcards),
+            params=SimpleNamespace(**(params or {})),
+            config=config,
+        )
+    )
+    parts = publish_parts(text, writer="html", settings_overrides={"report_level": 2})
+    assert "system-message" not in parts["body"], parts["body"]
+    return " ".join(text.split())
+
+
+def test_report_captions_name_their_table_and_the_grid_they_show():
+    """Both tables' files were captioned "Table 2"/"Table 3" (the files say II and III)
+    with one text describing both; Figure 3's caption promised a t-interval over seeds
+    that a one-seed grid does not draw."""
+    config = {
+        "seed": 0,
+        "evaluation": {"confidence_level": 0.9, "n_resamples": 1000, "alpha": 0.05},
+        "interventions": {"corrupt_seeds": [0, 1]},
+    }
+    two = _caption("tables.rst", wildcards={"table": "2"}, config=config)
+    three = _caption("tables.rst", wildcards={"table": "3"}, config=config)
+    assert two.startswith("Table II (CSV") and "McNemar" not in two and "‡" not in two
+    assert three.startswith("Table III (CSV") and "90% CIs" in three and "rounded down" in three
+    seeds = {"corpus": "c", "model": "m"}
+    many = _caption("figure3.rst", wildcards=seeds, config=config)
+    assert "mean and 90% t-interval over seeds" in many
+    config["interventions"]["corrupt_seeds"] = [0]
+    one = _caption("figure3.rst", wildcards=seeds, config=config)
+    assert "one seed (no interval)" in one and "t-interval" not in one
+    for name in ("figure1.rst", "figure2.rst", "summary.rst", "workflow.rst"):
+        _caption(name, wildcards=seeds, config=config)
+    _caption(
+        "tokens_edges.rst",
+        wildcards=seeds,
+        config=config,
+        params={"n_bins": 5, "fit_on": "train", "gender_specific": ["PITCH"]},
+    )
