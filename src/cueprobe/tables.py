@@ -376,7 +376,11 @@ def _display(
         for split in TABLE2_SPLITS:
             header += [f"{split} {minus}", f"{split} {plus}", f"{split} {delta}"]
             if paper:
-                header += [f"{split} paper {minus}", f"{split} paper {plus}"]
+                header += [
+                    f"{split} paper {minus}",
+                    f"{split} paper {plus}",
+                    f"{split} paper {delta}",
+                ]
     else:
         header = [
             "Model",
@@ -411,6 +415,7 @@ def _display(
                     cells += [
                         fmt_uar(rec.get(f"{split}_uar_minus_paper")),
                         fmt_uar(rec.get(f"{split}_uar_plus_paper")),
+                        fmt_delta(rec.get(f"{split}_delta_paper")),
                     ]
         else:
             mark = " ‡" if _few_speakers(rec) else ""

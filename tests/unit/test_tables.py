@@ -138,6 +138,13 @@ def test_table2_dev_test_columns_and_missing_split(aibo):
     md = tables.to_markdown(t, kind="II", title="Table II")
     assert md.splitlines()[2].startswith("| Model | dev UAR⁻ | dev UAR⁺ | dev Δ |")
     assert "| Reference | – | – | – |" in md
+    # the paper's Δ beside its UARs, as in Table III (the csv had it, md and tex did not)
+    header = md.splitlines()[2]
+    assert "| dev paper UAR⁻ | dev paper UAR⁺ | dev paper Δ |" in header
+    af3_row = next(line for line in md.splitlines() if line.startswith("| AF3"))
+    assert "| .259 | .268 | +0.009 |" in af3_row
+    tex = tables.to_latex(t, kind="II", title="Table II", label="tab:2")
+    assert "+0.009" in tex
 
 
 def test_tables_without_paper_rows_have_no_paper_columns(iemocap):
