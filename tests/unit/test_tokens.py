@@ -371,6 +371,17 @@ def test_figure_frequencies_and_plot(demo, tokens):
     # was 9.9 x 14 in), in one face and weight (a bold one was a second embedded font)
     assert fig.get_figwidth() == PAGE_WIDTH_IN and fig.get_figheight() < 9.0
     assert figure_bytes(fig, "pdf").count(b"/FontFile2") == 1
+    # each panel spans its own values: 3 bins filled the left half of a panel as wide as
+    # VOICE_QUALITY's six values
+    three = freqs[freqs["concept"] != "VOICE_QUALITY"].copy()
+    three = three[
+        three["value"].isin(["LOW", "MID", "HIGH", "DARK", "BRIGHT", "STATIC", "DYNAMIC"])
+    ]
+    vq = freqs[freqs["concept"] == "VOICE_QUALITY"]
+    fig = plot_token_distribution(pd.concat([three, vq]), title="3 bins")
+    for ax in fig.axes:
+        assert ax.get_xlim() == (-0.5, len(ax.get_xticks()) - 0.5)
+    assert sorted({len(ax.get_xticks()) for ax in fig.axes}) == [3, 6]
     with pytest.raises(ValueError, match=r"labels \['angry'\] are not in the label set"):
         token_frequencies(
             tok, manifest, vocabularies=vocabularies(5), labels=["sad", "happy", "neutral"]

@@ -104,7 +104,7 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
                     ax.annotate(f"{100 * fx:.0f}", (x, y), ha="center", va="center", fontsize=6)
         ax.set_xticks(np.arange(len(values)), [v.replace("_", " ") for v in values], fontsize=7)
         ax.set_yticks(np.arange(len(labels)), labels[::-1], fontsize=7)
-        ax.set_xlim(-0.5, n_values - 0.5)
+        ax.set_xlim(-0.5, len(values) - 0.5)  # each panel spans its own values
         ax.set_ylim(-0.6, len(labels) - 0.4)
         ax.set_title(concept, loc="left", fontsize=8, pad=2)
         ax.tick_params(length=2, pad=2)
