@@ -8,7 +8,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config is the default; `--configfile my.yaml` replaces it, never extends it
+# (which would keep the demo corpora beside yours), in every Snakemake process: a
+# profile's `replace-workflow-config` is not passed on to cluster jobs (Snakemake 9.27).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
