@@ -245,3 +245,40 @@ def test_encode_wav_converts_other_formats(tmp_path, write_wav):
     soundfile.write(tmp_path / "a.flac", signal, rate)
     data = base64.b64decode(encode_wav(str(tmp_path / "a.flac")))
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def test_null_content_is_retried_unless_the_model_was_cut_off_while_reasoning(requests_, caplog):
+    """``content: null`` was stored as the answer ``""`` and never asked again, though the
+    docstring promised a retry; beside vLLM's ``reasoning_content`` it is the model cut
+    off at max_new_tokens: an unparsed answer, the same on every try."""
+    null = {"choices": [{"message": {"content": None}}]}
+    cut = {"choices": [{"message": {"content": None, "reasoning_content": "Hmm, the pitch"}}]}
+    with ChatServer(script=[(200, null, {}), None, (200, cut, {})]) as server:
+        backend = _backend(server.url, max_retries=1, concurrency=1)
+        with caplog.at_level(logging.WARNING):
+            assert backend.generate(requests_[:2]) == ["answer: q0", ""]
+    assert len(server.bodies) == 3  # the null one was asked twice
+    assert "reasoning but no content" in caplog.text
+
+
+def test_a_file_that_cannot_be_converted_is_an_error_answer_naming_it(
+    requests_, tmp_path, write_wav, caplog
+):
+    """A FLAC whose header reads but whose data does not decode crashed every run of the
+    job with soundfile's bare "unknown error in flac decoder", naming no file."""
+    import dataclasses
+
+    import soundfile
+
+    signal, rate = soundfile.read(write_wav(tmp_path / "b.wav"))
+    soundfile.write(tmp_path / "b.flac", signal, rate)
+    data = (tmp_path / "b.flac").read_bytes()
+    (tmp_path / "b.flac").write_bytes(data[: len(data) // 2])  # truncated
+    bad = dataclasses.replace(requests_[1], audio_path=str(tmp_path / "b.flac"))
+    with ChatServer() as server:
+        backend = _backend(server.url, concurrency=2)
+        with caplog.at_level(logging.WARNING):
+            got = backend.generate([requests_[0], bad, requests_[2]])
+    assert got == ["answer: q0", None, "answer: q2"]
+    assert f"{tmp_path / 'b.flac'} (u1) cannot be read" in caplog.text
+    assert len(server.bodies) == 2

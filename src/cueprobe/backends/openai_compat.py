@@ -233,7 +233,15 @@ class OpenAIBackend:
         return False, f"HTTP {response.status_code}: {detail}"
 
     def _call(self, request: Request) -> str | None:
-        body = self.payload(request)
+        try:
+            body = self.payload(request)
+        except (OSError, RuntimeError) as err:  # soundfile's decoder errors are RuntimeErrors
+            log.warning(
+                "%s (%s) cannot be read or converted to WAV (%s: %s): an error answer, "
+                "asked again on a forced re-run",
+                request.audio_path, request.utt_id, type(err).__name__, err,
+            )  # fmt: skip
+            return None
         for attempt in range(self.max_retries + 1):
             response = None
             try:
@@ -308,9 +316,27 @@ class OpenAIBackend:
 
 
 def _answer_text(response: httpx.Response) -> str | None:
-    """The answer of a 200, or None when it has none (a server that is not compatible)."""
+    """The answer of a 200, or None when it has none (a server that is not compatible,
+    or ``content: null`` alone: worth a retry).
+
+    ``content: null`` beside a ``reasoning_content`` (vLLM's reasoning parser) is a model
+    cut off while it reasoned (``max_new_tokens``): that is its answer, ``""`` (unparsed),
+    the same on every try; a warning says so.
+    """
     try:
-        content = response.json()["choices"][0]["message"]["content"]
+        message = response.json()["choices"][0]["message"]
+        content = message["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         return None
-    return (content or "").strip()
+    if content is None:
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if not isinstance(reasoning, str):
+            return None
+        log.warning(
+            "an answer with reasoning but no content (cut off at max_new_tokens?): unparsed; %r",
+            reasoning[-120:],
+        )
+        return ""
+    if not isinstance(content, str):
+        return None
+    return content.strip()
