@@ -578,8 +578,9 @@ class Evaluation:
     ----------
     metrics : pandas.DataFrame
         One row per (split, condition): uar, ci_low, ci_high, wa, n, n_speakers,
-        n_unparsed, unparsed_rate, n_resamples, n_distinct_resamples, n_degenerate,
-        kind, p, seed.
+        n_unparsed, unparsed_rate (``unparsed`` and ``error`` answers, both scored wrong),
+        n_error (of them, ``error``: the model or its server failed, no answer),
+        n_resamples, n_distinct_resamples, n_degenerate, kind, p, seed.
     confusion : pandas.DataFrame
         Long format, one row per (split, condition, true, pred): count, rate
         (row-normalised; ``pred`` = ``other`` collects answers outside the set).
@@ -753,6 +754,7 @@ def evaluate(
                     "n_speakers": rep.n_speakers,
                     "n_unparsed": n_unparsed,
                     "unparsed_rate": n_unparsed / rep.n,
+                    "n_error": int((preds[name]["parse_status"] == "error").sum()),
                     "n_resamples": rep.n_resamples,
                     "n_distinct_resamples": n_distinct,
                     "n_degenerate": rep.n_degenerate,

@@ -235,17 +235,27 @@ def _degradation(
 
 
 def _unreadable(m: pd.DataFrame, levels: list[str]) -> str | None:
-    """Why a verdict over ``levels`` is not given: most answers of one of them unparsed.
+    """Why a verdict over ``levels`` is not given: most answers of one of them unparsed,
+    or more than :data:`TOLERATED_ERRORS` of them errors.
 
     ``m``: a split's metrics by condition; a level is a condition or a seed family
     (``shuffle``, ``corrupt``: its runs with p > 0), whose runs' mean share counts.
     """
+    errors = m["n_error"] / m["n"] if "n_error" in m else pd.Series(0.0, index=m.index)
     for level in levels:
         if level in ("shuffle", "corrupt"):
-            runs = m[(m["kind"] == level) & ((m["p"] > 0) if level == "corrupt" else True)]
-            share = runs["unparsed_rate"].mean() if len(runs) else 0.0
+            runs = (m["kind"] == level) & ((m["p"] > 0) if level == "corrupt" else True)
+            share = m.loc[runs, "unparsed_rate"].mean() if runs.any() else 0.0
+            error = errors[runs].mean() if runs.any() else 0.0
         else:
             share = m["unparsed_rate"].get(level, 0.0)
+            error = errors.get(level, 0.0)
+        if error > TOLERATED_ERRORS:
+            return (
+                f"Not assessed: {error:.1%} of the {level} answers are errors (the model or "
+                "its server failed on them, counted wrong); a forced re-run of the "
+                "inference jobs asks them again."
+            )
         if share >= UNUSABLE_UNPARSED:
             return (
                 f"Not assessed: {share:.1%} of the {level} answers are unparsed (counted "
@@ -280,14 +290,22 @@ def _verdicts(
 #: an audio-only unparsed share from which the verdicts are not given: every comparison
 #: is against audio-only, and most of its answers would be wrong by default
 UNUSABLE_UNPARSED = 0.5
+#: the share of error answers (no answer: the model or its server failed) above which a
+#: verdict reading that condition is not given. Each error is scored wrong, so errors that
+#: fall on one condition more than another (a server's context limit hits the longer
+#: token prompts) shift its UAR by about their share times the accuracy: 27 % of
+#: errors made "aligned tokens hurt" with Holm p 4e-6 out of a model right on every
+#: answer it gave, and the paper's effects are 0.01-0.04
+TOLERATED_ERRORS = 0.01
 
 
 def answer_alarms(
     metrics: pd.DataFrame, confusion: pd.DataFrame | None = None
 ) -> dict[str, list[str]]:
-    """Per split, what makes the model's audio-only answers unfit to read the page by.
+    """Per split, what makes the model's answers unfit to read the page by.
 
-    Most audio-only answers unparsed (a wrong prompt, ``answer_pattern`` or
+    Error answers in any condition (``n_error``: no answer, counted wrong), most
+    audio-only answers unparsed (a wrong prompt, ``answer_pattern`` or
     ``max_new_tokens``; a model that answers in sentences), or one label for every clip
     (``confusion``: the model may not hear the audio; UAR is 1/k by construction).
 
@@ -302,6 +320,16 @@ def answer_alarms(
     for split, m in metrics[metrics["condition"] == "audio_only"].groupby("split", sort=False):
         row = m.iloc[0]
         alarms = []
+        if "n_error" in metrics:
+            errors = metrics[(metrics["split"] == split) & (metrics["n_error"] > 0)]
+            if len(errors):
+                named = ", ".join(f"{r.condition} {int(r.n_error)}" for r in errors.itertuples())
+                alarms.append(
+                    f"{int(errors['n_error'].sum())} error answer(s), where the model or its "
+                    f"server failed (counted wrong; {named}): the job logs name the files; "
+                    "`snakemake --forcerun query_audio_only query_token_conditions "
+                    "query_model_shard` asks only them again"
+                )
         if row["unparsed_rate"] >= UNUSABLE_UNPARSED:
             alarms.append(
                 f"{row['unparsed_rate']:.1%} of the {int(row['n'])} audio-only answers are "

@@ -309,6 +309,54 @@ def test_cue_use_summary_gives_no_verdicts_on_answers_it_could_not_read():
     assert answer_alarms(ev.metrics, ev.confusion) == {"test": []}
 
 
+def test_error_answers_void_the_verdicts_that_read_them_and_raise_an_alarm():
+    """Error rows (the model or its server failed: no answer) were scored wrong and
+    counted as unparsed: a server that rejected 27 % of the token prompts made "Aligned
+    tokens hurt" with Holm p 4e-6 out of a model right on every answer it gave, exit 0."""
+    from cueprobe.summary import TOLERATED_ERRORS
+    from cueprobe.summary import answer_alarms
+
+    manifest, preds = fake_run(seed=5)
+    rejected = preds["aligned"].copy()
+    rejected.loc[: len(rejected) // 4, ["pred", "parse_status"]] = ["", "error"]
+    ev = evaluate(
+        preds | {"aligned": rejected}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    m = ev.metrics.set_index("condition")
+    n_error = len(rejected.loc[: len(rejected) // 4])
+    assert m.loc["aligned", "n_error"] == n_error and m.loc["audio_only", "n_error"] == 0
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05,
+        confusion=ev.confusion,
+    )  # fmt: skip
+    verdicts = {x.split("**")[1]: x for x in text.splitlines() if x.startswith("- **")}
+    share = n_error / len(manifest)
+    assert share > TOLERATED_ERRORS
+    assert [n for n, x in verdicts.items() if f"{share:.1%} of the aligned answers are errors" in x] == [
+        "Token sensitivity", "Alignment", "Monotone degradation",
+    ]  # fmt: skip
+    (alarm,) = answer_alarms(ev.metrics, ev.confusion)["test"]
+    assert alarm.startswith(f"{n_error} error answer(s), where the model or its server failed")
+    assert f"aligned {n_error})" in alarm and "--forcerun query_audio_only" in alarm
+    assert "**Check the answers first.**" in text
+    # one error in a condition: an alarm, but the verdicts stand (under the tolerance)
+    one = preds["aligned"].copy()
+    one.loc[0, ["pred", "parse_status"]] = ["", "error"]
+    ev = evaluate(
+        preds | {"aligned": one}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert 1 / len(manifest) <= TOLERATED_ERRORS
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05
+    )
+    assert "Not assessed" not in text
+    assert answer_alarms(ev.metrics)["test"][0].startswith("1 error answer(s)")
+    # metrics written before n_error existed are read as before
+    assert answer_alarms(ev.metrics.drop(columns="n_error")) == {"test": []}
+
+
 COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]
 
 

@@ -39,7 +39,7 @@ bfloat16, as with batching, an answer can now and then flip.
 A batch that fails (a file unreadable since the manifest was built, a clip too short to
 give the model :data:`MIN_AUDIO_TOKENS` audio tokens, CUDA out of memory on one long
 batch) is answered again one request at a time; a request that fails alone is an error
-answer (``None``: ``parse_status == "error"`` downstream, asked again on the next run)
+answer (``None``: ``parse_status == "error"`` downstream, asked again when the job runs again, e.g. `--forcerun query_token_conditions`)
 with a warning naming its file, so that one bad file does not stop the job on every run.
 :data:`FAILED_FILES_IN_ROW` files in a row failing alone is a fault of the set-up, not of
 the files: the job stops with the last error.
@@ -665,7 +665,7 @@ class TransformersBackend:
             return self._failed(request, err, model_fault=False)
         try:
             (text,) = self._answer(inputs)
-        except Exception as err:  # noqa: BLE001 - an error answer, asked again next run
+        except Exception as err:  # noqa: BLE001 - an error answer, asked again on a re-run
             _release(err)
             return self._failed(request, err, model_fault=True)
         self._failed_in_row = 0
@@ -682,8 +682,8 @@ class TransformersBackend:
                     "not of the files; the answers of earlier batches are in the journal"
                 ) from err
         log.warning(
-            "%s: %s (%s: %s); its rows are parse status `error` (wrong), asked again on the "
-            "next run",
+            "%s: %s (%s: %s); its rows are parse status `error` (wrong), asked again on a "
+            "forced re-run of the job",
             request.audio_path,
             "the model failed on it" if model_fault else "cannot be put to the model",
             type(err).__name__,

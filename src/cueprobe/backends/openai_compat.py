@@ -10,7 +10,7 @@ Transient failures are retried with exponential backoff (``backoff_s * 2**attemp
 ``max_backoff_s``, or the server's ``Retry-After``): connection errors, timeouts, 5xx, 429 and
 a 200 without an answer. A request the server rejects as malformed (400, 413, 422: e.g. audio
 longer than the model takes), and one that still fails after every retry, is recorded as an
-error answer (``None``: ``parse_status == "error"`` downstream, asked again on the next run)
+error answer (``None``: ``parse_status == "error"`` downstream, asked again when the job runs again, e.g. `--forcerun query_token_conditions`)
 with a warning, so that one request the server cannot answer (a file that crashes its
 decoder, one longer than ``timeout_s``) does not stop the job on every run. The job stops
 with :class:`ServerUnavailableError`, naming ``base_url``, when the server is unreachable
@@ -274,7 +274,7 @@ class OpenAIBackend:
             )
         log.warning(
             "%s failed request %s %d time(s) (last error: %s): an error answer, asked again "
-            "on the next run",
+            "on a forced re-run of the job",
             self.base_url,
             request.utt_id,
             self.max_retries + 1,
