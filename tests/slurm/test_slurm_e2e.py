@@ -130,7 +130,7 @@ def run_through_slurm(python: Path, workdir: Path) -> subprocess.CompletedProces
         E2E_CONFIG,
         "--workflow-profile",
         REPO / "profiles/slurm",
-        # poll every second: the profile's 10 s suit a shared cluster, not a test
+        # poll every second: the profile's 30 s suit a shared cluster, not a test
         "--slurm-init-seconds-before-status-checks",
         "1",
         "--seconds-between-status-checks",

@@ -830,3 +830,28 @@ def test_adapter_revision_is_pinned_and_dtype_auto_is_float32_on_cpu(
     assert seen == ["r1", "abc123"]  # its own repo: the model revision; dtype auto: float32
     assert seen[0].resolved == "c0ffee"  # ... the very commit the model loaded from
     assert other.info.decoding.endswith("; adapter=org/lora@abc123")
+
+
+def test_a_job_given_gpus_that_torch_cannot_use_fails_instead_of_running_on_the_cpu(
+    monkeypatch,
+) -> None:
+    """A torch build for a newer CUDA than the node's driver sees no GPU: the job ran a
+    7B model on its 4 CPUs until the time limit, silently. Where the job was given GPUs
+    (SLURM sets CUDA_VISIBLE_DEVICES for --gpus) that is now an error naming the cause."""
+    from cueprobe.backends.hf import default_device
+    from cueprobe.backends.hf import load_setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(
+        RuntimeError, match=r"given GPU\(s\) \(CUDA_VISIBLE_DEVICES=0\).*built for CUDA"
+    ):
+        default_device()
+    with pytest.raises(RuntimeError, match="CUDA_VISIBLE_DEVICES=0"):
+        load_setup("any/model", architecture="qwen2_audio")  # before any download or load
+    assert load_setup("any/model", architecture="qwen2_audio", device="cpu")["device"] == "cpu"
+    for cpu in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cpu)
+        assert default_device() == "cpu"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert default_device() == "cpu"

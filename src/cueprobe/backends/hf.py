@@ -52,6 +52,7 @@ import dataclasses
 import hashlib
 import inspect
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ __all__ = [
     "ARCHITECTURES",
     "TransformersBackend",
     "common_prefix_length",
+    "default_device",
     "end_of_turn_ids",
     "load_audio",
     "load_setup",
@@ -269,7 +271,7 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.system_prompt = system_prompt
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
         self._pads = arch.processor_pads
         self._takes_rate = arch.processor_takes_rate
         self._truncates = arch.truncates_audio
@@ -740,6 +742,30 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
     )
 
 
+def default_device() -> str:
+    """``"cuda"`` when torch can use a GPU, else ``"cpu"``; an error where GPUs were given
+    to the job (``CUDA_VISIBLE_DEVICES``, as SLURM sets it for ``--gpus``) but torch
+    cannot use them.
+
+    A torch build for a newer CUDA than the node's driver supports (the lock's is CUDA
+    13.0, driver >= 580) sees no GPU: the job ran a 7B model on 4 CPUs until its time
+    limit, silently. ``CUDA_VISIBLE_DEVICES=""`` (or ``-1``) asks for the CPU.
+    """
+    if torch.cuda.is_available():
+        return "cuda"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if visible and visible not in ("-1", "NoDevFiles"):
+        raise RuntimeError(
+            f"the job was given GPU(s) (CUDA_VISIBLE_DEVICES={visible}) but torch "
+            f"{torch.__version__} cannot use them: it is built for CUDA {torch.version.cuda}, "
+            "which needs an NVIDIA driver that supports it (nvidia-smi shows the CUDA version "
+            "the driver supports); install a torch build for your driver in the job's "
+            "environment, or set resources.gpu: 0 and CUDA_VISIBLE_DEVICES='' to run on the CPU"
+        )
+    log.info("no CUDA device: the model runs on the CPU")
+    return "cpu"
+
+
 def load_setup(
     model_id: str,
     *,
@@ -788,7 +814,7 @@ def _setup(
     (``str`` subclasses that carry the commit for ``from_pretrained``)."""
     import transformers
 
-    device_type = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    device_type = torch.device(device or default_device()).type
     if dtype == "auto" and device_type == "cpu":
         dtype = "float32"
     pinned, commit = resolved_revision(model_id, revision)
