@@ -519,6 +519,28 @@ def test_duplicate_ids_name_their_rows_and_say_why(tmp_path, write_wav):
         split_kept(rows)
 
 
+def test_one_file_under_two_spellings_or_ids_is_an_error(tmp_path, write_wav):
+    """``audio/x.wav`` and ``audio/../audio/x.wav`` (or one path under two utt_ids) made
+    two manifest rows of one clip, labelled angry and sad, under two speakers."""
+    write_wav(tmp_path / "audio/x.wav")
+    write_wav(tmp_path / "audio/y.wav", freq=200.0)
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "path,label,speaker\naudio/x.wav,angry,s1\naudio/../audio/x.wav,sad,s2\n"
+        "audio/y.wav,sad,s3\n"
+    )
+    audio = (tmp_path / "audio/x.wav").resolve()
+    with pytest.raises(CorpusError) as err:
+        build_manifest("csv", sheet, labels={"angry": [], "sad": []})
+    assert str(err.value) == (
+        f"1 audio file(s) listed more than once under different ids or spellings: {audio} "
+        "(s.csv:2, s.csv:3: labels angry, sad). List each file once."
+    )
+    sheet.write_text("path,label,speaker,utt_id\naudio/x.wav,sad,s1,a\naudio/x.wav,sad,s1,b\n")
+    with pytest.raises(CorpusError, match="listed more than once under different ids"):
+        build_manifest("csv", sheet, labels={"sad": []})
+
+
 def test_audio_reasons_name_where_the_row_comes_from(tmp_path, write_wav):
     """label_not_in_set named its line and missing_audio did not; exclusions still count
     by kind."""

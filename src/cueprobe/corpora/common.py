@@ -110,10 +110,11 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     ------
     CorpusError
         An utt_id holds a control character (a tab or a line break would split the
-        answer journal's keys), or two rows share an utt_id.
+        answer journal's keys), two rows share an utt_id, or two kept rows name one
+        audio file (``a/x.wav`` and ``a/../a/x.wav``, a link to it).
     """
     _check_ids(candidates)
-    kept, dropped = [], []
+    kept, dropped, kept_rows = [], [], []
     for row in candidates:
         reason = row.get("reason")
         if reason is None:
@@ -124,8 +125,10 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 reason = f"{reason} ({row['where']})"
         if reason is None:
             kept.append({c: row[c] for c in MANIFEST_COLUMNS})
+            kept_rows.append(row)
         else:
             dropped.append({"utt_id": row["utt_id"], "path": row["path"], "reason": reason})
+    _check_files(kept_rows)
     manifest = pd.DataFrame(kept, columns=MANIFEST_COLUMNS)
     manifest["duration_s"] = manifest["duration_s"].astype(float)
     for col in MANIFEST_COLUMNS:
@@ -188,6 +191,27 @@ def control_characters(text: str) -> list[str]:
 def _row_place(row: dict) -> str:
     """Where a candidate row comes from: its ``where``, else its audio path."""
     return row.get("where") or f"audio {row['path']}"
+
+
+def _check_files(kept: list[dict]) -> None:
+    """Two kept utterances must not be one audio file, however its path is spelt: the
+    same clip twice (under two ids, a ``..`` in one path, a link) counts twice in every
+    test, and with two labels contradicts itself."""
+    rows_of: dict[str, list[dict]] = {}
+    for row in kept:
+        rows_of.setdefault(str(Path(row["path"]).resolve()), []).append(row)
+    dup = {f: rows for f, rows in rows_of.items() if len(rows) > 1}
+    if not dup:
+        return
+    shown = [
+        f"{f} ({', '.join(row.get('where') or repr(row['utt_id']) for row in rows)}: labels "
+        f"{', '.join(dict.fromkeys(str(row['label']) for row in rows))})"
+        for f, rows in list(dup.items())[:10]
+    ]
+    raise CorpusError(
+        f"{len(dup)} audio file(s) listed more than once under different ids or spellings: "
+        f"{'; '.join(shown)}. List each file once."
+    )
 
 
 def _check_ids(candidates: list[dict]) -> None:
