@@ -362,6 +362,35 @@ def test_a_configured_class_without_rows_is_an_error_naming_the_sheets_labels(tm
     assert len(manifest) == 6
 
 
+def test_a_subset_of_an_adapters_classes_leaves_the_others_out_with_their_reason(
+    tmp_path, write_wav
+):
+    """3-way IEMOCAP (a subset of the adapter's 4 classes) failed the manifest job with
+    "labels ['happy'] of the iemocap adapter are not in the configured set"; a csv sheet
+    leaves such rows out with their reason, and so do the adapters now."""
+    _iemocap_tree(tmp_path, write_wav)
+    full, _ = build_manifest("iemocap", tmp_path)
+    keep = sorted(set(full["label"]))[1:]
+    manifest, excluded = build_manifest("iemocap", tmp_path, labels={k: [] for k in keep})
+    assert set(manifest["label"]) == set(keep) and len(manifest) < len(full)
+    gone = full[~full["label"].isin(keep)]
+    reasons = excluded.set_index("utt_id")["reason"]
+    for utt_id, label in zip(gone["utt_id"], gone["label"], strict=True):
+        assert reasons[utt_id] == f"label_not_in_set: {label}"
+    assert excluded["utt_id"].is_monotonic_increasing
+
+
+def test_a_class_lost_to_missing_audio_is_not_blamed_on_its_name(tmp_path, write_wav):
+    """The only happy row's file is missing: the error said only that no label was left
+    out as not in the set, and told the user to rename the classes."""
+    for name in ("a", "s"):
+        write_wav(tmp_path / f"{name}.wav", 0.5)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker\na.wav,angry,s1\nh.wav,happy,s2\ns.wav,sad,s3\n")
+    with pytest.raises(CorpusError, match=r"Left out for other reasons: missing_audio 1 "):
+        build_manifest("csv", sheet, labels={"angry": [], "happy": [], "sad": []})
+
+
 def test_csv_errors(tmp_path, write_wav):
     with pytest.raises(CorpusError, match="corpus sheet not found"):
         build_manifest("csv", tmp_path / "nope.csv")

@@ -123,12 +123,25 @@ def build_manifest(
     else:
         raise CorpusError(f"unknown adapter {adapter!r}; one of {ADAPTERS}")
     if labels is not None and adapter != "csv":
-        bad = sorted(set(manifest["label"]) - set(labels))
-        if bad:
-            raise CorpusError(
-                f"labels {bad} of the {adapter} adapter are not in the configured set "
-                f"{sorted(labels)} (the corpus' `labels:`)"
-            )
+        # a subset of the adapter's classes (3-way IEMOCAP): the others are left out,
+        # each with its reason, as a csv sheet's are
+        out = ~manifest["label"].isin(list(labels))
+        if out.any():
+            left = manifest[out]
+            excluded = pd.concat(
+                [
+                    excluded,
+                    pd.DataFrame(
+                        {
+                            "utt_id": left["utt_id"],
+                            "path": left["path"],
+                            "reason": "label_not_in_set: " + left["label"].astype(str),
+                        }
+                    ),
+                ],
+                ignore_index=True,
+            ).sort_values("utt_id", ignore_index=True)
+            manifest = manifest[~out].reset_index(drop=True)
     if manifest.empty:  # else it fails jobs later, for want of data, far from the cause
         why = exclusion_detail(excluded, top=3) or "none read"
         first = f"; the first: {excluded['reason'].iloc[0]}" if len(excluded) else ""
@@ -140,10 +153,11 @@ def build_manifest(
         if absent:  # a class without rows: its recall is undefined, UAR over the others
             unmatched = (
                 excluded["reason"]
-                .str.extract(r"^label_not_in_set: (.*) \(line \d+\)$", expand=False)
+                .str.extract(r"^label_not_in_set: (.*?)(?: \(line \d+\))?$", expand=False)
                 .dropna()
                 .value_counts()
             )
+            other = excluded[~excluded["reason"].str.startswith("label_not_in_set")]
             hint = (
                 ", ".join(f"{label!r} ({n})" for label, n in unmatched.head(8).items())
                 if len(unmatched)
@@ -153,5 +167,11 @@ def build_manifest(
                 f"{root}: no kept utterance has label(s) {absent} of the configured set "
                 f"{list(labels)} (the corpus' `labels:`); labels left out as not in the set: "
                 f"{hint}. Name the classes as the corpus does, or leave the absent ones out."
+                + (
+                    f" Left out for other reasons: {exclusion_detail(other, top=3)} (their "
+                    "labels may be the absent ones)."
+                    if len(other)
+                    else ""
+                )
             )
     return manifest, excluded
