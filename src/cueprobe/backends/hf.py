@@ -71,6 +71,10 @@ log = logging.getLogger(__name__)
 MIN_AUDIO_TOKENS = 2
 #: files in a row on whose prepared inputs the model failed alone: the set-up is at fault
 FAILED_FILES_IN_ROW = 5
+#: part of :func:`load_setup`: bump it when a change here changes what a model answers or
+#: its header (decoding, stop tokens, prompt rendering), so that a job does not take the
+#: answers of the old code from the journal without loading the model
+BACKEND_VERSION = 1
 
 
 class AudioTooShortError(ValueError):
@@ -835,6 +839,7 @@ def _setup(
         "adapter_revision": None if adapter_revision is None else str(adapter_revision),
         "adapter_files": local_digest(adapter) if adapter and adapter != model_id else None,
         "transformers": transformers.__version__,
+        "backend_version": BACKEND_VERSION,
     }
     if adapter is not None:
         from importlib.metadata import version
