@@ -842,6 +842,8 @@ def test_a_job_given_gpus_that_torch_cannot_use_fails_instead_of_running_on_the_
     from cueprobe.backends.hf import load_setup
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for var in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with pytest.raises(
         RuntimeError, match=r"given GPU\(s\) \(CUDA_VISIBLE_DEVICES=0\).*built for CUDA"
@@ -855,3 +857,11 @@ def test_a_job_given_gpus_that_torch_cannot_use_fails_instead_of_running_on_the_
         assert default_device() == "cpu"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert default_device() == "cpu"
+    # in a SLURM job what SLURM allocated counts: a CPU job may inherit the submitting
+    # shell's CUDA_VISIBLE_DEVICES
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert default_device() == "cpu"
+    monkeypatch.setenv("SLURM_JOB_GPUS", "0")
+    with pytest.raises(RuntimeError, match=r"SLURM_JOB_GPUS=0"):
+        default_device()

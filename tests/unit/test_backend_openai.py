@@ -253,12 +253,14 @@ def test_null_content_is_retried_unless_the_model_was_cut_off_while_reasoning(re
     off at max_new_tokens: an unparsed answer, the same on every try."""
     null = {"choices": [{"message": {"content": None}}]}
     cut = {"choices": [{"message": {"content": None, "reasoning_content": "Hmm, the pitch"}}]}
-    with ChatServer(script=[(200, null, {}), None, (200, cut, {})]) as server:
+    refused = {"choices": [{"message": {"content": None, "refusal": "I cannot help."}}]}
+    script = [(200, null, {}), None, (200, cut, {}), (200, refused, {})]
+    with ChatServer(script=script) as server:
         backend = _backend(server.url, max_retries=1, concurrency=1)
         with caplog.at_level(logging.WARNING):
-            assert backend.generate(requests_[:2]) == ["answer: q0", ""]
-    assert len(server.bodies) == 3  # the null one was asked twice
-    assert "reasoning but no content" in caplog.text
+            assert backend.generate(requests_[:3]) == ["answer: q0", "", ""]
+    assert len(server.bodies) == 4  # the null one was asked twice
+    assert "reasoning but no content" in caplog.text and "a refusal" in caplog.text
 
 
 def test_a_file_that_cannot_be_converted_is_an_error_answer_naming_it(

@@ -562,11 +562,19 @@ def test_one_file_under_two_spellings_or_ids_is_an_error(tmp_path, write_wav):
     with pytest.raises(CorpusError) as err:
         build_manifest("csv", sheet, labels={"angry": [], "sad": []})
     assert str(err.value) == (
-        f"1 audio file(s) listed more than once under different ids or spellings: {audio} "
+        "1 audio file(s) listed more than once (under different ids, spellings, or links to "
+        f"one file, as a content-addressed store makes of identical recordings): {audio} "
         "(s.csv:2, s.csv:3: labels angry, sad). List each file once."
     )
     sheet.write_text("path,label,speaker,utt_id\naudio/x.wav,sad,s1,a\naudio/x.wav,sad,s1,b\n")
-    with pytest.raises(CorpusError, match="listed more than once under different ids"):
+    with pytest.raises(CorpusError, match=r"listed more than once \(under different ids"):
+        build_manifest("csv", sheet, labels={"sad": []})
+    # two links to one object of a content-addressed store (git-annex, DataLad: two
+    # byte-identical recordings) are one sample: the message says so
+    (tmp_path / "audio/l1.wav").symlink_to(audio)
+    (tmp_path / "audio/l2.wav").symlink_to(audio)
+    sheet.write_text("path,label,speaker\naudio/l1.wav,sad,s1\naudio/l2.wav,sad,s1\n")
+    with pytest.raises(CorpusError, match="links to one file, as a content-addressed store"):
         build_manifest("csv", sheet, labels={"sad": []})
 
 

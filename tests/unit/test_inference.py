@@ -875,6 +875,20 @@ def test_a_job_the_journal_answers_whole_does_not_load_the_model(
     assert loads == [1, 1]
     pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
 
+    # an error answer of this job's own, answered in another shard layout's journal: the
+    # own journal wins (as the loaded run reads it), so the model loads and asks again
+    # (the pipeline's layout: journal/tokens.jsonl beside journal/tokens.shard0.jsonl)
+    own = tmp_path / "journal" / "tokens.jsonl"
+    own.parent.mkdir()
+    own.write_text("".join(json.dumps(r) + "\n" for r in broken))
+    sibling = own.with_name("tokens.shard0.jsonl")
+    sibling.write_text("".join(json.dumps(r) + "\n" for r in [header, *rows]))
+    argv = [*_infer_argv(tables, out, "aligned", model), "--journal", str(own)]
+    assert main(argv) == 0  # was: AssertionError, every request was answered
+    assert loads == [1, 1, 1]
+    pd.testing.assert_frame_equal(io.read_table(out, "predictions"), expected)
+    del loads[2:]
+
     # a journal from before the set-up was recorded: loads once, asks nothing, and
     # records the set-up in a new section of the same header; then no load
     old = [{"header": header["header"]}, *rows]

@@ -494,6 +494,16 @@ def test_equal_uars_summed_in_another_order_differ_by_zero_not_by_rounding_noise
     assert uar["aligned"] != uar["audio_only"]  # the noise is there
     gain = ev.comparisons.set_index(["a", "b"]).loc[("aligned", "audio_only")]
     assert (gain["delta"], gain["ci_low"], gain["ci_high"]) == (0.0, 0.0, 0.0)
+    # nor a trend: a corruption curve of equal UARs in noisy sums ranked as rho -1, p .02
+    curve = {
+        f"corrupt_p{p}_s0": preds["aligned" if k % 2 else "audio_only"]
+        for k, p in enumerate((0, 25, 50, 75, 100))
+    }
+    ev = evaluate(
+        preds | curve, manifest, labels=labels, splits=["test"], n_resamples=50,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert np.isnan(ev.corruption["rho"]).all()
 
 
 def test_evaluate_with_a_single_seed_per_intervention():

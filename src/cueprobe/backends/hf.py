@@ -748,8 +748,8 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
 
 def default_device() -> str:
     """``"cuda"`` when torch can use a GPU, else ``"cpu"``; an error where GPUs were given
-    to the job (``CUDA_VISIBLE_DEVICES``, as SLURM sets it for ``--gpus``) but torch
-    cannot use them.
+    to the job (in a SLURM job ``SLURM_JOB_GPUS``, set for ``--gpus``; elsewhere
+    ``CUDA_VISIBLE_DEVICES``) but torch cannot use them.
 
     A torch build for a newer CUDA than the node's driver supports (the lock's is CUDA
     13.0, driver >= 580) sees no GPU: the job ran a 7B model on 4 CPUs until its time
@@ -757,14 +757,26 @@ def default_device() -> str:
     """
     if torch.cuda.is_available():
         return "cuda"
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    if visible and visible not in ("-1", "NoDevFiles"):
+    if "SLURM_JOB_ID" in os.environ:  # what SLURM allocated (CUDA_VISIBLE_DEVICES may be
+        # inherited from the shell that submitted a CPU job)
+        name = "SLURM_JOB_GPUS"
+        given = os.environ.get("SLURM_JOB_GPUS") or os.environ.get("SLURM_STEP_GPUS") or ""
+    else:
+        name = "CUDA_VISIBLE_DEVICES"
+        given = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    given = given.strip()
+    if given and given not in ("-1", "NoDevFiles"):
+        build = (
+            f"it is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver that "
+            "supports it (nvidia-smi shows the CUDA version the driver supports)"
+            if torch.version.cuda
+            else "it is a CPU-only build"
+        )
         raise RuntimeError(
-            f"the job was given GPU(s) (CUDA_VISIBLE_DEVICES={visible}) but torch "
-            f"{torch.__version__} cannot use them: it is built for CUDA {torch.version.cuda}, "
-            "which needs an NVIDIA driver that supports it (nvidia-smi shows the CUDA version "
-            "the driver supports); install a torch build for your driver in the job's "
-            "environment, or set resources.gpu: 0 and CUDA_VISIBLE_DEVICES='' to run on the CPU"
+            f"the job was given GPU(s) ({name}={given}) but torch {torch.__version__} cannot "
+            f"use them: {build}. Install a torch build for your driver in the job's "
+            "environment, or give the model `resources: {gpu: 0}` and run it where no GPU is "
+            "given (outside SLURM: CUDA_VISIBLE_DEVICES='')"
         )
     log.info("no CUDA device: the model runs on the CPU")
     return "cpu"

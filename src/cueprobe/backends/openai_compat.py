@@ -320,8 +320,9 @@ def _answer_text(response: httpx.Response) -> str | None:
     or ``content: null`` alone: worth a retry).
 
     ``content: null`` beside a ``reasoning_content`` (vLLM's reasoning parser) is a model
-    cut off while it reasoned (``max_new_tokens``): that is its answer, ``""`` (unparsed),
-    the same on every try; a warning says so.
+    cut off while it reasoned (``max_new_tokens``), and beside a ``refusal`` a model that
+    declined: that is its answer, ``""`` (unparsed), the same on every try; a warning says
+    so.
     """
     try:
         message = response.json()["choices"][0]["message"]
@@ -329,6 +330,10 @@ def _answer_text(response: httpx.Response) -> str | None:
     except (ValueError, KeyError, IndexError, TypeError):
         return None
     if content is None:
+        refusal = message.get("refusal")
+        if isinstance(refusal, str):  # the model declined: its answer, unparsed
+            log.warning("a refusal instead of an answer: unparsed; %r", refusal[:120])
+            return ""
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if not isinstance(reasoning, str):
             return None

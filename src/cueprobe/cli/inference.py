@@ -234,7 +234,10 @@ def _answered_backend(
     """
     if setup is None:
         return None
-    journals = [p for p in (path, *_sibling_journals(path)) if p.exists()]
+    # the other shard layouts first, this job's own journal last: its rows win, as in
+    # _read_journal (an error answer of its own is asked again even where a sibling has
+    # an answer)
+    journals = [p for p in (*_sibling_journals(path), path) if p.exists()]
     rows = [row for p in journals for row in _journal_rows(p.read_bytes())]
     headers = [row["header"] for row in rows if "header" in row and row.get("setup") == setup]
     if not headers:

@@ -111,7 +111,7 @@ def split_kept(candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     CorpusError
         An utt_id holds a control character (a tab or a line break would split the
         answer journal's keys), two rows share an utt_id, or two kept rows name one
-        audio file (``a/x.wav`` and ``a/../a/x.wav``, a link to it).
+        audio file (``a/x.wav`` and ``a/../a/x.wav``, two links to one file).
     """
     _check_ids(candidates)
     kept, dropped, kept_rows = [], [], []
@@ -195,10 +195,12 @@ def _row_place(row: dict) -> str:
 
 def _check_files(kept: list[dict]) -> None:
     """Two kept utterances must not be one audio file, however its path is spelt: the
-    same clip twice (under two ids, a ``..`` in one path, a link) counts twice in every
-    test, and with two labels contradicts itself."""
+    same clip twice (under two ids, a ``..`` in one path, two links to one file) counts
+    twice in every test, and with two labels contradicts itself."""
     rows_of: dict[str, list[dict]] = {}
     for row in kept:
+        # links followed, as the adapters record paths: in a content-addressed store
+        # (git-annex, DataLad) two byte-identical recordings are one object, and one sample
         rows_of.setdefault(str(Path(row["path"]).resolve()), []).append(row)
     dup = {f: rows for f, rows in rows_of.items() if len(rows) > 1}
     if not dup:
@@ -209,7 +211,8 @@ def _check_files(kept: list[dict]) -> None:
         for f, rows in list(dup.items())[:10]
     ]
     raise CorpusError(
-        f"{len(dup)} audio file(s) listed more than once under different ids or spellings: "
+        f"{len(dup)} audio file(s) listed more than once (under different ids, spellings, or "
+        f"links to one file, as a content-addressed store makes of identical recordings): "
         f"{'; '.join(shown)}. List each file once."
     )
 
