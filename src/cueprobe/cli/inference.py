@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -218,39 +217,27 @@ class _Answered:
         raise AssertionError("every request was answered in the journal")  # pragma: no cover
 
 
-def _answered_backend(
-    path: Path, setup: dict[str, Any] | None, requests: Mapping[str, Any], *, batch_size: int | None
-) -> _Answered | None:
-    """The header the journal (and its shard-layout siblings) recorded under ``setup``,
-    as a backend, when its sections under that header answer every request; else None,
-    and the model is loaded.
+def _setup_header(path: Path, setup: dict[str, Any] | None) -> dict[str, str] | None:
+    """The header the journal (or a shard-layout sibling) last recorded under ``setup``.
 
     A ``transformers`` model's header (the commit, the dtype it got, its stop tokens)
     needs the loaded model; its set-up (:func:`cueprobe.backends.hf.load_setup`) does not,
-    and the journal records it beside the header. So a job that has nothing to ask (a
-    new ``answer_pattern``, a forced re-run to re-parse, a param change) neither loads a
-    7B model nor needs its weights on the node. An error answer (None) is asked again, so
-    it needs the model.
+    and the journal records it beside the header. So a job whose every request is
+    answered under that header (a new ``answer_pattern``, a forced re-run to re-parse, a
+    param change) neither loads a 7B model nor needs its weights on the node. Only the
+    header lines are parsed.
     """
     if setup is None:
         return None
-    # the other shard layouts first, this job's own journal last: its rows win, as in
-    # _read_journal (an error answer of its own is asked again even where a sibling has
-    # an answer)
-    journals = [p for p in (*_sibling_journals(path), path) if p.exists()]
-    rows = [row for p in journals for row in _journal_rows(p.read_bytes())]
-    headers = [row["header"] for row in rows if "header" in row and row.get("setup") == setup]
-    if not headers:
-        return None
-    answers = _section_answers(rows, headers[-1])
-    if any(answers.get(k) is None for k in requests):
-        return None
-    log.info(
-        "every request is answered in %s under this set-up (%s): the model is not loaded",
-        path,
-        headers[-1]["revision"],
-    )
-    return _Answered(BackendInfo(**headers[-1]), batch_size or 1)
+    found = None
+    for p in (*_sibling_journals(path), path):  # this job's own journal last: it wins
+        if p.exists():
+            for line in p.read_bytes().splitlines():
+                if line.startswith(b'{"header"'):
+                    row = json.loads(line)
+                    if row.get("setup") == setup:
+                        found = row["header"]
+    return found
 
 
 def _read_journal(
@@ -258,7 +245,7 @@ def _read_journal(
 ) -> tuple[dict[str, str | None], bool]:
     """Answers of earlier runs under ``header``, ``answer_key -> raw_output`` (the last
     row of a key wins), and whether the journal's last section is ``header``'s, written
-    under ``setup`` (a transformers model's, see :func:`_answered_backend`; None for the
+    under ``setup`` (a transformers model's, see :func:`_setup_header`; None for the
     other backends).
 
     A journal holds a section per setting it was written under (a ``{"header": ...}``
@@ -458,7 +445,13 @@ def _infer(args: argparse.Namespace) -> None:
     )
     journal = args.journal or _default_journal(args)
     setup = load_setup(cfg, device=args.device)
-    backend = _answered_backend(journal, setup, requests, batch_size=cfg.get("batch_size"))
+    backend, header = None, _setup_header(journal, setup)
+    if header is not None:
+        answers, in_section = _read_journal(journal, header, setup)
+        # an error answer (None) is asked again, so it needs the model
+        if all(answers.get(k) is not None for k in requests):
+            log.info("every request is answered in %s: the model is not loaded", journal)
+            backend = _Answered(BackendInfo(**header), cfg.get("batch_size") or 1)
     if backend is None:
         api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
         backend = make_backend(
@@ -468,7 +461,9 @@ def _infer(args: argparse.Namespace) -> None:
             api_key=api_key,
             device=args.device,
         )
-        setup = getattr(backend, "setup", None)
+        if dataclasses.asdict(backend.info) != header:
+            header = dataclasses.asdict(backend.info)
+            answers, in_section = _read_journal(journal, header, setup)
     if cfg["backend"] == "reference" and backend.tokens is None:
         for name, path, *_ in jobs:
             with_tokens = tables[name]["token_string"].notna()
@@ -478,8 +473,6 @@ def _infer(args: argparse.Namespace) -> None:
                     "tokens classifier was given (--model-files)."
                 )
     del tables  # what is left of memory goes to the answers (a 32-condition job is large)
-    header = dataclasses.asdict(backend.info)
-    answers, in_section = _read_journal(journal, header, setup)
     writer = _JournalWriter(journal, header, answers, in_section=in_section, setup=setup)
     # an answer the model or its server failed (None, an `error` row) is asked again on every run
     done = {k for k, a in answers.items() if a is not None}
