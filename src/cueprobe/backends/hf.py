@@ -782,7 +782,24 @@ def default_device() -> str:
     return "cpu"
 
 
-def load_setup(
+def load_setup(model_id: str, **kwargs: Any) -> dict[str, Any]:
+    """What a :class:`TransformersBackend` of these arguments is loaded from, without
+    loading it: its ``setup``, which the answer journal records beside the header.
+
+    The backend's ``info`` (the journal header: the commit, the dtype the model got, the
+    stop tokens of its generation config) is a function of these: the arguments, the
+    commit the revision resolves to, the local folders' file digests, the device type and
+    the transformers (and PEFT) versions. A job whose every request the journal answered
+    under this set-up takes the header from there and does not load the model: a re-run
+    that asks nothing (a re-parse, a param change) costs no 7B load and no weights on the
+    node. Keyword arguments as :class:`TransformersBackend`'s (``architecture``,
+    ``revision``, ``dtype``, ``max_new_tokens``, ``trust_remote_code``, ``adapter``,
+    ``adapter_subfolder``, ``adapter_revision``, ``device``).
+    """
+    return _setup(model_id, **kwargs)[0]
+
+
+def _setup(
     model_id: str,
     *,
     architecture: str,
@@ -794,37 +811,6 @@ def load_setup(
     adapter_subfolder: str | None = None,
     adapter_revision: str | None = None,
     device: str | None = None,
-) -> dict[str, Any]:
-    """What a :class:`TransformersBackend` of these arguments is loaded from, without
-    loading it: its ``setup``, which the answer journal records beside the header.
-
-    The backend's ``info`` (the journal header: the commit, the dtype the model got, the
-    stop tokens of its generation config) is a function of these: the arguments, the
-    commit the revision resolves to, the local folders' file digests, the device type and
-    the transformers (and PEFT) versions. A job whose every request the journal answered
-    under this set-up takes the header from there and does not load the model: a re-run
-    that asks nothing (a re-parse, a param change) costs no 7B load and no weights on the
-    node. Arguments as :class:`TransformersBackend`'s.
-    """
-    return _setup(
-        model_id, architecture=architecture, revision=revision, dtype=dtype,
-        max_new_tokens=max_new_tokens, trust_remote_code=trust_remote_code, adapter=adapter,
-        adapter_subfolder=adapter_subfolder, adapter_revision=adapter_revision, device=device,
-    )[0]  # fmt: skip
-
-
-def _setup(
-    model_id: str,
-    *,
-    architecture: str,
-    revision: str,
-    dtype: str,
-    max_new_tokens: int,
-    trust_remote_code: bool,
-    adapter: str | None,
-    adapter_subfolder: str | None,
-    adapter_revision: str | None,
-    device: str | None,
 ) -> tuple[dict[str, Any], str, str | None]:
     """:func:`load_setup`, and the pinned revisions the model and the adapter are loaded at
     (``str`` subclasses that carry the commit for ``from_pretrained``)."""
