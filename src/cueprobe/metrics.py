@@ -31,7 +31,8 @@ MIN_CI_SPEAKERS = 5
 #: two UARs closer than this are equal: the same class recalls summed in another order
 #: differ by rounding alone (~1e-17); read as a difference, that noise put
 #: "+0.00000000000000006" in Table II and could put a CI bound on either side of 0
-UAR_TIE = 1e-12
+UAR_DECIMALS = 12
+UAR_TIE = 10.0**-UAR_DECIMALS
 
 
 class DegenerateEffectWarning(RuntimeWarning):

@@ -70,6 +70,7 @@ from scipy import special
 from cueprobe.interventions import condition_levels
 from cueprobe.interventions import parse_condition
 from cueprobe.metrics import MIN_CI_SPEAKERS
+from cueprobe.metrics import UAR_DECIMALS
 from cueprobe.metrics import UAR_TIE
 from cueprobe.metrics import DegenerateEffectWarning
 from cueprobe.metrics import class_counts
@@ -891,8 +892,9 @@ def _corruption_rows(split: str, rep: UARReplicates, confidence_level: float) ->
         return []
     ps = np.array([p for p, _ in runs])
     # equal UARs summed in another order differ by ~1e-16: ranked as they are, that noise
-    # made a perfect "trend" out of a flat curve (rho -1, p .02, every mean UAR .500)
-    uars = np.round([u for _, u in runs], 12)
+    # made a perfect "trend" out of a flat curve (rho -1, p .02, every mean UAR .500);
+    # rounded where uar_difference calls two UARs equal, they tie
+    uars = np.round([u for _, u in runs], UAR_DECIMALS)
     corr = spearman(ps, uars)
     out = []
     for p in np.unique(ps):
