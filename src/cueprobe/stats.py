@@ -615,7 +615,10 @@ def _pairs(levels: Mapping[str, list[str]]) -> list[tuple[str, str, str]]:
 
 
 def _evaluate_iv(
-    predictions: Mapping[str, pd.DataFrame], manifest: pd.DataFrame, splits: Sequence[str]
+    predictions: Mapping[str, pd.DataFrame],
+    manifest: pd.DataFrame,
+    splits: Sequence[str],
+    labels: Sequence[str],
 ) -> None:
     if not predictions:
         raise ValueError("no predictions to evaluate.")
@@ -638,6 +641,18 @@ def _evaluate_iv(
                 f"of parse status unparsed/error carry a label, e.g. {row['utt_id']!r} "
                 f"({row['parse_status']}, pred {row['pred']!r}); such an answer counts as "
                 "wrong, so its pred must be empty."
+            )
+        # ... both ways: a parsed row whose pred is no label (a table parsed under another
+        # label set) was scored wrong but not counted unparsed
+        off = ~failed & ~frame["pred"].fillna("").astype(str).isin(list(labels)).to_numpy()
+        if off.any():
+            row = frame[off].iloc[0]
+            raise ValueError(
+                f"predictions of condition {name!r}: {int(off.sum())} parsed row(s) carry a "
+                f"pred outside the label set {list(labels)}, e.g. {row['utt_id']!r} "
+                f"({row['parse_status']}, pred {row['pred']!r}); were they parsed under "
+                "another label set? `snakemake --forcerun query_audio_only "
+                "query_token_conditions query_model_shard` parses the journaled answers again."
             )
     if not splits:
         raise ValueError("`splits` is empty: name at least one split (or 'all').")
@@ -716,7 +731,7 @@ def evaluate(
     each seed of a multi-seed level, for consistency checks; they are outside
     the Holm family (``p_holm`` NaN).
     """
-    _evaluate_iv(predictions, manifest, splits)
+    _evaluate_iv(predictions, manifest, splits, labels)
     labels = list(labels)
     metrics, confusion, comparisons, corruption = [], [], [], []
     for split in splits:

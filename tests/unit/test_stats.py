@@ -579,6 +579,17 @@ def test_evaluate_errors():
         r"\(error, pred 'sad'\); such an answer counts as wrong, so its pred must be empty",
     ):
         evaluate({"aligned": lying}, manifest, splits=["test"], **kw)
+    # ... and the other way: a parsed row whose pred is no label (parsed under another
+    # label set) was scored wrong without being counted unparsed
+    for pred in (None, "happiness"):
+        foreign = preds["aligned"].copy()
+        foreign.loc[foreign.index[0], "pred"] = pred
+        with pytest.raises(
+            ValueError,
+            match=r"'aligned': 1 parsed row\(s\) carry a pred outside the label set .*"
+            r"another label set\? `snakemake --forcerun query_audio_only",
+        ):
+            evaluate({"aligned": foreign}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="no predictions to evaluate"):
         evaluate({}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="`splits` is empty"):
