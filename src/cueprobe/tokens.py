@@ -479,7 +479,10 @@ def assign_tokens(
         collapsed edges does) and the reason goes to ``flag`` (``""`` when nothing is
         wrong); a gender-specific concept binned with the pooled edges (too few fitting
         rows of that gender, or a gender that is neither F nor M) is flagged
-        ``pooled_edges:<concept>``; ``unvoiced`` stands for the UNVOICED token.
+        ``pooled_edges:<concept>``; ``unvoiced`` stands for the UNVOICED token. Reasons
+        join with ``;`` (``unvoiced;nan_score:PITCH;pooled_edges:FORMANTS``); a file
+        that was not analysed (feature status other than ``ok``) is flagged with that
+        status alone, every one of its tokens filled in.
     """
     df = _merge_iv(features, manifest)
     scores = _scores(df, edges.centre, edges.scale)
@@ -510,18 +513,19 @@ def assign_tokens(
     vq_nan = {k: df[d].isna().to_numpy() for k, d in VQ_DESCRIPTORS.items()}
     flags = []
     for i in range(len(df)):
-        if status[i] != "ok":
+        if status[i] != "ok":  # no measurement at all: every token is the filled-in one
             flags.append(status[i])
-        elif vq[i] == VoiceQuality.UNVOICED:  # the token, whatever the rule's order
-            flags.append("unvoiced")
-        else:
-            missing = [n[i] for n in nan_concepts if n[i]]
-            unseen = [k for k, isnan in vq_nan.items() if isnan[i]]
-            parts = [f"nan_score:{'+'.join(missing)}"] if missing else []
-            parts += [f"nan_vq:{'+'.join(unseen)}"] if unseen else []
-            fell_back = [p[i] for p in pooled if p[i]]
-            parts += [f"pooled_edges:{'+'.join(fell_back)}"] if fell_back else []
-            flags.append(";".join(parts))
+            continue
+        unvoiced = vq[i] == VoiceQuality.UNVOICED  # the token, whatever the rule's order
+        missing = [n[i] for n in nan_concepts if n[i]]
+        # an UNVOICED clip's voice-quality descriptors are not read by the rule
+        unseen = [] if unvoiced else [k for k, isnan in vq_nan.items() if isnan[i]]
+        fell_back = [p[i] for p in pooled if p[i]]
+        parts = ["unvoiced"] if unvoiced else []
+        parts += [f"nan_score:{'+'.join(missing)}"] if missing else []
+        parts += [f"nan_vq:{'+'.join(unseen)}"] if unseen else []
+        parts += [f"pooled_edges:{'+'.join(fell_back)}"] if fell_back else []
+        flags.append(";".join(parts))
     out["flag"] = flags
     return out[list(TOKEN_COLUMNS)]
 
