@@ -185,20 +185,33 @@ def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def label_clashes(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Configured ``labels`` with a word (label or synonym) that names two labels.
+    """Configured ``labels`` with a word (label or synonym) that names two labels, or a
+    label named like the confusion tables' column of answers outside the label set.
 
     Examples
     --------
     >>> print(*label_clashes({"c": {"labels": {"angry": ["mad"], "happy": ["mad"]}}}))
     corpora.c.labels: 'mad' names angry and happy (an answer of it could not be parsed)
     """
+    from cueprobe.metrics import OTHER
     from cueprobe.parsing import label_word_clashes
 
-    return [
+    out = [
         f"corpora.{name}.labels: {clash} (an answer of it could not be parsed)"
         for name, cfg in corpora.items()
         for clash in label_word_clashes(cfg.get("labels") or {})
     ]
+    # confusion tables, Figure 2 and the constant-answer alarm would take the class for
+    # the answers outside the label set
+    out += [
+        f"corpora.{name}.labels: {label!r} is the name of the answers outside the label set "
+        f"(unparsed or error) in the confusion tables and Figure 2; give the class another "
+        f"name (e.g. {label}_emotion), in the sheet too"
+        for name, cfg in corpora.items()
+        for label in cfg.get("labels") or {}
+        if str(label).strip().lower() == OTHER
+    ]
+    return out
 
 
 def conflict_map_gaps(order: Sequence[str], voice_quality_map: Mapping[str, str]) -> list[str]:

@@ -96,6 +96,12 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
             "  c2: {adapter: csv, root: %s, labels: {angry: [mad], happy: [glad, mad]}}",
             "corpora.c2.labels: 'mad' names angry and happy",
         ),
+        # MSP-Podcast's "Other": its correct answers and the unparsed ones were one
+        # confusion column, and a model answering "other" to everything raised no alarm
+        (
+            "  c2: {adapter: csv, root: %s, labels: {angry: [], Other: []}}",
+            "corpora.c2.labels: 'Other' is the name of the answers outside the label set",
+        ),
         # a sheet of test rows only: the token edges (fit_on: train) and the reference
         # model (trained on train) failed after every feature shard had run
         (
