@@ -324,12 +324,25 @@ def adapter_conflicts(
         adapter = cfg["adapter"].removeprefix("demo-")
         if adapter == "csv":  # a sheet the manifest job would refuse: say why, not its splits
             try:
-                sheet_summary(Path(cfg["root"]))
+                summary = sheet_summary(Path(cfg["root"]))
             except CorpusError as err:
                 out.append(f"corpora.{name}.root: {err}")
                 continue
             except OSError:
                 pass  # a missing sheet: missing_sources names it
+            else:
+                lacking = [
+                    lab
+                    for lab in cfg.get("labels") or {}
+                    if lab.lower() not in summary.train_labels
+                ]
+                if refs and "train" in summary.splits and lacking:
+                    out.append(
+                        f"corpora.{name}: the reference model(s) {refs} train on its train "
+                        f"split, but the sheet's train rows have no class {lacking}: the "
+                        "classifier could never answer it; leave it out of labels, or give "
+                        "the train split speakers who have it"
+                    )
         known = corpus_splits(cfg)  # None: unknown (its manifest job will say why)
         have, what = known or (set(), "")
         given = cfg.get("eval_splits") or {}

@@ -73,6 +73,7 @@ TABLES: dict[str, dict[str, str]] = {
         "wa": "float",
         "n": "int",
         "n_speakers": "int",
+        "n_classes": "int",
         "n_unparsed": "int",
         "unparsed_rate": "float",
     },

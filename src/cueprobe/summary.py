@@ -304,7 +304,8 @@ def answer_alarms(
 ) -> dict[str, list[str]]:
     """Per split, what makes the model's answers unfit to read the page by.
 
-    Error answers in any condition (``n_error``: no answer, counted wrong), most
+    A class of the label set that the split lacks (its UAR averages fewer classes),
+    error answers in any condition (``n_error``: no answer, counted wrong), most
     audio-only answers unparsed (a wrong prompt, ``answer_pattern`` or
     ``max_new_tokens``; a model that answers in sentences), or one label for every clip
     (``confusion``: the model may not hear the audio; UAR is 1/k by construction).
@@ -338,6 +339,15 @@ def answer_alarms(
             )
         if confusion is not None:
             c = confusion[(confusion["split"] == split) & (confusion["condition"] == "audio_only")]
+            per_class = c.groupby("true", sort=False)["count"].sum()
+            absent = per_class.index[per_class == 0].tolist()
+            if absent:  # UAR is a mean over the classes the split has
+                k = len(per_class) - len(absent)
+                alarms.append(
+                    f"class(es) {absent} have no utterance in this split: its UARs are means "
+                    f"over the other {k} classes (chance 1/{k}), not comparable with a UAR "
+                    f"over all {len(per_class)} (the paper's, another split's)"
+                )
             said = c[(c["count"] > 0) & (c["pred"] != OTHER)].groupby("pred")["count"].sum()
             if len(said) == 1 and said.iloc[0] >= 2:
                 alarms.append(
@@ -431,8 +441,8 @@ def cue_use_summary(
         n_res = int(m["n_resamples"].iloc[0])
         lines += [
             "",
-            f"Bootstrap: {n_res} speaker resamples; {n_deg} lacked a class (UAR over the classes "
-            f"present). Holm runs over the {family} primary comparisons of this model on "
+            f"Bootstrap: {n_res} speaker resamples; {n_deg} lacked a class the split has (UAR "
+            f"over the classes present). Holm runs over the {family} primary comparisons of this model on "
             f"{splits} together. A comparison's verdict needs Holm p < {alpha:g}, a CI "
             "excluding 0 and more discordant utterances on the CI's side (McNemar's b, c); "
             f"the degradation verdict needs Spearman p < {alpha:g} (not "

@@ -205,7 +205,7 @@ def test_fit_equals_scikit_learns_logistic_regression(corpus, n_classes):
     keep = manifest["label"].isin(AIBO_LABELS[:n_classes]).to_numpy()
     x, y = embeddings[keep], manifest.loc[keep, "label"].tolist()
     assert len(set(y)) == n_classes
-    ours = fit_reference(x, y, labels=AIBO_LABELS, tokens=None, C=0.5, rng=None)
+    ours = fit_reference(x, y, labels=AIBO_LABELS[:n_classes], tokens=None, C=0.5, rng=None)
     lr = LogisticRegression(C=0.5, tol=1e-10, max_iter=20000)
     theirs = make_pipeline(StandardScaler(), lr).fit(x, y)
     np.testing.assert_allclose(ours.model["mean"], theirs[0].mean_)
@@ -309,8 +309,13 @@ def test_fit_reference_errors(corpus, kwargs, message):
 def test_fit_reference_needs_two_classes_and_matching_shapes(corpus):
     _, embeddings, _ = corpus
     kw = dict(labels=AIBO_LABELS, tokens=None, C=1.0, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="need at least 2"):
+    with pytest.raises(ValueError, match=r"no utterance of class\(es\) \['emphatic', 'neutral'"):
         fit_reference(embeddings[:4], ["angry"] * 4, **kw)
+    # a class the train split lacks: a classifier that could never answer it
+    y = [lab for lab in AIBO_LABELS if lab != "positive"]
+    y = (y * (len(embeddings) // len(y) + 1))[: len(embeddings)]
+    with pytest.raises(ValueError, match=r"no utterance of class\(es\) \['positive'\]"):
+        fit_reference(embeddings, y, **kw)
     with pytest.raises(ValueError, match="has shape"):
         fit_reference(embeddings[:4], ["angry"] * 3, **kw)
 

@@ -132,6 +132,25 @@ def test_token_settings_that_would_void_or_fail_a_run_fail_at_planning(tmp_path,
     assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
 
 
+def test_a_class_the_train_rows_lack_fails_at_planning_with_a_reference_model(tmp_path):
+    """The reference classifier could never answer a class its train split lacks (it
+    trained on the classes it saw, and was scored on all); the job now refuses it, after
+    every feature shard, and planning says so first for a sheet."""
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "path,label,speaker,split\n/a.wav,Angry,s1,train\n/b.wav,sad,s2,test\n"
+        "/c.wav,angry,s2,test\n"
+    )
+    corpus = f"  c2: {{adapter: csv, root: {sheet}, labels: {{angry: [], sad: []}}}}"
+    text = (BASE % "").replace("models:", corpus + "\nmodels:")
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode != 0
+    assert (
+        "corpora.c2: the reference model(s) ['reference'] train on its train split, but the "
+        "sheet's train rows have no class ['sad']"
+    ) in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
+
+
 def test_no_corruption_seed_plans_no_figure_3(tmp_path):
     """`corrupt_seeds: []` beside a corrupt_p left Figure 3 planned; its job, the last
     of the run, failed on an empty corruption table."""

@@ -357,6 +357,36 @@ def test_error_answers_void_the_verdicts_that_read_them_and_raise_an_alarm():
     assert answer_alarms(ev.metrics.drop(columns="n_error")) == {"test": []}
 
 
+def test_a_class_the_split_lacks_heads_the_page():
+    """A dev split without one class (FAU-Aibo's two dev children and `positive`): its UAR
+    was a mean over fewer classes, printed beside full-class UARs, and only a Python
+    warning in the job log said so; the summary said "0 lacked a class"."""
+    from cueprobe.summary import answer_alarms
+
+    manifest, preds = fake_run(seed=5)
+    keep = manifest["label"] != "sad"
+    manifest = manifest[keep]
+    preds = {k: v[v["utt_id"].isin(manifest["utt_id"])] for k, v in preds.items()}
+    with pytest.warns(DegenerateEffectWarning, match=r"\['sad'\] absent from `y_true`"):
+        ev = evaluate(
+            preds, manifest, labels=LABELS, splits=["test"],
+            n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+        )  # fmt: skip
+    assert (ev.metrics["n_classes"] == len(LABELS) - 1).all()
+    (alarm,) = answer_alarms(ev.metrics, ev.confusion)["test"]
+    k = len(LABELS) - 1
+    assert alarm == (
+        f"class(es) ['sad'] have no utterance in this split: its UARs are means over the "
+        f"other {k} classes (chance 1/{k}), not comparable with a UAR over all {len(LABELS)} "
+        "(the paper's, another split's)"
+    )
+    text = cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05,
+        confusion=ev.confusion,
+    )  # fmt: skip
+    assert "**Check the answers first.**" in text and "['sad'] have no utterance" in text
+
+
 COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]
 
 

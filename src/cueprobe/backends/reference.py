@@ -372,8 +372,13 @@ def fit_reference(
     unknown = sorted(set(y) - set(labels))
     if unknown:
         raise ValueError(f"training labels {unknown} are not in the class set {list(labels)}.")
-    if len(set(y)) < 2:
-        raise ValueError(f"the training split has {len(set(y))} class(es); need at least 2.")
+    absent = [lab for lab in labels if lab not in set(y)]
+    if absent:  # it could never answer them, and would be scored as if it could
+        raise ValueError(
+            f"the training split has no utterance of class(es) {absent} (of {list(labels)}): "
+            "the reference classifier could never answer them. Leave them out of `labels:` "
+            "or give the train split speakers who have them."
+        )
     kind = "audio" if tokens is None else "tokens"
     if tokens is not None:
         if n_bins is None or token_template is None or token_separator is None:

@@ -97,10 +97,12 @@ def _split(rec: dict[str, str]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SheetSummary:
-    """What planning needs of a sheet: its splits and how many rows have each gender."""
+    """What planning needs of a sheet: its splits, how many rows have each gender, and
+    the classes (lower case) of its train rows."""
 
     splits: frozenset[str]
     genders: dict[str, int]
+    train_labels: frozenset[str] = frozenset()
 
 
 def sheet_summary(sheet: Path) -> SheetSummary:
@@ -132,7 +134,10 @@ def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     for _, rec in records:
         gender = normalise_gender(rec.get("gender", ""))
         genders[gender] = genders.get(gender, 0) + 1
-    return SheetSummary(frozenset(_split(rec) for _, rec in records), genders)
+    train = frozenset(
+        (rec.get("label") or "").strip().lower() for _, rec in records if _split(rec) == "train"
+    )
+    return SheetSummary(frozenset(_split(rec) for _, rec in records), genders, train)
 
 
 def _check_columns(sheet: Path, header: list[str]) -> None:
