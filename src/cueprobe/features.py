@@ -109,6 +109,9 @@ class FeatureStatus(enum.StrEnum):
     TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
     SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
     UNREADABLE = "unreadable"  # the audio could not be read or decoded
+    # float samples beyond full scale, analysed clipped to [-1, 1]: loudness and spectrum
+    # are distorted, so the file gets tokens (flagged) but no say in the token edges
+    CLIPPED = "clipped"
 
 
 FEATURE_COLUMNS: tuple[str, ...] = ("utt_id", *EGEMAPS_LLDS, "n_frames", "voiced_ratio", "status")
@@ -285,14 +288,17 @@ def extract_features(
             log.warning("unreadable audio %s: %d NaN or infinite sample(s)", path, bad)
             return unreadable
         peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-        if peak > 1.0:
+        row = extract_signal(samples, sampling_rate, smile=smile, min_duration_s=min_duration_s)
+        if peak > 1.0 and row["status"] == FeatureStatus.OK:
             log.warning(
                 "audio %s peaks at %.3g, beyond full scale (a float file in int16 scale?): "
-                "clipped to [-1, 1] for analysis, so its loudness and spectrum are distorted",
+                "clipped to [-1, 1] for analysis, so its loudness and spectrum are distorted "
+                "(status clipped)",
                 path,
                 peak,
             )
-        return extract_signal(samples, sampling_rate, smile=smile, min_duration_s=min_duration_s)
+            row["status"] = FeatureStatus.CLIPPED.value
+        return row
 
     paths = manifest["path"].astype(str).tolist()
     every = progress_every or max(1, len(paths) // 20)

@@ -41,6 +41,14 @@ from cueprobe.define import Concept
 from cueprobe.define import VoiceQuality
 from cueprobe.define import level_names
 
+#: feature statuses (:class:`cueprobe.features.FeatureStatus`, not imported to keep the
+#: tokens jobs light) of a file that was analysed: it gets tokens from its features
+#: (``clipped`` ones flagged, and left out of the fit)
+ANALYSED = ("ok", "clipped")
+
+#: the others: no features, every token filled in
+_NOT_ANALYSED = ("too_short", "silent", "unreadable")
+
 #: (descriptor, sign) per ordinal concept; the score is the mean of sign * z.
 #: Hammarberg's index rises as the voice darkens, so it enters BRIGHTNESS negated.
 CONCEPT_DESCRIPTORS: dict[Concept, tuple[tuple[str, int], ...]] = {
@@ -403,11 +411,12 @@ def _voice_quality(df: pd.DataFrame, edges: TokenEdges, rule: VoiceQualityRule) 
     for g, (med, iqr) in edges.f0_by_group.items():
         sel = (df["gender"] == g).to_numpy()
         z["f0"][sel] = (f0[sel] - med) / iqr
+    analysed = df["status"].isin(ANALYSED).to_numpy()
     with np.errstate(invalid="ignore"):
         jit_hi, shim_hi = z["jitter"] > t, z["shimmer"] > t
         vr = df["voiced_ratio"].to_numpy(np.float64)
         fires = {
-            VoiceQuality.UNVOICED: ~(vr >= rule.unvoiced_floor) | (df["status"] != "ok").to_numpy(),
+            VoiceQuality.UNVOICED: ~(vr >= rule.unvoiced_floor) | ~analysed,
             VoiceQuality.ROUGH: (jit_hi & shim_hi) | ((z["hnr"] < -t) & (jit_hi | shim_hi)),
             VoiceQuality.BREATHY: (z["hnr"] < -t) & (z["h1h2"] > t),
             VoiceQuality.PRESSED: (z["h1h2"] < -t) & (z["h1a3"] < -t),
@@ -421,7 +430,7 @@ def _voice_quality(df: pd.DataFrame, edges: TokenEdges, rule: VoiceQualityRule) 
         decided |= hit
     # whatever the order: no voiced frame (or no audio read) is no voice quality, never
     # MODAL (an order without UNVOICED labelled too-short clips "modal voice")
-    out[~(vr > 0) | (df["status"] != "ok").to_numpy()] = VoiceQuality.UNVOICED.value
+    out[~(vr > 0) | ~analysed] = VoiceQuality.UNVOICED.value
     return out
 
 
@@ -513,7 +522,7 @@ def assign_tokens(
     vq_nan = {k: df[d].isna().to_numpy() for k, d in VQ_DESCRIPTORS.items()}
     flags = []
     for i in range(len(df)):
-        if status[i] != "ok":  # no measurement at all: every token is the filled-in one
+        if status[i] not in ANALYSED:  # no measurement: every token is the filled-in one
             flags.append(status[i])
             continue
         unvoiced = vq[i] == VoiceQuality.UNVOICED  # the token, whatever the rule's order
@@ -521,13 +530,41 @@ def assign_tokens(
         # an UNVOICED clip's voice-quality descriptors are not read by the rule
         unseen = [] if unvoiced else [k for k, isnan in vq_nan.items() if isnan[i]]
         fell_back = [p[i] for p in pooled if p[i]]
-        parts = ["unvoiced"] if unvoiced else []
+        parts = ["clipped"] if status[i] == "clipped" else []
+        parts += ["unvoiced"] if unvoiced else []
         parts += [f"nan_score:{'+'.join(missing)}"] if missing else []
         parts += [f"nan_vq:{'+'.join(unseen)}"] if unseen else []
         parts += [f"pooled_edges:{'+'.join(fell_back)}"] if fell_back else []
         flags.append(";".join(parts))
     out["flag"] = flags
     return out[list(TOKEN_COLUMNS)]
+
+
+def measured_tokens(tokens: pd.DataFrame) -> pd.DataFrame:
+    """Which tokens rest on a measurement, per row and concept (True) and which were filled in.
+
+    An ordinal concept is filled in where its score is NaN (it took the middle level);
+    VOICE_QUALITY where the file was not analysed (its ``flag`` is a feature status:
+    the rule gave UNVOICED for want of frames) or the rule could not see one of its
+    descriptors (``nan_vq:``: MODAL for lack of evidence). UNVOICED from the voiced-frame
+    ratio is a measurement.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({f"score_{c}": [0.1, float("nan"), float("nan")]
+    ...                   for c in ORDINAL_CONCEPTS})
+    >>> t["flag"] = ["", "unvoiced;nan_score:PITCH", "too_short"]
+    >>> measured_tokens(t)[["PITCH", "VOICE_QUALITY"]].to_numpy().tolist()
+    [[True, True], [False, True], [False, False]]
+    """
+    out = pd.DataFrame(index=tokens.index)
+    for concept in ORDINAL_CONCEPTS:
+        out[concept.value] = tokens[f"score_{concept}"].notna().to_numpy()
+    parts = tokens["flag"].astype(str).str.split(";")
+    not_analysed = parts.str[0].isin(_NOT_ANALYSED)
+    unseen = tokens["flag"].astype(str).str.contains("nan_vq:", regex=False)
+    out[Concept.VOICE_QUALITY.value] = (~not_analysed & ~unseen).to_numpy()
+    return out
 
 
 def tokenize(

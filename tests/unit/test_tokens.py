@@ -23,6 +23,7 @@ from cueprobe.figures.token_distribution import PAGE_WIDTH_IN
 from cueprobe.figures.token_distribution import plot_token_distribution
 from cueprobe.figures.token_distribution import token_frequencies
 from cueprobe.figures.token_distribution import vocabularies
+from cueprobe.tokens import ANALYSED
 from cueprobe.tokens import DegenerateDescriptorWarning
 from cueprobe.tokens import SparseGroupWarning
 from cueprobe.tokens import TokenEdges
@@ -30,6 +31,7 @@ from cueprobe.tokens import VoiceQualityRule
 from cueprobe.tokens import assign_tokens
 from cueprobe.tokens import bin_scores
 from cueprobe.tokens import fit_token_edges
+from cueprobe.tokens import measured_tokens
 from cueprobe.tokens import serialise_tokens
 from cueprobe.tokens import tokenize
 
@@ -359,12 +361,72 @@ def test_voiced_clip_with_an_unseen_voice_quality_descriptor_is_flagged(demo):
     assert (tok.drop(index=[5, 6])["flag"] == "").all()
 
 
+def test_a_clipped_file_gets_tokens_from_its_features_but_no_say_in_the_edges(demo):
+    """A float file past full scale was `ok`: in the fit, its tokens unflagged."""
+    manifest, features, _ = demo
+    ok = features["status"].eq("ok")
+    kw = dict(n_bins=5, fit_on="all", gender_specific=[], **OPTS)
+    ref, ref_edges = tokenize(features, manifest, **kw)
+    clipped = features.copy()
+    i = int(np.flatnonzero(ok)[0])
+    clipped.loc[i, "status"] = "clipped"
+    clipped.loc[i, "Loudness_sma3"] *= 50  # far out: it would move the edges if fitted
+    tok, edges = tokenize(clipped, manifest, **kw)
+    without, _ = tokenize(clipped.drop(index=i), manifest.drop(index=i), **kw)
+    assert edges.n_fit == ref_edges.n_fit - 1
+    pd.testing.assert_frame_equal(  # no say in the edges
+        tok.drop(index=i).reset_index(drop=True), without.reset_index(drop=True)
+    )
+    assert tok.loc[i, "ENERGY"] == "VERY_HIGH" and tok.loc[i, "flag"].startswith("clipped")
+    assert tok.loc[i, "VOICE_QUALITY"] == ref.loc[i, "VOICE_QUALITY"] != "UNVOICED"
+    assert measured_tokens(tok).loc[i].all()  # measured, if distorted: Figure 1 counts it
+
+
+def test_the_tokens_stage_knows_every_feature_status():
+    from cueprobe.features import FeatureStatus
+    from cueprobe.tokens import _NOT_ANALYSED
+
+    assert sorted(ANALYSED + _NOT_ANALYSED) == sorted(s.value for s in FeatureStatus)
+
+
 def test_fit_on_train_uses_train_rows_only(demo):
     manifest, features, _ = demo
     train = manifest["split"] == "train"
     a = fit_token_edges(features, manifest, n_bins=5, fit_on="train")
     b = fit_token_edges(features[train.to_numpy()], manifest[train], n_bins=5, fit_on="all")
     assert a.edges == b.edges and a.n_fit == int(train.sum())
+
+
+def test_figure_1_counts_measured_tokens_only(demo, tokens):
+    """8 of 20 clips without F0 took PITCH=MID and were counted as measured MIDs: the
+    middle bubbles, the figure's evidence that tokens separate emotions, grew."""
+    manifest, _, _ = demo
+    tok, _ = tokens
+    labels = sorted(manifest["label"].unique())
+    ref = token_frequencies(tok, manifest, vocabularies=vocabularies(5), labels=labels)
+    assert (ref["n_filled"] == 0).all()
+    first = tok.index[manifest.set_index("utt_id").loc[tok["utt_id"], "label"].eq("sad")][:3]
+    holes = tok.copy()
+    holes.loc[first, "score_PITCH"] = np.nan
+    holes.loc[first, "PITCH"] = "MID"
+    holes.loc[first[:1], "flag"] = "too_short"  # not analysed: no VOICE_QUALITY either
+    freqs = token_frequencies(holes, manifest, vocabularies=vocabularies(5), labels=labels)
+    key = ["concept", "value", "label"]
+    pitch = freqs[(freqs["concept"] == "PITCH") & (freqs["label"] == "sad")].set_index("value")
+    was = ref[(ref["concept"] == "PITCH") & (ref["label"] == "sad")].set_index("value")
+    assert (pitch["n_filled"] == 3).all() and (pitch["n_label"] == was["n_label"] - 3).all()
+    moved = was["count"] - tok.loc[first, "PITCH"].value_counts().reindex(was.index, fill_value=0)
+    assert pitch["count"].tolist() == moved.tolist()  # the filled-in MIDs are not counted
+    vq = freqs[(freqs["concept"] == "VOICE_QUALITY") & (freqs["label"] == "sad")]
+    assert (vq["n_filled"] == 1).all()
+    others = freqs[(freqs["label"] != "sad") | ~freqs["concept"].isin(["PITCH", "VOICE_QUALITY"])]
+    pd.testing.assert_frame_equal(
+        others.set_index(key), ref.set_index(key).loc[others.set_index(key).index]
+    )
+    title = plot_token_distribution(freqs, title="demo")._suptitle.get_text()
+    assert "not counted, no measurement (token filled in): PITCH 3, VOICE_QUALITY 1" in title
+    n_sad = int(manifest["label"].eq("sad").sum())
+    assert f"sad n={n_sad}" in title
 
 
 def test_figure_frequencies_and_plot(demo, tokens):

@@ -25,15 +25,24 @@ def token_frequencies(
     vocabularies: Mapping[str, Sequence[str]],
     labels: Sequence[str],
 ) -> pd.DataFrame:
-    """Within-emotion frequency of every token value of every concept.
+    """Within-emotion frequency of every token value of every concept, over the
+    utterances where that concept was measured.
+
+    A token filled in for want of a measurement (the middle level of a NaN score, the
+    VOICE_QUALITY of a file that was not analysed: :func:`cueprobe.tokens.measured_tokens`)
+    is not counted: unvoiced and too-short clips would otherwise inflate the middle
+    bubbles, which are the figure's evidence that tokens separate emotions.
 
     Returns
     -------
     DataFrame
-        ``concept, value, label, count, n_label, freq`` with one row per
-        (concept, vocabulary value, label), zeros included; ``freq`` sums to 1
-        over the values of a concept within a label.
+        ``concept, value, label, count, n_label, n_filled, freq`` with one row per
+        (concept, vocabulary value, label), zeros included; ``n_label`` counts the
+        label's utterances measured for the concept, ``n_filled`` those left out;
+        ``freq = count / n_label`` sums to 1 over the values of a concept within a label.
     """
+    from cueprobe.tokens import measured_tokens
+
     missing = [c for c in vocabularies if c not in tokens.columns]
     if missing:
         raise ValueError(f"tokens table lacks concept column(s) {missing}.")
@@ -46,18 +55,23 @@ def token_frequencies(
     if unknown:
         raise ValueError(f"labels {unknown} are not in the label set {list(labels)}.")
     rows = []
-    n_label = df["label"].value_counts()
+    measured = measured_tokens(df)
     for concept, vocab in vocabularies.items():
         outside = sorted(set(df[concept]) - set(vocab))
         if outside:
             raise ValueError(f"{concept} values {outside} are not in its vocabulary {list(vocab)}.")
-        counts = df.groupby(["label", concept]).size()
+        kept = df[measured[concept].to_numpy()]
+        counts = kept.groupby(["label", concept]).size()
+        n_label = kept["label"].value_counts()
+        n_all = df["label"].value_counts()
         for label in labels:
             n = int(n_label.get(label, 0))
+            filled = int(n_all.get(label, 0)) - n
             for value in vocab:
                 c = int(counts.get((label, value), 0))
-                rows.append((concept, value, label, c, n, c / n if n else np.nan))
-    return pd.DataFrame(rows, columns=["concept", "value", "label", "count", "n_label", "freq"])
+                rows.append((concept, value, label, c, n, filled, c / n if n else np.nan))
+    columns = ["concept", "value", "label", "count", "n_label", "n_filled", "freq"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
@@ -112,10 +126,15 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    n = freqs.drop_duplicates("label").set_index("label")["n_label"]
+    first = freqs.drop_duplicates(["concept", "label"])
+    n = (first["n_label"] + first["n_filled"]).groupby(first["label"]).max()
     counts = ", ".join(f"{lab} n={int(n[lab])}" for lab in labels)
+    filled = first.groupby("concept", sort=False)["n_filled"].sum()
+    note = ", ".join(f"{c} {int(k)}" for c, k in filled.items() if k)
+    note = f"\nnot counted, no measurement (token filled in): {note}" if note else ""
     fig.suptitle(
-        f"{title}\nwithin-emotion token frequency (%), bubble area proportional; {counts}",
+        f"{title}\nwithin-emotion token frequency (%) of the measured tokens, bubble area "
+        f"proportional; {counts}{note}",
         fontsize=8,
     )
     return fig
