@@ -46,6 +46,7 @@ rule all:
 onsuccess:
     release_scheduler_timers()
     log_exclusions()
+    log_feature_statuses()
     log_answer_alarms()
 
 

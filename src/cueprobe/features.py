@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,28 @@ class FeatureStatus(enum.StrEnum):
 
 
 FEATURE_COLUMNS: tuple[str, ...] = ("utt_id", *EGEMAPS_LLDS, "n_frames", "voiced_ratio", "status")
+
+
+def status_note(corpus: str, statuses: pd.Series, path: str | Path) -> str | None:
+    """The line that ends a run: how many files were not analysed as they sound (None: none).
+
+    Examples
+    --------
+    >>> statuses = pd.Series(["ok", "too_short", "clipped", "ok"])
+    >>> status_note("c", statuses, "results/c/features.parquet")
+    'c: 2 of 4 audio file(s) not analysed as they sound (clipped 1, too_short 1): their tokens are filled in or flagged (`flag` in tokens.parquet); the statuses are in results/c/features.parquet'
+    >>> status_note("c", statuses.iloc[[0]], "x") is None
+    True
+    """
+    bad = statuses[statuses != FeatureStatus.OK]
+    if bad.empty:
+        return None
+    counts = ", ".join(f"{s} {n}" for s, n in sorted(bad.value_counts().items()))
+    return (
+        f"{corpus}: {len(bad)} of {len(statuses)} audio file(s) not analysed as they sound "
+        f"({counts}): their tokens are filled in or flagged (`flag` in tokens.parquet); the "
+        f"statuses are in {path}"
+    )
 
 
 def shard_of(utt_id: str, n_shards: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import soundfile
 
 from cueprobe import io
 from tests.e2e.conftest import snakemake
@@ -32,6 +33,10 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
     sheet.loc[0, "label"] = "bored"  # outside the label set: excluded with its reason
     folder = tmp_path / "my data"
     folder.mkdir()
+    # a float file past full scale: analysed clipped, so status clipped, and said at the end
+    samples, rate = soundfile.read(sheet.loc[1, "path"], dtype="float32")
+    soundfile.write(folder / "hot.wav", samples / max(abs(samples)) * 2, rate, subtype="FLOAT")
+    sheet.loc[1, "path"] = str(folder / "hot.wav")
     sheet.to_csv(folder / "sheet.csv", index=False)
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(sheet=folder / "sheet.csv"))
@@ -45,6 +50,12 @@ def test_csv_corpus_end_to_end(demo_run, tmp_path):
         "my_corpus: 1 utterance(s) left out of the manifest (label_not_in_set 1)"
         in proc.stdout + proc.stderr
     )
+    assert (
+        f"my_corpus: 1 of {len(manifest) - 1} audio file(s) not analysed as they sound (clipped 1)"
+    ) in proc.stdout + proc.stderr
+    tokens = io.read_table(workdir / "results/my_corpus/tokens.parquet", "tokens")
+    hot = tokens["flag"].str.startswith("clipped")
+    assert hot.sum() == 1 and tokens.loc[hot, "score_ENERGY"].notna().all()  # measured
     kept = io.read_table(workdir / "results/my_corpus/manifest.parquet", "manifest")
     assert len(kept) == len(manifest) - 1
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")

@@ -136,6 +136,25 @@ def log_exclusions():
             logger.info(note)
 
 
+def log_feature_statuses():
+    """After a run: per corpus, the audio files not analysed as they sound, by status.
+
+    A clipped or too-short file gets flagged or filled-in tokens, not an error: its
+    count belongs beside the exclusions, not only in one of hundreds of shard logs.
+    """
+    from cueprobe.features import status_note  # here: planning does not need it
+
+    for corpus in corpora.index:
+        path = Path(f"results/{corpus}/features.parquet")
+        try:
+            statuses = pd.read_parquet(path, columns=["status"])["status"]
+        except Exception:  # not built yet, or left empty by a `--touch` run
+            continue
+        note = status_note(corpus, statuses, path)
+        if note:
+            logger.info(note)
+
+
 def log_answer_alarms():
     """After a run: per (corpus, model), audio-only answers unfit to read the verdicts by.
 
