@@ -173,6 +173,76 @@ def test_spearman_equals_scipy(seed):
     assert got.n == n
 
 
+@pytest.mark.parametrize("n", [EXACT_SPEARMAN_N, EXACT_SPEARMAN_N + 1])
+def test_spearman_is_exact_up_to_its_bound_and_approximate_past_it(n):
+    """A grid of exactly EXACT_SPEARMAN_N runs (4 p x 2 seeds) must get the exact p, not
+    the t approximation, which is far too small over few runs."""
+    rng = np.random.default_rng(n)
+    x = np.repeat(np.linspace(0, 1, (n + 1) // 2), 2)[:n]
+    y = -x + rng.normal(0, 0.3, size=n)
+    if n > EXACT_SPEARMAN_N:
+        assert spearman(x, y).pvalue == pytest.approx(spearmanr(x, y).pvalue, abs=1e-12)
+        return
+    exact = permutation_test(
+        (x,), lambda v: spearmanr(v, y).statistic, permutation_type="pairings",
+        n_resamples=np.inf,
+    )  # fmt: skip
+    assert spearman(x, y).pvalue == pytest.approx(exact.pvalue, abs=1e-12)
+    assert exact.pvalue != pytest.approx(spearmanr(x, y).pvalue, abs=1e-3)  # they differ
+
+
+def _naive_uar_replicates(y_true, y_pred, codes, weights, labels):
+    """UAR of each resample by a plain loop over resamples and classes (no vectorising)."""
+    out = []
+    for w_spk in weights:
+        w = w_spk[codes]
+        recalls = [
+            (w * ((y_true == c) & (y_pred == c))).sum() / (w * (y_true == c)).sum()
+            for c in labels
+            if (w * (y_true == c)).sum() > 0
+        ]
+        out.append(np.mean(recalls))
+    return np.array(out)
+
+
+def test_evaluate_cis_are_paired_and_pool_every_seed():
+    """Recomputed by hand from the same speaker draws: each comparison's CI is the
+    percentile interval of the paired differences, a level's replicates the mean over
+    its seeds (not its first seed's), and the corruption curve's SD has ddof 1."""
+    manifest, preds = fake_run(seed=3)
+    kw = dict(labels=LABELS, splits=["test"], n_resamples=300, confidence_level=0.9)
+    ev = evaluate(preds, manifest, rng=np.random.default_rng(11), **kw)
+    rows = manifest.sort_values("utt_id").reset_index(drop=True)  # evaluate's order
+    res = speaker_resamples(rows["speaker"], n_resamples=300, rng=np.random.default_rng(11))
+    y_true = rows["label"].to_numpy(dtype=object)
+    reps, est = {}, {}
+    for name, p in preds.items():
+        y = p.set_index("utt_id").loc[rows["utt_id"], "pred"].fillna("").to_numpy(dtype=object)
+        reps[name] = _naive_uar_replicates(y_true, y, res.codes, res.weights, LABELS)
+        est[name] = uar_score(y_true, y, labels=LABELS)
+    for level in ("shuffle", "corrupt_p50", "corrupt_p100"):
+        seeds = [n for n in preds if n.startswith(f"{level}_s")]
+        reps[level] = np.mean([reps[n] for n in seeds], axis=0)
+    comp = ev.comparisons.set_index(["a", "b", "role"])
+    for a, b, role in [
+        ("aligned", "audio_only", "primary"),
+        ("aligned", "shuffle", "primary"),
+        ("shuffle", "audio_only", "primary"),
+        ("aligned", "corrupt_p100", "primary"),
+        ("shuffle_s1", "audio_only", "per_seed"),
+    ]:
+        want = percentile_ci(reps[a] - reps[b], confidence_level=0.9)
+        got = comp.loc[(a, b, role), ["ci_low", "ci_high"]].to_numpy(dtype=float)
+        np.testing.assert_allclose(got, want, atol=1e-12, err_msg=f"{a} vs {b} ({role})")
+    # the level's CI is not its first seed's
+    first = percentile_ci(reps["aligned"] - reps["shuffle_s0"], confidence_level=0.9)
+    assert tuple(comp.loc[("aligned", "shuffle", "primary"), ["ci_low", "ci_high"]]) != first
+    curve = ev.corruption.set_index("p")
+    for p in (0.5, 1.0):
+        uars = [est[f"corrupt_p{round(100 * p)}_s{s}"] for s in range(3)]
+        assert curve.loc[p, "uar_sd"] == pytest.approx(np.std(uars, ddof=1), abs=1e-12)
+
+
 def test_spearman_perfect_and_degenerate():
     assert spearman([0, 1, 2], [3, 2, 1]).rho == -1.0
     # a perfect order of 3 runs: 2 of the 6 orderings are as extreme (it was p = 0)
