@@ -224,6 +224,9 @@ def _degradation(
             if end is None
             else "but the far end of the curve is within the speaker-bootstrap CI of "
             "aligned: the runs share these utterances, so the trend may not generalise."
+            if not _side(end)
+            else "but the far end of the curve differs from aligned the other way (its "
+            "speaker-bootstrap CI excludes 0 against the trend): no verdict."
         )
     else:
         verdict = "**Inconclusive.** Spearman's p is not below alpha: no trend over the runs" + (

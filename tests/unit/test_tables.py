@@ -616,6 +616,52 @@ def test_degradation_verdict_needs_the_curve_end_not_only_spearman():
     assert power >= 0.6
 
 
+def _curve(rho, p):
+    return pd.DataFrame(
+        {"split": "test", "p": [0.0, 1.0], "uar_mean": [0.6, 0.5], "rho": rho, "rho_p": p,
+         "n_runs": 10}
+    )  # fmt: skip
+
+
+def _end(low, high, *, b=30, c=10, p_holm=0.001):
+    return pd.DataFrame(
+        [{"split": "test", "a": "aligned", "b": "corrupt_p100", "role": "primary",
+          "delta": (low + high) / 2, "ci_low": low, "ci_high": high, "mcnemar_b": b,
+          "mcnemar_c": c, "p": p_holm, "p_holm": p_holm}]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"),
+    [
+        (0.02, 0.10, "**Degradation.**"),
+        # the far end's CI excludes 0 against the falling trend: it was "confirmed"
+        (-0.10, -0.02, "**Trend across runs only.**"),
+        # a CI touching 0 (uar_difference snaps ties to exactly 0) does not exclude it
+        (0.0, 0.10, "**Trend across runs only.**"),
+    ],
+)
+def test_the_degradation_verdict_needs_the_far_end_on_the_trends_side(low, high, verdict):
+    from cueprobe.summary import _degradation
+
+    text = _degradation(_curve(-0.8, 0.001), _end(low, high), "test", 0.05)
+    assert text.startswith(verdict), text
+    if low < 0:
+        assert "differs from aligned the other way" in text
+
+
+def test_a_ci_touching_zero_is_no_verdict():
+    """`uar_difference` snaps ties to exactly 0, so ci_low == 0.0 happens (few speakers,
+    many tied resamples): it must read as a CI that includes 0."""
+    from cueprobe.summary import _sensitivity
+
+    row = _end(0.0, 0.1).iloc[0].to_dict() | {"a": "aligned", "b": "audio_only"}
+    assert _sensitivity(row, 0.05).startswith("**Inconclusive.**")
+    assert _sensitivity(row | {"ci_low": 1e-9}, 0.05).startswith("**Uses the cues.**")
+    row = row | {"ci_low": -0.1, "ci_high": 0.0, "mcnemar_b": 10, "mcnemar_c": 30}
+    assert _sensitivity(row, 0.05).startswith("**Inconclusive.**")
+
+
 def test_table_rows_follow_the_config_and_its_groups(aibo):
     """Rows were sorted by label and every zero-shot model went under "Zero-shot models":
     the paper's Table II has qw2-audio, qw-omni, AF3, then a "Fine-tuned ALMs" group."""
