@@ -243,6 +243,8 @@ def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
     assert parse_answer("Other.", AIBO) == ("rest", "synonym")
     assert parse_answer("Angry. Other emotions are unlikely.", AIBO) == ("angry", "mention")
     assert parse_answer("The child sounds positive, unlike the other one.", AIBO)[0] == "positive"
+    # "other" under a negation is no negated mention of rest
+    assert parse_answer("The child sounds angry, no other emotion.", AIBO) == ("angry", "mention")
 
 
 def test_a_label_beats_another_labels_synonym_and_clashing_synonyms_are_refused():

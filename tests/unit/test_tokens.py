@@ -174,6 +174,14 @@ def test_voice_quality_rule_and_order():
             {},  # MODAL
             {h: -2, j: 2, h12: 2},  # ROUGH before BREATHY by default
             {j: 1.5},  # one cue only: MODAL
+            # each clause needs all its cues: one alone is MODAL
+            {h12: -2},  # PRESSED's h1h2 without h1a3
+            {h13: -2},  # PRESSED's h1a3 without h1h2
+            {h: -2},  # BREATHY's HNR without h1h2 (nor ROUGH's jitter or shimmer)
+            {h12: 2},  # BREATHY's h1h2 without low HNR
+            {f0: -2},  # CREAKY's low F0 without jitter
+            {j: 0.6},  # CREAKY's jitter without low F0
+            {s: 2},  # ROUGH's shimmer alone
         ]
     )
     vq = assign_tokens(f, m, _vq_edges(), **OPTS)["VOICE_QUALITY"].tolist()
@@ -187,6 +195,7 @@ def test_voice_quality_rule_and_order():
         "MODAL",
         "ROUGH",
         "MODAL",
+        *["MODAL"] * 7,
     ]
     rule = VoiceQualityRule(order=("BREATHY", "ROUGH"), threshold=1.0)
     opts = OPTS | {"voice_quality": rule}
