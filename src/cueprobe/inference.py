@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
@@ -297,7 +298,18 @@ def run_requests(
         len(requests) - len(pending),
         len(pending),
     )
+    every = max(1, len(pending) // 20)  # a progress line per ~5 %: an OOM kill's log says
+    began, logged = time.perf_counter(), 0  # how far the journal got (a re-run resumes there)
     for start in range(0, len(pending), batch_size):
+        if start - logged >= every:
+            rate = start / max(time.perf_counter() - began, 1e-9)
+            log.info(
+                "answered %d/%d (%.0f%%, %.2f requests/s, ~%.0f s to go); each batch is "
+                "journaled as it comes, so a re-run resumes from here",
+                start, len(pending), 100 * start / len(pending), rate,
+                (len(pending) - start) / rate,
+            )  # fmt: skip
+            logged = start
         chunk = pending[start : start + batch_size]
         batch = [requests[k] for k in chunk]  # made per batch (see RequestTable)
         try:

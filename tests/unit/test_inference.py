@@ -506,6 +506,102 @@ def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
     assert "must not be scored on it" in capsys.readouterr().err
 
 
+def test_a_second_job_on_a_journal_in_use_fails_at_once(tables, trained, tmp_path, capsys):
+    """A job left running after its Snakemake died and a new run's job asked the same
+    remaining prompts side by side (289 of 673 twice on the demo): the second now stops,
+    naming the holder."""
+    import fcntl
+
+    model = {"backend": "reference", "batch_size": 4}
+    out = tmp_path / "p.parquet"
+    argv = _infer_argv(tables, out, "aligned", model, "--model-files", str(trained["tokens"]))
+    lock = _journal(out).with_name(_journal(out).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 on node7 (since 2026-11-24 10:00:00)\n")
+        held.flush()
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{_journal(out)} is in use by pid 4242 on node7" in err and "Wait for it" in err
+    assert not out.exists()
+    assert main(argv) == 0  # released: the job runs
+    assert "pid" in lock.read_text()
+
+
+def test_a_job_whose_inputs_change_under_it_writes_no_predictions(
+    tables, trained, tmp_path, monkeypatch, capsys
+):
+    """An orphaned job of an earlier run (n_bins 3) finished after the new run (n_bins 5)
+    and wrote its predictions over the new ones; the next run took them as up to date."""
+    import shutil
+
+    import cueprobe.inference as inference
+
+    here = tmp_path / "tables"
+    here.mkdir()
+    for name in ("manifest.parquet", "aligned.parquet"):
+        shutil.copy(tables / name, here / name)
+    model = {"backend": "reference", "batch_size": 4}
+    out = tmp_path / "p.parquet"
+    argv = _infer_argv(here, out, "aligned", model, "--model-files", str(trained["tokens"]))
+    run = inference.run_requests
+
+    def rewritten_meanwhile(*a, **kw):
+        n = run(*a, **kw)
+        table = io.read_table(here / "aligned.parquet", "conditions")
+        io.write_table(table, here / "aligned.parquet", "conditions")  # a new run's
+        return n
+
+    monkeypatch.setattr(inference, "run_requests", rewritten_meanwhile)
+    assert main(argv) == 1
+    assert "changed while this job ran" in capsys.readouterr().err
+    assert not out.exists() and _journal(out).read_text().count("raw_output") == 16
+    monkeypatch.setattr(inference, "run_requests", run)
+    assert main(argv) == 0  # the answers are journaled: nothing is asked again
+    assert io.read_table(out, "predictions")["utt_id"].nunique() == 16
+
+
+def test_a_damaged_journal_line_is_named_and_a_torn_header_skipped(
+    tables, trained, tmp_path, capsys
+):
+    """A garbled line mid-journal failed every later run with 'Unterminated string ...'
+    (no file, no line); a torn header line at the end failed `_setup_header` before the
+    torn-line repair could run."""
+    from cueprobe.cli.inference import _setup_header
+
+    model = {"backend": "reference", "batch_size": 4}
+    out = tmp_path / "p.parquet"
+    argv = _infer_argv(tables, out, "aligned", model, "--model-files", str(trained["tokens"]))
+    assert main(argv) == 0
+    journal = _journal(out)
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join([*lines[:3], lines[3][:20] + "\n", *lines[4:]]))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{journal}, line 4, is damaged" in err and f"head -n 3 {journal}" in err
+    setup = {"model": "x"}
+    header = {"header": {"model_id": "m", "revision": "r", "decoding": "d"}, "setup": setup}
+    journal.write_text(json.dumps(header) + "\n" + json.dumps(header)[:30])
+    assert _setup_header(journal, setup) == header["header"]
+
+
+def test_run_requests_logs_its_progress(caplog):
+    """An out-of-memory kill left a log whose only line was '1356 request(s), 0 already
+    answered': nothing said how far the journal had got."""
+
+    class Echo:
+        def generate(self, batch):
+            return ["sad"] * len(batch)
+
+    requests = {f"k{i}": object() for i in range(100)}
+    with caplog.at_level("INFO"):
+        run_requests(Echo(), requests, batch_size=5, done=set(), on_batch=lambda *a: None)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("answered")]
+    assert len(lines) == 19 and lines[0].startswith("answered 5/100 (5%")
+    assert "a re-run resumes from here" in lines[0]
+
+
 def test_infer_cli_resumes_from_its_journal(tables, trained, tmp_path, caplog):
     model = {"backend": "reference", "batch_size": 4}
     files = ["--model-files", str(trained["tokens"])]

@@ -13,11 +13,13 @@ tables are written atomically at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -232,9 +234,11 @@ def _setup_header(path: Path, setup: dict[str, Any] | None) -> dict[str, str] | 
     found = None
     for p in (*_sibling_journals(path), path):  # this job's own journal last: it wins
         if p.exists():
-            for line in p.read_bytes().splitlines():
+            data = p.read_bytes()
+            lines = data[: data.rfind(b"\n") + 1].splitlines()  # not a torn last line
+            for number, line in enumerate(lines, start=1):
                 if line.startswith(b'{"header"'):
-                    row = json.loads(line)
+                    row = _journal_row(line, p, number)
                     if row.get("setup") == setup:
                         found = row["header"]
     return found
@@ -257,11 +261,11 @@ def _read_journal(
     """
     answers: dict[str, str | None] = {}
     for other in _sibling_journals(path):
-        answers |= _section_answers(_journal_rows(other.read_bytes()), header)
+        answers |= _section_answers(_journal_rows(other.read_bytes(), other), header)
     if not path.exists():
         return answers, False
     data = path.read_bytes()
-    rows = _journal_rows(data)
+    rows = _journal_rows(data, path)
     if data and not data.endswith(b"\n"):  # killed mid-write: drop the torn line
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
@@ -289,9 +293,26 @@ def _read_journal(
     return answers | own, last == header and headers[-1].get("setup") == setup
 
 
-def _journal_rows(data: bytes) -> list[dict[str, Any]]:
-    """A journal's rows, without a torn last line."""
-    return [json.loads(line) for line in data[: data.rfind(b"\n") + 1].decode().splitlines()]
+def _journal_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
+    """A journal's rows, without a torn last line; any other damaged line is an error
+    naming the journal and the line."""
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
+    return [_journal_row(line, path, number) for number, line in enumerate(lines, start=1)]
+
+
+def _journal_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(
+            f"{path}, line {number}, is damaged ({err}): not a torn last line, which is cut "
+            f"off by itself (a disk or copy fault?). Keep the answers before it "
+            f"(`head -n {number - 1} {path} > fixed && mv fixed {path}`) or delete the "
+            "journal to ask everything again."
+        ) from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}, line {number}, is not a journal row: {line[:80]!r}.")
+    return row
 
 
 def _section_answers(
@@ -388,7 +409,58 @@ def _paired(args: argparse.Namespace) -> list[tuple[str, Path, Path | None, Path
     return [(c.stem, c, o, k) for c, o, k in zip(args.condition, outs, checks, strict=True)]
 
 
+@contextlib.contextmanager
+def _journal_lock(journal: Path) -> Iterator[None]:
+    """Hold ``<journal>.lock`` for the whole job: a second job on the same answers (an
+    earlier run's job still running after its Snakemake died, then ``--unlock`` and a
+    new run) fails at once, naming the holder, instead of asking every remaining prompt
+    a second time beside it."""
+    import fcntl
+    import socket
+    import time
+
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    lock = journal.with_name(journal.name + ".lock")
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise OSError(
+                f"{journal} is in use by {holder}: another inference job on these answers is "
+                "running (one of an earlier run, left after its Snakemake died?). Wait for it "
+                "to end, or kill it, then run again."
+            ) from None
+        except OSError as err:  # a file system without locks (some NFS set-ups)
+            log.warning("%s: cannot lock (%s); a second job on it would not be stopped", lock, err)
+        else:
+            f.seek(0)
+            f.truncate()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n")
+            f.flush()
+        yield  # closing the file releases the lock (on a crash too)
+
+
+def _identity(paths: Sequence[Path]) -> dict[str, tuple[int, int, int]]:
+    """(inode, size, mtime) of each file: an atomic rewrite changes the inode."""
+    out = {}
+    for p in paths:
+        st = p.stat()
+        out[str(p)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
 def _infer(args: argparse.Namespace) -> None:
+    journal = args.journal or _default_journal(args)
+    inputs = [Path(args.manifest), *map(Path, args.condition), *args.model_files]
+    with _journal_lock(journal):
+        before = _identity(inputs)
+        _infer_locked(args, journal, lambda: before == _identity(inputs))
+
+
+def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> None:
     import pandas as pd
 
     from cueprobe.backends.factory import load_setup
@@ -443,7 +515,6 @@ def _infer(args: argparse.Namespace) -> None:
         sum(map(len, frames.values())),
         len(requests),
     )
-    journal = args.journal or _default_journal(args)
     setup = load_setup(cfg, device=args.device)
     backend, header = None, _setup_header(journal, setup)
     if header is not None:
@@ -497,6 +568,12 @@ def _infer(args: argparse.Namespace) -> None:
             len(requests),
         )
     del requests
+    if not inputs_unchanged():  # a newer run rewrote them while this job was answering
+        raise ValueError(
+            f"{args.manifest}, a condition table or a model file changed while this job ran "
+            "(another run rewrote them?): its answers are in the journal, but predictions of the old "
+            "inputs are not written. Run again."
+        )
     shard_tables = []
     for name, _, out, check_out in jobs:  # one table at a time: written, then dropped
         frame = frames.pop(name)
