@@ -229,7 +229,12 @@ def _json_default(obj: Any) -> Any:
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Write to a temporary file beside ``path`` and rename: no half-written outputs."""
+    """Write to a temporary file beside ``path`` and rename: no half-written outputs.
+
+    The data reach the disk before the rename, and the rename before the job ends
+    (``fsync`` of the file, then of its folder): after a node crash Snakemake would
+    otherwise find an empty file under the name of an output it records as complete.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -240,7 +245,18 @@ def _atomic_write(path: Path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
+
+
+def _fsync(path: str | Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

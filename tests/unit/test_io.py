@@ -22,6 +22,30 @@ def test_round_trip_and_atomic_write(tmp_path):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["excluded.parquet"]
 
 
+def test_an_output_reaches_the_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
+    """Without fsync, a node crash after the job could leave an empty file under the name
+    of an output Snakemake records as complete."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def logged_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def logged_replace(src, dst):
+        events.append(("replace", str(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", logged_fsync)
+    monkeypatch.setattr(os, "replace", logged_replace)
+    out = tmp_path / "sub/excluded.parquet"
+    io.write_table(pd.DataFrame([ROW]), out, "excluded")
+    kinds = [k for k, _ in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    assert events[0][1].startswith(str(out.parent / ".excluded.parquet."))  # the data
+    assert events[2][1] == str(out.parent)  # the folder's entry
+
+
 def test_contract_errors_name_table_file_and_column(tmp_path):
     with pytest.raises(
         io.TableError, match=r"excluded table \(x.parquet\) lacks column\(s\) \['reason'\]"
