@@ -74,6 +74,7 @@ TABLES: dict[str, dict[str, str]] = {
         "n": "int",
         "n_speakers": "int",
         "n_classes": "int",
+        "absent_classes": "str",
         "n_unparsed": "int",
         "unparsed_rate": "float",
     },

@@ -579,7 +579,8 @@ class Evaluation:
     ----------
     metrics : pandas.DataFrame
         One row per (split, condition): uar, ci_low, ci_high, wa, n, n_speakers,
-        n_classes (classes of the label set the split has: UAR's denominator), n_unparsed, unparsed_rate (``unparsed`` and ``error`` answers, both scored wrong),
+        n_classes (classes of the label set the split has: UAR's denominator) and
+        absent_classes (the others, ``;``-joined), n_unparsed, unparsed_rate (``unparsed`` and ``error`` answers, both scored wrong),
         n_error (of them, ``error``: the model or its server failed, no answer),
         n_resamples, n_distinct_resamples, n_degenerate, kind, p, seed.
     confusion : pandas.DataFrame
@@ -740,7 +741,8 @@ def evaluate(
         y_true = rows["label"].to_numpy(dtype=object)
         y_pred = {name: p["pred"].fillna("").to_numpy(dtype=object) for name, p in preds.items()}
         uar_score(y_true, y_true, labels=labels)  # warns once if a class is absent
-        n_classes = len(set(y_true) & set(labels))  # UAR's denominator in this split
+        absent = [lab for lab in labels if lab not in set(y_true)]
+        n_classes = len(labels) - len(absent)  # UAR's denominator in this split
         resamples = speaker_resamples(rows["speaker"], n_resamples=n_resamples, rng=rng)
         n_distinct = resamples.n_distinct
         rep = uar_replicates(y_true, y_pred, resamples, labels=labels)
@@ -770,6 +772,7 @@ def evaluate(
                     "n": rep.n,
                     "n_speakers": rep.n_speakers,
                     "n_classes": n_classes,
+                    "absent_classes": ";".join(absent),
                     "n_unparsed": n_unparsed,
                     "unparsed_rate": n_unparsed / rep.n,
                     "n_error": int((preds[name]["parse_status"] == "error").sum()),

@@ -46,7 +46,11 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
     if missing:
         raise ValueError(f"comparisons table lacks column(s) {missing}.")
     keys = ["corpus", "model", "split"]
-    m = metrics.set_index([*keys, "condition"])[["uar", "ci_low", "ci_high", "n", "n_speakers"]]
+    if "absent_classes" not in metrics:  # metrics written before it was recorded
+        metrics = metrics.assign(absent_classes="")
+    m = metrics.set_index([*keys, "condition"])[
+        ["uar", "ci_low", "ci_high", "n", "n_speakers", "absent_classes"]
+    ]
     condition = m.index.get_level_values("condition")
     minus = m[condition == "audio_only"].droplevel("condition").add_prefix("uar_minus_")
     plus = m[condition == "aligned"].droplevel("condition").add_prefix("uar_plus_")
@@ -59,7 +63,7 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
     out = minus.join(plus, how="outer").join(gain, how="left")
     # utterances and speakers scored: audio_only's, else aligned's (a model run with
     # token conditions only still has its n and its few-speaker mark)
-    for col in ("n", "n_speakers"):
+    for col in ("n", "n_speakers", "absent_classes"):
         out[f"uar_minus_{col}"] = out[f"uar_minus_{col}"].fillna(out[f"uar_plus_{col}"])
     out = out.rename(
         columns={
@@ -67,8 +71,9 @@ def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame
             "uar_plus_uar": "uar_plus",
             "uar_minus_n": "n",
             "uar_minus_n_speakers": "n_speakers",
+            "uar_minus_absent_classes": "absent_classes",
         }
-    ).drop(columns=["uar_plus_n", "uar_plus_n_speakers"])
+    ).drop(columns=["uar_plus_n", "uar_plus_n_speakers", "uar_plus_absent_classes"])
     return out.reset_index()
 
 
@@ -146,7 +151,8 @@ def table2(
         Columns corpus, model, label, group, quoted, source, then per split
         ``{split}_uar_minus``, ``_uar_plus``, ``_delta``, ``_delta_ci_low``,
         ``_delta_ci_high``, ``_p``, ``_p_holm``, ``_n``, ``_n_speakers`` (NaN where a
-        model is not scored on that split), and the paper columns.
+        model is not scored on that split), ``_absent_classes`` (classes of the label set
+        the split lacks, ``;``-joined: its UARs average the others), and the paper columns.
     """
     paper = paper or {}
     gains = _gain_rows(metrics, comparisons)
@@ -164,6 +170,7 @@ def table2(
             row[f"{split}_p_holm"] = by_split.at[split, "p_holm"] if have else np.nan
             row[f"{split}_n"] = by_split.at[split, "n"] if have else np.nan
             row[f"{split}_n_speakers"] = by_split.at[split, "n_speakers"] if have else np.nan
+            row[f"{split}_absent_classes"] = by_split.at[split, "absent_classes"] if have else ""
         row["paper_row"] = info["paper_row"]
         rows.append(row)
     for ref in literature:
@@ -186,7 +193,7 @@ def table2(
         for split in TABLE2_SPLITS
         for c in (
             "uar_minus", "uar_plus", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "n",
-            "n_speakers",
+            "n_speakers", "absent_classes",
         )
     ]  # fmt: skip
     out = out.reindex(columns=[*cols, "rank", "paper_row"])
@@ -239,7 +246,7 @@ def table3(
         )  # fmt: skip
     cols = [
         "corpus", "model", "label", "group", "quoted", "source", "split", "n", "n_speakers",
-        "uar_minus", "uar_minus_ci_low", "uar_minus_ci_high",
+        "absent_classes", "uar_minus", "uar_minus_ci_low", "uar_minus_ci_high",
         "uar_plus", "uar_plus_ci_low", "uar_plus_ci_high",
         "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm",
     ]  # fmt: skip
@@ -406,9 +413,10 @@ def _display(
         cells = [name]
         if kind == "II":
             for split in TABLE2_SPLITS:
+                lack = " §" if _absent(rec, f"{split}_absent_classes") else ""
                 cells += [
-                    fmt_uar(rec[f"{split}_uar_minus"]),
-                    fmt_uar(rec[f"{split}_uar_plus"]),
+                    fmt_uar(rec[f"{split}_uar_minus"]) + lack,
+                    fmt_uar(rec[f"{split}_uar_plus"]) + lack,
                     fmt_delta(rec[f"{split}_delta"]),
                 ]
                 if paper:
@@ -419,11 +427,12 @@ def _display(
                     ]
         else:
             mark = " ‡" if _few_speakers(rec) else ""
+            lack = " §" if _absent(rec, "absent_classes") else ""
             cells += [
                 rec["split"] if isinstance(rec["split"], str) and rec["split"] else "–",
-                fmt_uar(rec["uar_minus"]),
+                fmt_uar(rec["uar_minus"]) + lack,
                 fmt_ci(rec["uar_minus_ci_low"], rec["uar_minus_ci_high"]) + mark,
-                fmt_uar(rec["uar_plus"]),
+                fmt_uar(rec["uar_plus"]) + lack,
                 fmt_ci(rec["uar_plus_ci_low"], rec["uar_plus_ci_high"]) + mark,
                 fmt_delta(rec["delta"]),
                 fmt_ci(rec["delta_ci_low"], rec["delta_ci_high"]) + mark,
@@ -440,8 +449,24 @@ def _display(
     return header, rows
 
 
+def _absent(rec: Mapping[str, Any], column: str) -> str:
+    """The classes a run row's split lacks (``;``-joined), or ``""``."""
+    value = rec.get(column)
+    return value if isinstance(value, str) and not rec["quoted"] else ""
+
+
 def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> list[str]:
     notes = []
+    splits = TABLE2_SPLITS if kind == "II" else (None,)
+    for rec in table.to_dict("records"):
+        for split in splits:
+            column = f"{split}_absent_classes" if split else "absent_classes"
+            if lack := _absent(rec, column):
+                notes.append(
+                    f"§ {rec['label']} ({split or rec['split']}): no utterance of "
+                    f"{', '.join(lack.split(';'))} in this split; its UARs average the other "
+                    "classes (another chance level), not comparable with a UAR over all."
+                )
     if kind == "III":
         notes.append(
             f"{ci_name(confidence_level)}s: speaker-clustered percentile bootstrap; Δ CI paired (same resamples); "
@@ -519,6 +544,7 @@ _TEX_ESCAPE = {
     "⁻": r"$^-$",
     "−": "$-$",
     "–": "--",
+    "§": r"\S{}",
 }
 
 

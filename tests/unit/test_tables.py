@@ -385,6 +385,30 @@ def test_a_class_the_split_lacks_heads_the_page():
         confusion=ev.confusion,
     )  # fmt: skip
     assert "**Check the answers first.**" in text and "['sad'] have no utterance" in text
+    # and Tables II and III mark its UARs (they were printed as full-class UARs)
+    assert (ev.metrics["absent_classes"] == "sad").all()
+    metrics = ev.metrics.assign(corpus="c", model="m")
+    comparisons = ev.comparisons.assign(corpus="c", model="m")
+    models = {"m": {"label": "M", "zero_shot": True}}
+    note = (
+        "§ M (test): no utterance of sad in this split; its UARs average the other classes "
+        "(another chance level), not comparable with a UAR over all."
+    )
+    for kind, table in (
+        ("II", tables.table2(metrics, comparisons, models=models)),
+        ("III", tables.table3(metrics, comparisons, models=models)),
+    ):
+        md = tables.to_markdown(table, kind=kind, title="t")
+        assert note in md and md.count(" §") == 2, md
+        assert r"\S{}" in tables.to_latex(table, kind=kind, title="t", label="l")
+    full = metrics.assign(absent_classes="")
+    assert "§" not in tables.to_markdown(
+        tables.table3(full, comparisons, models=models), kind="III", title="t"
+    )
+    old = metrics.drop(columns="absent_classes")  # metrics written before it existed
+    assert "§" not in tables.to_markdown(
+        tables.table2(old, comparisons, models=models), kind="II", title="t"
+    )
 
 
 COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]
