@@ -75,7 +75,9 @@ def test_every_condition_has_predictions_of_the_evaluated_utterances(demo_run):
             assert not shas["audio_only"] & shas["aligned"]
             # one journal per job; each distinct (utterance, prompt) was asked once
             journals = sorted(p.name for p in (folder / "journal").iterdir())
-            assert journals == ["audio_only.jsonl", "tokens.jsonl"]
+            assert journals == [  # each held by its job while it ran (a second one stops)
+                ".audio_only.jsonl.lock", ".tokens.jsonl.lock", "audio_only.jsonl", "tokens.jsonl"
+            ]  # fmt: skip
             rows = (folder / "journal/tokens.jsonl").read_text().splitlines()[1:]
             asked = [tuple(json.loads(r)[k] for k in ("utt_id", "prompt_sha")) for r in rows]
             assert len(asked) == len(set(asked))

@@ -515,7 +515,7 @@ def test_a_second_job_on_a_journal_in_use_fails_at_once(tables, trained, tmp_pat
     model = {"backend": "reference", "batch_size": 4}
     out = tmp_path / "p.parquet"
     argv = _infer_argv(tables, out, "aligned", model, "--model-files", str(trained["tokens"]))
-    lock = _journal(out).with_name(_journal(out).name + ".lock")
+    lock = _journal(out).with_name(f".{_journal(out).name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)

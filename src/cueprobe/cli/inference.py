@@ -411,7 +411,7 @@ def _paired(args: argparse.Namespace) -> list[tuple[str, Path, Path | None, Path
 
 @contextlib.contextmanager
 def _journal_lock(journal: Path) -> Iterator[None]:
-    """Hold ``<journal>.lock`` for the whole job: a second job on the same answers (an
+    """Hold ``.<journal>.lock`` (beside it) for the whole job: a second job on the same answers (an
     earlier run's job still running after its Snakemake died, then ``--unlock`` and a
     new run) fails at once, naming the holder, instead of asking every remaining prompt
     a second time beside it."""
@@ -420,7 +420,7 @@ def _journal_lock(journal: Path) -> Iterator[None]:
     import time
 
     journal.parent.mkdir(parents=True, exist_ok=True)
-    lock = journal.with_name(journal.name + ".lock")
+    lock = journal.with_name(f".{journal.name}.lock")
     with open(lock, "a+", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
