@@ -110,8 +110,8 @@ class FeatureStatus(enum.StrEnum):
     TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
     SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
     UNREADABLE = "unreadable"  # the audio could not be read or decoded
-    # float samples beyond full scale, analysed clipped to [-1, 1]: loudness and spectrum
-    # are distorted, so the file gets tokens (flagged) but no say in the token edges
+    # past full scale as analysed (mono, at the analysis rate), so clipped to [-1, 1]:
+    # loudness and spectrum are distorted; the file gets tokens (flagged), no say in the edges
     CLIPPED = "clipped"
 
 
@@ -175,7 +175,10 @@ def prepare_signal(
     other rates are resampled (polyphase), and samples are clipped so that
     openSMILE's int16 conversion cannot wrap +1.0 around to -1.0.
     """
-    x = to_mono(samples, int(sampling_rate), target_rate=target_rate)
+    return _clip(to_mono(samples, int(sampling_rate), target_rate=target_rate))
+
+
+def _clip(x: np.ndarray) -> np.ndarray:
     return np.clip(x, -1.0, _INT16_MAX).astype(np.float32)
 
 
@@ -239,7 +242,11 @@ def extract_signal(
 
     ``smile`` is an ``opensmile.Smile`` for eGeMAPSv02 LLDs (built once per job).
     """
-    x = prepare_signal(samples, sampling_rate)
+    mono = to_mono(samples, int(sampling_rate), target_rate=ANALYSIS_RATE)
+    # past full scale as analysed (not in the file: a loud channel of a stereo file may be
+    # halved by the mix, a resampled loud file may overshoot)
+    clipped = bool(mono.size) and float(np.max(np.abs(mono))) > 1.0
+    x = _clip(mono)  # as prepare_signal
     nan_row = {c: math.nan for c in EGEMAPS_LLDS} | {"n_frames": 0, "voiced_ratio": 0.0}
     if x.size < min_duration_s * ANALYSIS_RATE or x.size == 0:
         return nan_row | {"status": FeatureStatus.TOO_SHORT.value}
@@ -248,7 +255,8 @@ def extract_signal(
     if row["n_frames"] < MIN_FRAMES:
         return nan_row | {"n_frames": row["n_frames"], "status": FeatureStatus.TOO_SHORT.value}
     silent = float(np.max(np.abs(x))) < 1 / 32768
-    return row | {"status": (FeatureStatus.SILENT if silent else FeatureStatus.OK).value}
+    status = FeatureStatus.SILENT if silent else FeatureStatus.OK
+    return row | {"status": (FeatureStatus.CLIPPED if clipped else status).value}
 
 
 def _read_audio(path: str) -> tuple[np.ndarray, int]:
@@ -310,17 +318,16 @@ def extract_features(
         if bad:  # openSMILE's int16 cast would make them 0 and call the file fine
             log.warning("unreadable audio %s: %d NaN or infinite sample(s)", path, bad)
             return unreadable
-        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
         row = extract_signal(samples, sampling_rate, smile=smile, min_duration_s=min_duration_s)
-        if peak > 1.0 and row["status"] == FeatureStatus.OK:
+        if row["status"] == FeatureStatus.CLIPPED:
             log.warning(
-                "audio %s peaks at %.3g, beyond full scale (a float file in int16 scale?): "
-                "clipped to [-1, 1] for analysis, so its loudness and spectrum are distorted "
-                "(status clipped)",
+                "audio %s goes past full scale as analysed (mono, %d Hz; file peak %.3g: a "
+                "float file in int16 scale?): clipped to [-1, 1], so its loudness and "
+                "spectrum are distorted (status clipped)",
                 path,
-                peak,
+                ANALYSIS_RATE,
+                float(np.max(np.abs(samples))),
             )
-            row["status"] = FeatureStatus.CLIPPED.value
         return row
 
     paths = manifest["path"].astype(str).tolist()

@@ -61,7 +61,9 @@ TABLES: dict[str, dict[str, str]] = {
         "split": "str",
         "label": "str",
     },
-    # evaluation stage (one file per corpus and model)
+    # evaluation stage (one file per corpus and model); metrics columns added later
+    # (n_error, n_classes, absent_classes) are optional, so that results evaluated before
+    # them stay readable (src/ changes do not re-run jobs): their readers default them
     "metrics": {
         "corpus": "str",
         "model": "str",
@@ -73,8 +75,6 @@ TABLES: dict[str, dict[str, str]] = {
         "wa": "float",
         "n": "int",
         "n_speakers": "int",
-        "n_classes": "int",
-        "absent_classes": "str",
         "n_unparsed": "int",
         "unparsed_rate": "float",
     },

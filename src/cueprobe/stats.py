@@ -652,8 +652,10 @@ def _evaluate_iv(
                 f"predictions of condition {name!r}: {int(off.sum())} parsed row(s) carry a "
                 f"pred outside the label set {list(labels)}, e.g. {row['utt_id']!r} "
                 f"({row['parse_status']}, pred {row['pred']!r}); were they parsed under "
-                "another label set? `snakemake --forcerun query_audio_only "
-                "query_token_conditions query_model_shard` parses the journaled answers again."
+                "another label set? Re-run the inference rules (`snakemake --forcerun "
+                "query_audio_only query_token_conditions query_model_shard`): answers whose "
+                "prompt is unchanged come from the journal, parsed again; a prompt that lists "
+                "the labels is asked again."
             )
     if not splits:
         raise ValueError("`splits` is empty: name at least one split (or 'all').")

@@ -256,7 +256,17 @@ def _fit_mask(df: pd.DataFrame, fit_on: str) -> np.ndarray:
     if fit_on == "train":
         mask &= (df["split"] == "train").to_numpy()
     if not mask.any():
-        raise ValueError(f"no utterance to fit token edges on (fit_on={fit_on!r}, status 'ok').")
+        rows = df if fit_on == "all" else df[df["split"] == "train"]
+        counts = ", ".join(f"{k} {n}" for k, n in rows["status"].value_counts().items())
+        hint = (
+            ": rescale the audio into [-1, 1] (float files in int16 scale?)"
+            if (rows["status"] == "clipped").any()
+            else ""
+        )
+        raise ValueError(
+            f"no utterance to fit token edges on (fit_on={fit_on!r}, status 'ok'); the "
+            f"feature statuses there: {counts or 'none'}{hint}."
+        )
     return mask
 
 
@@ -491,7 +501,8 @@ def assign_tokens(
         ``pooled_edges:<concept>``; ``unvoiced`` stands for the UNVOICED token. Reasons
         join with ``;`` (``unvoiced;nan_score:PITCH;pooled_edges:FORMANTS``); a file
         that was not analysed (feature status other than ``ok``) is flagged with that
-        status alone, every one of its tokens filled in.
+        status alone (``too_short``, ``silent``, ``unreadable``: not in :data:`ANALYSED`),
+        every one of its tokens filled in; a ``clipped`` one's flag starts ``clipped``.
     """
     df = _merge_iv(features, manifest)
     scores = _scores(df, edges.centre, edges.scale)

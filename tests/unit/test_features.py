@@ -190,8 +190,29 @@ def test_non_finite_samples_are_unreadable_and_a_hot_float_file_is_named(tmp_pat
         "nan": "unreadable", "some_nan": "unreadable", "hot": "clipped"
     }  # fmt: skip
     assert "160 NaN or infinite sample(s)" in caplog.text
-    assert "hot.wav peaks at 9.83e+03, beyond full scale" in caplog.text
+    assert "hot.wav goes past full scale as analysed (mono, 16000 Hz; file peak 9.83e+03" in (
+        caplog.text
+    )
     assert out.loc["hot", list(EGEMAPS_LLDS)].notna().any()  # analysed all the same
+
+
+def test_clipped_is_judged_on_the_signal_as_analysed(tmp_path):
+    """The file's raw peak decided it: a stereo file with one channel at 1.2 (0.6 once
+    mixed) was `clipped`, a loud 48 kHz int16 square wave that overshoots when resampled
+    (the samples openSMILE gets do clip) was `ok`."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    voice = 0.6 * np.sin(2 * np.pi * 140 * t) * np.hanning(sr)
+    sf.write(tmp_path / "stereo.wav", np.stack([voice * 2, 0 * voice], axis=1), sr, subtype="FLOAT")
+    t48 = np.arange(48000) / 48000
+    square = 0.999 * np.sign(np.sin(2 * np.pi * 140 * t48))
+    sf.write(tmp_path / "square48k.wav", square, 48000, subtype="PCM_16")
+    manifest = pd.DataFrame(
+        [(n, str(tmp_path / f"{n}.wav")) for n in ("stereo", "square48k")],
+        columns=["utt_id", "path"],
+    )
+    out = extract_features(manifest, min_duration_s=0.06).set_index("utt_id")
+    assert out["status"].to_dict() == {"stereo": "ok", "square48k": "clipped"}
 
 
 def test_prepare_signal_never_reaches_plus_one():

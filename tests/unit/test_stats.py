@@ -657,7 +657,7 @@ def test_evaluate_errors():
         with pytest.raises(
             ValueError,
             match=r"'aligned': 1 parsed row\(s\) carry a pred outside the label set .*"
-            r"another label set\? `snakemake --forcerun query_audio_only",
+            r"another label set\? Re-run the inference rules \(`snakemake --forcerun query_audio_only",
         ):
             evaluate({"aligned": foreign}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="no predictions to evaluate"):

@@ -391,6 +391,15 @@ def test_a_clipped_file_gets_tokens_from_its_features_but_no_say_in_the_edges(de
     assert measured_tokens(tok).loc[i].all()  # measured, if distorted: Figure 1 counts it
 
 
+def test_a_corpus_of_clipped_files_fails_naming_them(demo):
+    """Every file clipped (float files in int16 scale): 'no utterance to fit token edges
+    on (status ok)' did not say why."""
+    manifest, features, _ = demo
+    hot = features.assign(status="clipped")
+    with pytest.raises(ValueError, match=rf"statuses there: clipped {len(hot)}: rescale the audio"):
+        tokenize(hot, manifest, n_bins=5, fit_on="all", gender_specific=[], **OPTS)
+
+
 def test_the_tokens_stage_knows_every_feature_status():
     from cueprobe.features import FeatureStatus
     from cueprobe.tokens import _NOT_ANALYSED

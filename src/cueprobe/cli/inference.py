@@ -443,12 +443,12 @@ def _journal_lock(journal: Path) -> Iterator[None]:
         yield  # closing the file releases the lock (on a crash too)
 
 
-def _identity(paths: Sequence[Path]) -> dict[str, tuple[int, int, int]]:
-    """(inode, size, mtime) of each file: an atomic rewrite changes the inode."""
+def _identity(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of each file (not the inode: FUSE mounts may renumber it)."""
     out = {}
     for p in paths:
         st = p.stat()
-        out[str(p)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        out[str(p)] = (st.st_size, st.st_mtime_ns)
     return out
 
 
