@@ -441,8 +441,14 @@ def test_figure_1_counts_measured_tokens_only(demo, tokens):
     pd.testing.assert_frame_equal(
         others.set_index(key), ref.set_index(key).loc[others.set_index(key).index]
     )
-    title = plot_token_distribution(freqs, title="demo")._suptitle.get_text()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plot_token_distribution(freqs, title="demo_iemocap: concept tokens per emotion")
+    title = fig._suptitle.get_text()
     assert "not counted, no measurement (token filled in): PITCH 3, VOICE_QUALITY 1" in title
+    # the heading fits the page (one line of it ran off both sides of the figure)
+    box = fig._suptitle.get_window_extent(renderer=FigureCanvasAgg(fig).get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     n_sad = int(manifest["label"].eq("sad").sum())
     assert f"sad n={n_sad}" in title
 

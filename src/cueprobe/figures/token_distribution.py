@@ -93,8 +93,22 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     pitch = 0.2  # inches between emotions, and the largest bubble's diameter
     x_pitch = (PAGE_WIDTH_IN - 1.0) / n_values  # ~1 in of emotion names on the left
     max_area = (72 * 0.95 * min(pitch, x_pitch)) ** 2  # points^2 at frequency 1
-    fig = Figure(
-        figsize=(PAGE_WIDTH_IN, len(concepts) * (pitch * len(labels) + 0.45) + 0.45),
+    first = freqs.drop_duplicates(["concept", "label"])
+    n = (first["n_label"] + first["n_filled"]).groupby(first["label"]).max()
+    filled = first.groupby("concept", sort=False)["n_filled"].sum()
+    heading = [
+        title,
+        "within-emotion frequency (%) of the measured tokens, bubble area proportional",
+        ", ".join(f"{lab} n={int(n[lab])}" for lab in labels),
+    ]
+    if filled.any():
+        note = ", ".join(f"{c} {int(k)}" for c, k in filled.items() if k)
+        heading.append(f"not counted, no measurement (token filled in): {note}")
+    fig = Figure(  # ~0.14 in a heading line at 8 pt
+        figsize=(
+            PAGE_WIDTH_IN,
+            len(concepts) * (pitch * len(labels) + 0.45) + 0.17 + 0.14 * len(heading),
+        ),
         layout="tight",
     )
     axes = fig.subplots(len(concepts), 1, squeeze=False)
@@ -126,17 +140,7 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    first = freqs.drop_duplicates(["concept", "label"])
-    n = (first["n_label"] + first["n_filled"]).groupby(first["label"]).max()
-    counts = ", ".join(f"{lab} n={int(n[lab])}" for lab in labels)
-    filled = first.groupby("concept", sort=False)["n_filled"].sum()
-    note = ", ".join(f"{c} {int(k)}" for c, k in filled.items() if k)
-    note = f"\nnot counted, no measurement (token filled in): {note}" if note else ""
-    fig.suptitle(
-        f"{title}\nwithin-emotion token frequency (%) of the measured tokens, bubble area "
-        f"proportional; {counts}{note}",
-        fontsize=8,
-    )
+    fig.suptitle("\n".join(heading), fontsize=8)
     return fig
 
 
