@@ -599,3 +599,13 @@ def test_audio_reasons_name_where_the_row_comes_from(tmp_path, write_wav):
     assert reasons["c"] == "missing_audio"
     assert reasons["d"].startswith("unreadable_audio: ") and reasons["d"].endswith(" (s.csv:9)")
     assert exclusion_counts(excluded).to_dict() == {"missing_audio": 2, "unreadable_audio": 1}
+
+
+def test_a_sheet_without_a_split_column_is_all_test(tmp_path, write_wav):
+    """The documented default (a sheet of test rows, scored zero-shot); a mutant that made
+    it train passed."""
+    write_wav(tmp_path / "a.wav")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker\na.wav,angry,s1\n")
+    manifest, _ = build_manifest("csv", sheet, labels={"angry": []})
+    assert manifest["split"].tolist() == ["test"]

@@ -333,3 +333,12 @@ def test_gather_reports_missing_files(demo, tmp_path, capsys):
         == 1
     )
     assert "shards do not cover the manifest" in capsys.readouterr().err
+
+
+def test_sub_lsb_noise_is_silent(tmp_path):
+    """openSMILE's int16 cast makes +-1e-6 noise all zeros: tokens from nothing, and a say
+    in the bin edges, had it been `ok` (a mutant testing == 0 passed)."""
+    x = 1e-6 * np.random.default_rng(0).standard_normal(16000)
+    sf.write(tmp_path / "hiss.wav", x, 16000, subtype="FLOAT")
+    manifest = pd.DataFrame({"utt_id": ["h"], "path": [str(tmp_path / "hiss.wav")]})
+    assert extract_features(manifest, min_duration_s=0.06)["status"].tolist() == ["silent"]

@@ -339,6 +339,10 @@ def test_audio_dependence_flags_constant_and_prompt_determined_answers():
     check = audio_dependence(varied)
     assert not check.invariant and check.reason == ""
     assert check.n_distinct_pred == 2 and check.majority_share == 0.5
+    # a prompt per utterance (every token condition) shares nothing: no "prompt decides"
+    own = varied.assign(prompt_sha=[f"p{i}" for i in range(20)])
+    check = audio_dependence(own)
+    assert not check.invariant and check.n_shared_prompt == 0
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -417,3 +417,10 @@ def test_condition_cli_logs_how_many_utterances_keep_their_aligned_block(tmp_pat
             assert 1 <= kept < 60 and (table["token_string"][dev] == base[dev]).all()
     assert "corrupt_p0_s0: 60 of 60 utterances keep their aligned token block" in messages
     assert not any(m.startswith("audio_only:") for m in messages)
+
+
+def test_corruption_names_round_p_as_planning_does():
+    """int(100 * p) named 0.29 corrupt_p28 and read it back as 0.28."""
+    names = ConditionSpec((0,), (0.29, 0.57, 0.58), (0,)).names()
+    assert {"corrupt_p29_s0", "corrupt_p57_s0", "corrupt_p58_s0"} <= set(names)
+    assert parse_condition("corrupt_p29_s0")[1] == pytest.approx(0.29)

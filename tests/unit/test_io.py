@@ -85,3 +85,13 @@ def test_written_files_follow_the_umask_like_open_does(tmp_path, umask, mode):
         os.umask(old)
     for name in ("t.parquet", "t.json", "t.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_keyed_tables_refuse_a_repeated_utt_id():
+    """Overlapping prediction shards would count utterances twice in UAR and McNemar; the
+    gather step relies on this check (a mutant that dropped predictions from it passed)."""
+    for kind, row in (("excluded", ROW), ("predictions", None)):
+        if row is None:
+            row = dict.fromkeys(io.TABLES["predictions"], "x")
+        with pytest.raises(io.TableError, match="utt_id"):
+            io.validate_table(pd.DataFrame([row, row]), kind)

@@ -547,6 +547,23 @@ def test_the_cis_are_named_by_the_evaluations_confidence_level(iemocap):
     assert "mean ± 90% CI over seeds" in fig.axes[0].get_lines()[0].get_label()
 
 
+def test_table3_prints_holm_p_as_holm_and_marks_4_speakers_not_5(iemocap):
+    """Mutants that printed the raw p under "p (Holm)", or marked from 3 speakers down
+    (4 give 35 distinct resamples), passed: the tests had used 2 and 6 speakers."""
+    metrics, comparisons, _ = iemocap
+    t = tables.table3(metrics, comparisons, models=MODELS)
+    t.loc[t["label"] == "AF3", ["p", "p_holm", "n_speakers"]] = [0.01, 0.04, 4]
+    t.loc[t["label"] == "Reference", "n_speakers"] = 5
+    lines = tables.to_markdown(t, kind="III", title="t").splitlines()
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines if line.startswith("|")]
+    header = cells[0]
+    rows = {row[0]: dict(zip(header, row, strict=True)) for row in cells[2:]}
+    assert rows["AF3"]["p"] == tables.fmt_p(0.01)
+    assert rows["AF3"]["p (Holm)"] == tables.fmt_p(0.04)
+    rows = {k: list(v.values()) for k, v in rows.items()}
+    assert rows["AF3"][3].endswith("‡") and "‡" not in "".join(rows["Reference"])
+
+
 def test_few_speaker_cis_are_marked_in_table3_and_the_summary(iemocap):
     """A trained model scored on 2 held-out speakers (IEMOCAP session 5): CIs marked ‡."""
     metrics, comparisons, evs = iemocap
