@@ -337,6 +337,28 @@ def test_error_answers_void_the_verdicts_that_read_them_and_raise_an_alarm():
     assert [n for n, x in verdicts.items() if f"{share:.1%} of the aligned answers are errors" in x] == [
         "Token sensitivity", "Alignment", "Monotone degradation",
     ]  # fmt: skip
+    # 2 % errors already withhold them (errors move UAR by about their share; the
+    # effects read are 0.01-0.04): a mutant tolerating 5 % passed
+    few = preds["aligned"].copy()
+    few.loc[few.index[:3], ["pred", "parse_status"]] = ["", "error"]  # 3 of 144
+    ev2 = evaluate(
+        preds | {"aligned": few}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    text2 = cue_use_summary(ev2.metrics, ev2.comparisons, ev2.corruption, corpus="c", model="m",
+                            alpha=0.05)  # fmt: skip
+    assert "Not assessed: 2.1% of the aligned answers are errors" in text2
+    # exactly half of the audio-only answers unparsed: not assessed either
+    half = preds["audio_only"].assign(pred="sad", parse_status="exact")
+    half.loc[half.index[: len(half) // 2], ["pred", "parse_status"]] = ["", "unparsed"]
+    ev2 = evaluate(
+        preds | {"audio_only": half}, manifest, labels=LABELS, splits=["test"],
+        n_resamples=50, confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert ev2.metrics.set_index("condition").loc["audio_only", "unparsed_rate"] == 0.5
+    text2 = cue_use_summary(ev2.metrics, ev2.comparisons, ev2.corruption, corpus="c", model="m",
+                            alpha=0.05)  # fmt: skip
+    assert "Not assessed: 50.0% of the audio_only answers are" in text2
     (alarm,) = answer_alarms(ev.metrics, ev.confusion)["test"]
     assert alarm.startswith(f"{n_error} error answer(s), where the model or its server failed")
     assert f"aligned {n_error})" in alarm and "--forcerun query_audio_only" in alarm
