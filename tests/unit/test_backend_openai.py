@@ -206,14 +206,27 @@ def test_a_negative_or_bad_retry_after_backs_off_as_usual(requests_):
     assert backend.n_retries == 2
 
 
-def test_rejected_request_is_an_error_answer(requests_, caplog):
-    with ChatServer(script=[(400, {"error": "audio too long"}, {})]) as server:
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_rejected_request_is_an_error_answer(requests_, caplog, status):
+    """413 (one clip too large for the server) too: it had stopped the whole job."""
+    with ChatServer(script=[(status, {"error": "audio too long"}, {})]) as server:
         backend = _backend(server.url, concurrency=1)
         with caplog.at_level(logging.WARNING):
             answers = backend.generate(requests_[:2])
     assert answers == [None, "answer: q1"]
-    assert "rejected request u0 (HTTP 400)" in caplog.text
+    assert f"rejected request u0 (HTTP {status})" in caplog.text
     assert len(server.bodies) == 2  # not retried
+
+
+def test_only_failures_in_a_row_stop_the_job(requests_):
+    """Failures between answers are not a server that is down: a mutant that never reset
+    the count stopped a long job after any DOWN_AFTER failures."""
+    script = [(503, {}, {}), None] * 8  # fail, answer, ...: 8 failures, DOWN_AFTER apart
+    assert DOWN_AFTER < 8
+    with ChatServer(script=script) as server:
+        backend = _backend(server.url, concurrency=1, max_retries=0)
+        answers = backend.generate(requests_ * 2)
+    assert answers[::2] == [None] * 8 and all(a is not None for a in answers[1::2])
 
 
 def test_configuration_errors_stop_at_once(requests_):
