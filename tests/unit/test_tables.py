@@ -569,6 +569,19 @@ def test_the_cis_are_named_by_the_evaluations_confidence_level(iemocap):
     assert "mean ± 90% CI over seeds" in fig.axes[0].get_lines()[0].get_label()
 
 
+def test_the_corrupt_family_is_judged_on_its_runs_with_p_above_0():
+    """p = 0 asks the aligned prompts again: counting those runs diluted a mostly
+    unparsed corruption family under the 'Not assessed' gate (a mutant passed)."""
+    from cueprobe.summary import _unreadable
+
+    m = pd.DataFrame(
+        {"condition": [f"corrupt_p{p}_s{s}" for p in (0, 100) for s in range(3)],
+         "kind": "corrupt", "p": [0.0] * 3 + [1.0] * 3,
+         "unparsed_rate": [0.0] * 3 + [0.6] * 3, "n": 100, "n_error": 0}
+    ).set_index("condition")  # fmt: skip
+    assert _unreadable(m, ["corrupt"]).startswith("Not assessed: 60.0% of the corrupt answers")
+
+
 def test_table3_prints_holm_p_as_holm_and_marks_4_speakers_not_5(iemocap):
     """Mutants that printed the raw p under "p (Holm)", or marked from 3 speakers down
     (4 give 35 distinct resamples), passed: the tests had used 2 and 6 speakers."""
