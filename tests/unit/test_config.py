@@ -151,6 +151,23 @@ def test_a_class_the_train_rows_lack_fails_at_planning_with_a_reference_model(tm
     ) in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
 
 
+def test_gender_specific_bins_on_a_sheet_of_other_genders_fail_at_planning(tmp_path):
+    """Genders that are neither F nor M (here `child`) pooled every edge after the feature
+    stage; a mutant that only refused an all-`unknown` sheet passed."""
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("path,label,speaker,gender,split\n/a.wav,angry,s1,child,test\n")
+    corpus = (
+        f"  c2: {{adapter: csv, root: {sheet}, labels: {{angry: []}}, gender_specific: [PITCH]}}"
+    )
+    text = (BASE % "").replace("models:", corpus + "\nmodels:")
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode != 0
+    assert (
+        "corpora.c2.gender_specific: no row of the sheet" in proc.stdout + proc.stderr
+        and "{'child': 1}" in proc.stdout + proc.stderr
+    ), (proc.stdout + proc.stderr)[-1500:]
+
+
 def test_no_corruption_seed_plans_no_figure_3(tmp_path):
     """`corrupt_seeds: []` beside a corrupt_p left Figure 3 planned; its job, the last
     of the run, failed on an empty corruption table."""
