@@ -115,6 +115,10 @@ class FeatureStatus(enum.StrEnum):
     CLIPPED = "clipped"
 
 
+#: statuses of a file that was analysed: it gets tokens from its features (``clipped``
+#: ones flagged, and left out of the token edges' fit); the others have none
+ANALYSED: tuple[str, ...] = (FeatureStatus.OK.value, FeatureStatus.CLIPPED.value)
+
 FEATURE_COLUMNS: tuple[str, ...] = ("utt_id", *EGEMAPS_LLDS, "n_frames", "voiced_ratio", "status")
 
 
@@ -168,18 +172,19 @@ def select_shard(manifest: pd.DataFrame, *, shard: int, n_shards: int) -> pd.Dat
 
 def prepare_signal(
     samples: np.ndarray, sampling_rate: int, *, target_rate: int = ANALYSIS_RATE
-) -> np.ndarray:
-    """Mono float32 samples at ``target_rate`` inside [-1, 32767/32768].
+) -> tuple[np.ndarray, bool]:
+    """Mono float32 samples at ``target_rate`` inside [-1, 32767/32768], and whether the
+    signal went past full scale (then the clip distorts it).
 
     Channels (``samples`` of shape ``(n,)`` or ``(n, channels)``) are averaged,
     other rates are resampled (polyphase), and samples are clipped so that
-    openSMILE's int16 conversion cannot wrap +1.0 around to -1.0.
+    openSMILE's int16 conversion cannot wrap +1.0 around to -1.0. Full scale is judged
+    on the signal as analysed, not on the file: a loud channel of a stereo file may be
+    halved by the mix, a resampled loud file may overshoot.
     """
-    return _clip(to_mono(samples, int(sampling_rate), target_rate=target_rate))
-
-
-def _clip(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, -1.0, _INT16_MAX).astype(np.float32)
+    mono = to_mono(samples, int(sampling_rate), target_rate=target_rate)
+    past = bool(mono.size) and float(np.max(np.abs(mono))) > 1.0
+    return np.clip(mono, -1.0, _INT16_MAX).astype(np.float32), past
 
 
 def summarise_llds(lld: pd.DataFrame, *, drop_trailing: int = TRAILING_FLUSH_FRAMES) -> dict:
@@ -242,11 +247,7 @@ def extract_signal(
 
     ``smile`` is an ``opensmile.Smile`` for eGeMAPSv02 LLDs (built once per job).
     """
-    mono = to_mono(samples, int(sampling_rate), target_rate=ANALYSIS_RATE)
-    # past full scale as analysed (not in the file: a loud channel of a stereo file may be
-    # halved by the mix, a resampled loud file may overshoot)
-    clipped = bool(mono.size) and float(np.max(np.abs(mono))) > 1.0
-    x = _clip(mono)  # as prepare_signal
+    x, clipped = prepare_signal(samples, sampling_rate)
     nan_row = {c: math.nan for c in EGEMAPS_LLDS} | {"n_frames": 0, "voiced_ratio": 0.0}
     if x.size < min_duration_s * ANALYSIS_RATE or x.size == 0:
         return nan_row | {"status": FeatureStatus.TOO_SHORT.value}

@@ -40,14 +40,11 @@ from cueprobe.define import ORDINAL_CONCEPTS
 from cueprobe.define import Concept
 from cueprobe.define import VoiceQuality
 from cueprobe.define import level_names
+from cueprobe.features import ANALYSED
+from cueprobe.features import FeatureStatus
 
-#: feature statuses (:class:`cueprobe.features.FeatureStatus`, not imported to keep the
-#: tokens jobs light) of a file that was analysed: it gets tokens from its features
-#: (``clipped`` ones flagged, and left out of the fit)
-ANALYSED = ("ok", "clipped")
-
-#: the others: no features, every token filled in
-_NOT_ANALYSED = ("too_short", "silent", "unreadable")
+#: feature statuses of a file that was not analysed: no features, every token filled in
+_NOT_ANALYSED = tuple(s.value for s in FeatureStatus if s.value not in ANALYSED)
 
 #: (descriptor, sign) per ordinal concept; the score is the mean of sign * z.
 #: Hammarberg's index rises as the voice darkens, so it enters BRIGHTNESS negated.

@@ -216,7 +216,7 @@ def test_clipped_is_judged_on_the_signal_as_analysed(tmp_path):
 
 
 def test_prepare_signal_never_reaches_plus_one():
-    x = prepare_signal(np.array([[1.0, 1.0], [-1.0, -3.0], [2.0, 0.0]]), 16000)
+    x, _ = prepare_signal(np.array([[1.0, 1.0], [-1.0, -3.0], [2.0, 0.0]]), 16000)
     assert x.dtype == np.float32
     assert x.max() < 1.0 and x.min() >= -1.0
     assert int(np.float32(x.max()) * 32768) == 32767  # openSMILE's int16 cast does not wrap
