@@ -340,17 +340,16 @@ def answer_alarms(
                 "unparsed (counted wrong): read their raw_output; the prompt, answer_pattern "
                 "or max_new_tokens may not fit this model"
             )
+        absent = row.get("absent_classes")  # absent from metrics evaluated before it
+        if isinstance(absent, str) and absent:  # UAR is a mean over the classes the split has
+            k = int(row["n_classes"])
+            alarms.append(
+                f"class(es) {absent.split(';')} have no utterance in this split: its UARs are "
+                f"means over the other {k} classes (chance 1/{k}), not comparable with a UAR "
+                f"over all {k + len(absent.split(';'))} (the paper's, another split's)"
+            )
         if confusion is not None:
             c = confusion[(confusion["split"] == split) & (confusion["condition"] == "audio_only")]
-            per_class = c.groupby("true", sort=False)["count"].sum()
-            absent = per_class.index[per_class == 0].tolist()
-            if absent:  # UAR is a mean over the classes the split has
-                k = len(per_class) - len(absent)
-                alarms.append(
-                    f"class(es) {absent} have no utterance in this split: its UARs are means "
-                    f"over the other {k} classes (chance 1/{k}), not comparable with a UAR "
-                    f"over all {len(per_class)} (the paper's, another split's)"
-                )
             said = c[(c["count"] > 0) & (c["pred"] != OTHER)].groupby("pred")["count"].sum()
             if len(said) == 1 and said.iloc[0] >= 2:
                 alarms.append(
