@@ -234,9 +234,7 @@ def _setup_header(path: Path, setup: dict[str, Any] | None) -> dict[str, str] | 
     found = None
     for p in (*_sibling_journals(path), path):  # this job's own journal last: it wins
         if p.exists():
-            data = p.read_bytes()
-            lines = data[: data.rfind(b"\n") + 1].splitlines()  # not a torn last line
-            for number, line in enumerate(lines, start=1):
+            for number, line in _complete_lines(p.read_bytes()):
                 if line.startswith(b'{"header"'):
                     row = _journal_row(line, p, number)
                     if row.get("setup") == setup:
@@ -296,8 +294,12 @@ def _read_journal(
 def _journal_rows(data: bytes, path: Path) -> list[dict[str, Any]]:
     """A journal's rows, without a torn last line; any other damaged line is an error
     naming the journal and the line."""
-    lines = data[: data.rfind(b"\n") + 1].splitlines()
-    return [_journal_row(line, path, number) for number, line in enumerate(lines, start=1)]
+    return [_journal_row(line, path, number) for number, line in _complete_lines(data)]
+
+
+def _complete_lines(data: bytes) -> list[tuple[int, bytes]]:
+    """A journal's numbered lines, without a torn last line (killed mid-write)."""
+    return list(enumerate(data[: data.rfind(b"\n") + 1].splitlines(), start=1))
 
 
 def _journal_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
