@@ -634,7 +634,8 @@ def _evaluate_iv(
         # scored from pred, counted from parse_status: the two must agree (an edited or
         # foreign table scored an `unparsed` row right and counted it unparsed)
         failed = frame["parse_status"].isin(["unparsed", "error"]).to_numpy()
-        labelled = frame["pred"].fillna("").astype(str).ne("").to_numpy()
+        pred = frame["pred"].fillna("").astype(str)
+        labelled = pred.ne("").to_numpy()
         if (failed & labelled).any():
             row = frame[failed & labelled].iloc[0]
             raise ValueError(
@@ -645,7 +646,7 @@ def _evaluate_iv(
             )
         # ... both ways: a parsed row whose pred is no label (a table parsed under another
         # label set) was scored wrong but not counted unparsed
-        off = ~failed & ~frame["pred"].fillna("").astype(str).isin(list(labels)).to_numpy()
+        off = ~failed & ~pred.isin(list(labels)).to_numpy()
         if off.any():
             row = frame[off].iloc[0]
             raise ValueError(

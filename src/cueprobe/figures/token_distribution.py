@@ -56,6 +56,7 @@ def token_frequencies(
         raise ValueError(f"labels {unknown} are not in the label set {list(labels)}.")
     rows = []
     measured = measured_tokens(df)
+    n_all = df["label"].value_counts()
     for concept, vocab in vocabularies.items():
         outside = sorted(set(df[concept]) - set(vocab))
         if outside:
@@ -63,7 +64,6 @@ def token_frequencies(
         kept = df[measured[concept].to_numpy()]
         counts = kept.groupby(["label", concept]).size()
         n_label = kept["label"].value_counts()
-        n_all = df["label"].value_counts()
         for label in labels:
             n = int(n_label.get(label, 0))
             filled = int(n_all.get(label, 0)) - n
