@@ -380,6 +380,19 @@ def test_a_subset_of_an_adapters_classes_leaves_the_others_out_with_their_reason
     assert excluded["utt_id"].is_monotonic_increasing
 
 
+def test_an_adapters_classes_are_matched_in_any_case_as_a_sheets_are(tmp_path, write_wav):
+    """README: "Classes are matched to `labels:` by name (any case)". `Angry` on the
+    iemocap adapter left every utterance out as label_not_in_set (a csv sheet matched
+    it); the manifest now carries the configured spelling, which prompts and tables use."""
+    _iemocap_tree(tmp_path, write_wav)
+    full, _ = build_manifest("iemocap", tmp_path)
+    labels = {name.capitalize(): [] for name in sorted(set(full["label"]))}
+    manifest, excluded = build_manifest("iemocap", tmp_path, labels=labels)
+    assert len(manifest) == len(full)
+    assert sorted(set(manifest["label"])) == sorted(labels)
+    assert not excluded["reason"].str.startswith("label_not_in_set").any()
+
+
 def test_a_class_lost_to_missing_audio_is_not_blamed_on_its_name(tmp_path, write_wav):
     """The only happy row's file is missing: the error said only that no label was left
     out as not in the set, and told the user to rename the classes."""

@@ -123,9 +123,13 @@ def build_manifest(
     else:
         raise CorpusError(f"unknown adapter {adapter!r}; one of {ADAPTERS}")
     if labels is not None and adapter != "csv":
-        # a subset of the adapter's classes (3-way IEMOCAP): the others are left out,
-        # each with its reason, as a csv sheet's are
-        out = ~manifest["label"].isin(list(labels))
+        # the configured names, matched in any case as a csv sheet's are (`Angry` is the
+        # adapter's `angry`), and a subset of the adapter's classes (3-way IEMOCAP): the
+        # others are left out, each with its reason
+        canonical = {str(label).lower(): label for label in labels}
+        named = manifest["label"].astype(str).str.lower().map(canonical)
+        out = named.isna()
+        manifest = manifest.assign(label=named.where(~out, manifest["label"]))
         if out.any():
             left = manifest[out]
             excluded = pd.concat(
