@@ -154,9 +154,40 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
             value = cfg.get(key)
             local = value and _looks_local(value)
             problem = _path_problem(value, "a local checkpoint folder") if local else None
+            if value and not local:
+                problem = _relative_path_problem(value)
             if problem:
                 out.append(f"models.{name}.{key}: {value}{problem}")
     return out
+
+
+def _relative_path_problem(value: str) -> str | None:
+    """Why ``value``, read as a Hub repo id, is more likely a local folder that is absent
+    here (relative paths are read from the folder Snakemake runs in), or None.
+
+    ``from_pretrained`` loads an existing folder, so ``models/ckpt`` works where it
+    exists; where it does not, it becomes a Hub id, and a job without internet retried
+    the Hub for minutes before failing with "couldn't connect to huggingface.co". A Hub
+    id is ``name`` or ``org/name``: two slashes, or a first part that is a folder here,
+    make it a path.
+
+    Examples
+    --------
+    >>> _relative_path_problem("Qwen/Qwen2-Audio-7B-Instruct") is None
+    True
+    >>> _relative_path_problem("ckpts/qwen/audio").startswith(" does not exist in ")
+    True
+    """
+    if Path(value).exists():
+        return None
+    first = value.split("/", 1)[0]
+    if value.count("/") < 2 and not ("/" in value and Path(first).is_dir()):
+        return None
+    return (
+        f" does not exist in {Path.cwd()} (the folder the workflow runs in, which relative "
+        "paths are read from), and it is no Hub id (`org/name`): write the checkpoint "
+        "folder's full path"
+    )
 
 
 def bad_answer_patterns(models: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -582,6 +582,11 @@ def test_a_checkpoint_missing_offline_names_the_repository_and_the_cache(tmp_pat
         "read: download it once where there is internet, `hf download nobody/no-such-model "
         "--revision v1`"
     ) in last
+    # `models/ckpt` run from another folder (`--directory`) is read as a Hub id
+    assert last.endswith(
+        f"A local checkpoint folder? It is not in {Path.cwd()}, which relative paths are read "
+        "from: write its full path"
+    )
 
 
 def test_midashenglm_requires_trust_remote_code() -> None:

@@ -198,6 +198,27 @@ def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
     assert f"models.alm.model_id: {tmp_path / 'no-ckpt'} does not exist" in out
 
 
+def test_a_relative_checkpoint_path_without_dot_slash_is_checked_at_planning(tmp_path):
+    """`model_id: models/ckpt` run from a folder where it is absent became a Hub id: the
+    dry run passed and the GPU job retried the Hub, then failed with "couldn't connect
+    to huggingface.co" and `hf download models/ckpt`. A path is told from a Hub id
+    (`org/name`) by two slashes or a first part that is a folder here."""
+    (tmp_path / "models" / "present").mkdir(parents=True)
+    model = "  {name}: {{backend: transformers, model_id: {id}, architecture: qwen2_audio}}\n"
+    models = "".join(
+        model.format(name=name, id=id_)
+        for name, id_ in [("a", "models/absent"), ("b", "ckpts/qwen/audio"), ("c", "Qwen/X")]
+    )
+    proc = _dry_run(tmp_path, BASE % "" + models)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    for name, id_ in [("a", "models/absent"), ("b", "ckpts/qwen/audio")]:
+        assert f"models.{name}.model_id: {id_} does not exist in {tmp_path} (the folder" in out
+    assert "models.c." not in out
+    ok = _dry_run(tmp_path, BASE % "" + model.format(name="a", id="models/present"))
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_real_corpus_needs_a_root(tmp_path):
     proc = _dry_run(tmp_path, BASE.replace("demo-iemocap", "iemocap") % "")
     assert proc.returncode != 0
