@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -241,3 +242,13 @@ def test_a_transformers_model_runs_through_the_workflow(demo_copy, tmp_path):
         demo_copy / "results/demo_iemocap/predictions/reference/aligned.parquet", "predictions"
     )
     assert set(ref["utt_id"]) < set(tiny["utt_id"])
+    # new weights in the same folder: a plain run did nothing ("Nothing to be done"),
+    # though README says new weights are asked again; only the tiny model's jobs re-run
+    weights = next(Path(model_dir).glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # the last byte of the last tensor
+    weights.write_bytes(bytes(data))
+    jobs, _ = _dry_run(demo_copy, config)
+    assert sorted((j["rule"], j["corpus"], j["model"]) for j in jobs) == sorted(
+        (r, c, "tiny") for r in QUERY_RULES for c in CONFIG["corpora"]
+    )

@@ -1,5 +1,6 @@
 # Helpers that turn the validated config into targets, parameters and resources.
 # Rules only wire files to `cueprobe` subcommands; every decision lives in src/.
+import functools
 import json
 import shlex
 import os
@@ -34,6 +35,7 @@ from cueprobe.config import conflict_map_gaps
 from cueprobe.config import label_clashes
 from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
+from cueprobe.config import model_weights
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
 from cueprobe.config import unknown_paper_rows
@@ -483,6 +485,17 @@ def get_check_args(wildcards, output):
 def get_model_json(wildcards):
     """The model's answer-changing config keys, as one JSON argument."""
     return json.dumps(answer_config(config["models"][wildcards.model]), sort_keys=True)
+
+
+@functools.cache
+def _model_weights(model):
+    return model_weights(config["models"][model])
+
+
+def get_model_weights(wildcards):
+    """The model's local checkpoint and adapter files, as digests ("" for a Hub id): new
+    weights in a local folder re-run its inference jobs (read once per run)."""
+    return _model_weights(wildcards.model)
 
 
 def get_eval_splits_json(wildcards):

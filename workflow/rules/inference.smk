@@ -119,6 +119,7 @@ rule query_token_conditions:
         api_key_env=get_model_option("api_key_env"),  # the key's variable, not the answers
     params:
         model=get_model_json,
+        weights=get_model_weights,  # not read by the job: new local weights re-run it
         labels=get_labels_json,
         splits=get_eval_splits_json,
         prompts=get_prompts_json("tokens"),

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import inspect
 import logging
 import os
@@ -62,6 +61,7 @@ import torch
 from cueprobe.audio import load_audio
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
+from cueprobe.config import local_digest
 
 log = logging.getLogger(__name__)
 
@@ -862,35 +862,6 @@ def resolved_revision(model_id: str, revision: str) -> tuple[str, str | None]:
 
     pinned = resolve_revision(model_id, revision)
     return pinned, getattr(pinned, "resolved", None)
-
-
-def local_digest(path: str, *, edge_bytes: int = 1 << 20) -> str | None:
-    """12 hex digits identifying a local checkpoint folder's files, None for a hub id.
-
-    Over each file (hidden ones aside): its path in the folder, its size, and its first
-    and last ``edge_bytes``; a copy of the folder keeps it (no time stamps), new weights
-    change it, and a 15 GB checkpoint is read in milliseconds, not minutes.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        return None
-    h = hashlib.sha256()
-    files = sorted(
-        f
-        for f in root.rglob("*")
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
-    )
-    for f in files:
-        size = f.stat().st_size
-        h.update(f"{f.relative_to(root).as_posix()}\0{size}\0".encode())
-        with open(f, "rb") as fh:
-            if size <= 2 * edge_bytes:
-                h.update(fh.read())
-            else:
-                h.update(fh.read(edge_bytes))
-                fh.seek(-edge_bytes, 2)
-                h.update(fh.read())
-    return h.hexdigest()[:12]
 
 
 def _audio_token_id(processor: Any) -> int | None:
