@@ -666,6 +666,12 @@ def test_a_sheet_the_manifest_would_refuse_is_named_at_planning_not_its_splits(t
         f"corpora.c.root: {sheet}: missing column(s) ['path', 'label', 'speaker']; it has "
         "['Path;LABEL;Speaker;Split']; fields are separated by ',' (this sheet's by ';'?)"
     ]
+    # `Training` planned with "has none (it has dev, test, training): give it train rows"
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,Training\nb.wav,sad,s2,test\n")
+    assert adapter_conflicts({"c": {"adapter": "csv", "root": str(sheet)}}, ref) == [
+        f"corpora.c.root: {sheet}:2: split 'training' is not one of train, dev, test (any "
+        "case; a sheet without a split column is all test)"
+    ]
 
 
 def test_a_base_url_without_its_scheme_fails_at_planning():

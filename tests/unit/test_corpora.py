@@ -11,6 +11,7 @@ from cueprobe.corpora import CorpusError
 from cueprobe.corpora import build_manifest
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
+from cueprobe.corpora.csvsheet import sheet_summary
 from cueprobe.corpora.iemocap import speaker_of
 
 EMO_EVAL = """% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
@@ -297,6 +298,20 @@ def test_csv_labels_match_the_classes_in_any_case(tmp_path, write_wav):
     assert excluded.empty
 
 
+@pytest.mark.parametrize(
+    ("column", "meant"), [("splits", "split"), ("Partition", "split"), ("sex", "gender")]
+)
+def test_a_column_meant_as_split_or_gender_is_not_ignored(tmp_path, column, meant):
+    """An unread `splits` column made every row `test` (a zero-shot run then scored the
+    training speakers too), an unread `sex` column every gender `unknown`, silently."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"path,label,speaker,{column}\na.wav,sad,s1,train\n")
+    with pytest.raises(CorpusError, match=rf"column '{column}' is not read .* rename it '{meant}'"):
+        build_manifest("csv", sheet, labels={"sad": []})
+    sheet.write_text(f"path,label,speaker,split,gender,{column},notes\na.wav,sad,s1,dev,F,x,y\n")
+    assert sheet_summary(sheet).splits == {"dev"}  # beside the real column it is not meant
+
+
 def test_csv_bad_split_value_is_named_before_any_speaker_leak(tmp_path):
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s1,valid\n")
@@ -404,6 +419,22 @@ def test_a_class_lost_to_missing_audio_is_not_blamed_on_its_name(tmp_path, write
         build_manifest("csv", sheet, labels={"angry": [], "happy": [], "sad": []})
 
 
+def test_a_sheet_of_missing_files_names_where_the_first_was_looked_for(tmp_path, write_wav):
+    """Paths written from the shell's folder, not the sheet's: the error said only
+    "missing_audio (s.csv:2)", and excluded.parquet, which holds the resolved paths, is
+    not written when nothing is kept."""
+    write_wav(tmp_path / "corpus" / "audio" / "a.wav")
+    sheet = tmp_path / "corpus" / "s.csv"
+    sheet.write_text("path,label,speaker\ncorpus/audio/a.wav,sad,s1\n")
+    looked = tmp_path / "corpus" / "corpus" / "audio" / "a.wav"
+    with pytest.raises(CorpusError) as err:
+        build_manifest("csv", sheet, labels={"sad": []})
+    assert str(err.value).endswith(
+        f"the first missing file: {looked} (a sheet's relative paths are read from its "
+        f"folder, {sheet.parent}))."
+    )
+
+
 def test_csv_errors(tmp_path, write_wav):
     with pytest.raises(CorpusError, match="corpus sheet not found"):
         build_manifest("csv", tmp_path / "nope.csv")
@@ -412,7 +443,15 @@ def test_csv_errors(tmp_path, write_wav):
     with pytest.raises(CorpusError, match=r"missing column\(s\) \['speaker'\]"):
         build_manifest("csv", sheet)
     sheet.write_text("path,label,speaker\nx.wav,sad,\n")
-    with pytest.raises(CorpusError, match=r"empty path/label/speaker on line\(s\) 2"):
+    # the column is named (it said "empty path/label/speaker on line(s) 2")
+    with pytest.raises(
+        CorpusError,
+        match=r"s.csv: empty cell\(s\): speaker on line 2; every row needs its path, label, "
+        r"speaker: fill them in or delete the rows",
+    ):
+        build_manifest("csv", sheet)
+    sheet.write_text("path,label,speaker\n,sad,s\nx.wav,,\n")
+    with pytest.raises(CorpusError, match=r"empty cell\(s\): path on line 2, label/speaker on"):
         build_manifest("csv", sheet)
     sheet.write_text("path,label,speaker,split\nx.wav,sad,s,val\n")
     with pytest.raises(CorpusError, match="split 'val' is not one of"):
@@ -491,7 +530,7 @@ def test_csv_speaker_in_two_splits_and_blank_split_are_errors(tmp_path, write_wa
                        r"\(train on line 2, test on line 4\)"):  # fmt: skip
         build_manifest("csv", sheet, labels={"sad": []})
     sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,\n")
-    with pytest.raises(CorpusError, match=r"empty split on line\(s\) 3"):
+    with pytest.raises(CorpusError, match=r"empty cell\(s\): split on line 3; every row needs "):
         build_manifest("csv", sheet, labels={"sad": []})
 
 

@@ -149,6 +149,13 @@ def build_manifest(
     if manifest.empty:  # else it fails jobs later, for want of data, far from the cause
         why = exclusion_detail(excluded, top=3) or "none read"
         first = f"; the first: {excluded['reason'].iloc[0]}" if len(excluded) else ""
+        missing = excluded.loc[excluded["reason"].str.startswith("missing_audio"), "path"]
+        if len(missing):  # where it looked: a sheet's paths are read from its folder
+            first += f"; the first missing file: {missing.iloc[0]}" + (
+                f" (a sheet's relative paths are read from its folder, {Path(root).parent})"
+                if adapter == "csv"
+                else ""
+            )
         raise CorpusError(
             f"no utterance of {root} is kept ({len(excluded)} left out: {why}{first})."
         )

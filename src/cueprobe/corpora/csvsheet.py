@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import functools
 from collections.abc import Collection
 from pathlib import Path
@@ -131,7 +132,8 @@ def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     header, records = _read_sheet(Path(sheet))
     _check_columns(Path(sheet), header)
     genders: dict[str, int] = {}
-    for _, rec in records:
+    for line, rec in records:
+        _check_split(Path(sheet), line, _split(rec))
         gender = normalise_gender(rec.get("gender", ""))
         genders[gender] = genders.get(gender, 0) + 1
     train = frozenset(
@@ -140,11 +142,36 @@ def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     return SheetSummary(frozenset(_split(rec) for _, rec in records), genders, train)
 
 
+#: other names of the optional columns whose absence a run would not notice (every row
+#: `test`, every gender `unknown`)
+_ALIASES = dict.fromkeys(("partition", "subset", "fold", "set"), "split") | {"sex": "gender"}
+
+
 def _check_columns(sheet: Path, header: list[str]) -> None:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         hint = "; fields are separated by ',' (this sheet's by ';'?)" if len(header) == 1 else ""
         raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {header}{hint}")
+    absent = [c for c in ("split", "gender") if c not in header]
+    for name in (h for h in header if h not in COLUMNS):
+        meant = _ALIASES.get(name.lower()) or next(
+            iter(difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.75)), None
+        )
+        if meant in absent:
+            raise CorpusError(
+                f"{sheet}: column {name!r} is not read (the adapter reads {', '.join(COLUMNS)}), "
+                f"and without a {meant!r} column every row is "
+                + ("`test`" if meant == "split" else "of `unknown` gender")
+                + f": rename it {meant!r} (or, if it means something else, give it another name)"
+            )
+
+
+def _check_split(sheet: Path, line: int, split: str) -> None:
+    if split not in SPLITS:
+        raise CorpusError(
+            f"{sheet}:{line}: split {split!r} is not one of {', '.join(SPLITS)} (any case; a "
+            "sheet without a split column is all test)"
+        )
 
 
 def read_csv_corpus(
@@ -158,15 +185,19 @@ def read_csv_corpus(
         raise CorpusError(f"corpus sheet not found: {sheet}")
     header, records = _read_sheet(sheet)
     _check_columns(sheet, header)
-    for cols in (REQUIRED, ("split",) if "split" in header else ()):
-        empty = [str(line) for line, rec in records if any(not rec[c] for c in cols)]
-        if empty:
-            raise CorpusError(f"{sheet}: empty {'/'.join(cols)} on line(s) {', '.join(empty[:10])}")
+    needed = (*REQUIRED, *(("split",) if "split" in header else ()))
+    empty = [(line, [c for c in needed if not rec[c]]) for line, rec in records]
+    empty = [f"{'/'.join(cols)} on line {line}" for line, cols in empty if cols]
+    if empty:
+        raise CorpusError(
+            f"{sheet}: empty cell(s): {', '.join(empty[:10])}"
+            + (f" and {len(empty) - 10} more line(s)" if len(empty) > 10 else "")
+            + f"; every row needs its {', '.join(needed)}: fill them in or delete the rows"
+        )
     splits_of: dict[str, dict[str, int]] = {}
     for line, rec in records:
         rec["split"] = split = _split(rec)
-        if split not in SPLITS:
-            raise CorpusError(f"{sheet}:{line}: split {split!r} is not one of {SPLITS}")
+        _check_split(sheet, line, split)
         splits_of.setdefault(rec["speaker"], {}).setdefault(split, line)
     leaks = {spk: where for spk, where in splits_of.items() if len(where) > 1}
     if leaks:
