@@ -402,6 +402,11 @@ def adapter_conflicts(
     out = []
     for name, cfg in corpora.items():
         adapter = cfg["adapter"].removeprefix("demo-")
+        if adapter == "csv" and not cfg.get("labels"):  # a sheet's classes are not known
+            out.append(
+                f"corpora.{name}.labels: a csv corpus needs its class set, each class with "
+                "the answer synonyms the parser accepts (labels: {angry: [], sad: [sadness]})"
+            )
         if adapter == "csv":  # a sheet the manifest job would refuse: say why, not its splits
             try:
                 summary = sheet_summary(Path(cfg["root"]))

@@ -674,6 +674,19 @@ def test_a_sheet_the_manifest_would_refuse_is_named_at_planning_not_its_splits(t
     ]
 
 
+def test_a_csv_corpus_without_labels_fails_at_planning_naming_it(tmp_path):
+    """It failed with an InputFunctionException traceback ending in "a csv corpus needs
+    `labels:`", naming no corpus."""
+    from cueprobe.config import adapter_conflicts
+
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("path,label,speaker\na.wav,sad,s1\n")
+    assert adapter_conflicts({"c": {"adapter": "csv", "root": str(sheet)}}, {}) == [
+        "corpora.c.labels: a csv corpus needs its class set, each class with the answer "
+        "synonyms the parser accepts (labels: {angry: [], sad: [sadness]})"
+    ]
+
+
 def test_a_base_url_without_its_scheme_fails_at_planning():
     """`localhost:8000/v1` passed planning, then every request was retried six times with
     httpx's UnsupportedProtocol ('localhost://')."""
