@@ -379,7 +379,7 @@ def adapter_conflicts(
     >>> test_only = {"zero_shot": ["test"], "trained": ["test"]}
     >>> adapter_conflicts({"a": {"adapter": "aibo", "dev_speakers": [], "eval_splits": test_only}}, trained)
     []
-    >>> adapter_conflicts({"c": {"adapter": "csv", "root": "/no/such.csv"}}, trained)
+    >>> adapter_conflicts({"c": {"adapter": "csv", "root": "/no/such.csv", "labels": {"sad": []}}}, trained)
     []
     >>> aibo_all = {"adapter": "aibo", "eval_splits": {"zero_shot": ["all"]}}
     >>> print(*adapter_conflicts({"a": aibo_all}, {"alm": {"zero_shot": True}}))
