@@ -100,6 +100,7 @@ __all__ = [
     "mcnemar_levels",
     "paired_bootstrap_uar",
     "percentile_ci",
+    "mcnemar_pvalue",
     "seed_interval",
     "spearman",
     "speaker_resamples",
@@ -420,8 +421,18 @@ def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemar
         )
     b = int(((a == 1) & (b_ == 0)).sum())
     c = int(((a == 0) & (b_ == 1)).sum())
-    p = min(1.0, 2.0 * float(special.bdtr(min(b, c), b + c, 0.5)))  # Binomial(b + c, 1/2) CDF
-    return McNemarResult(b=b, c=c, pvalue=p)
+    return McNemarResult(b=b, c=c, pvalue=mcnemar_pvalue(b, c))
+
+
+def mcnemar_pvalue(b: int, c: int) -> float:
+    """Exact two-sided McNemar p of ``b`` and ``c`` discordant pairs (Binomial(b + c, 1/2)).
+
+    Examples
+    --------
+    >>> mcnemar_pvalue(8, 0), mcnemar_pvalue(2, 1)
+    (0.0078125, 1.0)
+    """
+    return min(1.0, 2.0 * float(special.bdtr(min(b, c), b + c, 0.5)))
 
 
 def mcnemar_levels(

@@ -53,10 +53,17 @@ _CI = "\x00CI\x00"
 
 
 def _evidence(row: dict) -> str:
+    b, c = row["mcnemar_b"], row["mcnemar_c"]
+    counts = f"b = {b}, c = {c}"
+    if row["p"] == 1.0:
+        from cueprobe.stats import mcnemar_pvalue  # not in the run's end-of-run notes
+
+        if mcnemar_pvalue(b, c) < 1.0:  # stats.mcnemar_levels' p of 1 when the seeds
+            # disagree: "p = 1 (b = 8, c = 0)" read as a contradiction
+            counts += " in its least significant seed pair; its seeds disagree on which is better"
     return (
         f"ΔUAR {fmt_delta(row['delta'])}, {_CI} {fmt_ci(row['ci_low'], row['ci_high'])}, "
-        f"McNemar p = {fmt_p(row['p'])} (Holm {fmt_p(row['p_holm'])}; b = {row['mcnemar_b']}, "
-        f"c = {row['mcnemar_c']})"
+        f"McNemar p = {fmt_p(row['p'])} (Holm {fmt_p(row['p_holm'])}; {counts})"
     )
 
 

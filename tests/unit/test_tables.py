@@ -462,6 +462,23 @@ def test_cue_use_summary_needs_uar_and_utterance_counts_on_one_side(iemocap):
     ) in text
 
 
+def test_a_seed_pooled_p_of_1_says_its_seeds_disagree_beside_b_and_c(iemocap):
+    """Seeds on either side give p = 1 with the least significant pair's b and c: the
+    page read "McNemar p = 1 (Holm 1; b = 8, c = 0)", where b = 8, c = 0 alone is p .008."""
+    ev = iemocap[2][0]
+    comp = ev.comparisons.copy()
+    sel = (comp["a"] == "aligned") & (comp["b"] == "shuffle") & (comp["role"] == "primary")
+    comp.loc[sel, [*COLS, "p"]] = [0.01, -0.02, 0.04, 1.0, 8, 0, 1.0]
+    text = cue_use_summary(ev.metrics, comp, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert (
+        "McNemar p = 1 (Holm 1; b = 8, c = 0 in its least significant seed pair; its seeds "
+        "disagree on which is better)"
+    ) in text
+    assert "disagree on which is better" not in cue_use_summary(
+        ev.metrics, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05
+    )
+
+
 def test_cue_use_summary_over_reliance_and_missing_conditions(iemocap):
     _, _, evs = iemocap
     ev = evs[0]
