@@ -190,7 +190,9 @@ def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
         "",
         tmp_path / "no-ckpt",
     )
-    text = text.replace("{adapter: demo-iemocap}", f"{{adapter: csv, root: {sheet}}}")
+    text = text.replace(
+        "{adapter: demo-iemocap}", f"{{adapter: csv, root: {sheet}, labels: {{sad: []}}}}"
+    )
     proc = _dry_run(tmp_path, text)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -642,7 +644,12 @@ def test_gender_specific_edges_on_a_sheet_without_genders_fail_at_planning(tmp_p
 
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,test\n")
-    cfg = {"adapter": "csv", "root": str(sheet), "gender_specific": ["PITCH"]}
+    cfg = {
+        "adapter": "csv",
+        "root": str(sheet),
+        "labels": {"sad": []},
+        "gender_specific": ["PITCH"],
+    }
     (problem,) = adapter_conflicts({"c": cfg}, {})
     assert problem == (
         f"corpora.c.gender_specific: no row of the sheet {sheet} has gender F or M (its "
@@ -662,13 +669,14 @@ def test_a_sheet_the_manifest_would_refuse_is_named_at_planning_not_its_splits(t
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("Path;LABEL;Speaker;Split\na.wav;sad;s1;train\n")
     ref = {"reference": {"backend": "reference", "zero_shot": False}}
-    assert adapter_conflicts({"c": {"adapter": "csv", "root": str(sheet)}}, ref) == [
+    csv = {"adapter": "csv", "root": str(sheet), "labels": {"sad": []}}
+    assert adapter_conflicts({"c": csv}, ref) == [
         f"corpora.c.root: {sheet}: missing column(s) ['path', 'label', 'speaker']; it has "
         "['Path;LABEL;Speaker;Split']; fields are separated by ',' (this sheet's by ';'?)"
     ]
     # `Training` planned with "has none (it has dev, test, training): give it train rows"
     sheet.write_text("path,label,speaker,split\na.wav,sad,s1,Training\nb.wav,sad,s2,test\n")
-    assert adapter_conflicts({"c": {"adapter": "csv", "root": str(sheet)}}, ref) == [
+    assert adapter_conflicts({"c": csv}, ref) == [
         f"corpora.c.root: {sheet}:2: split 'training' is not one of train, dev, test (any "
         "case; a sheet without a split column is all test)"
     ]
