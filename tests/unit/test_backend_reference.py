@@ -194,19 +194,26 @@ def test_reference_is_deterministic(corpus):
     assert not np.array_equal(coef[0], other.model["coef"])  # the seed drives augmentation
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", None])
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_fit_equals_scikit_learns_logistic_regression(corpus, n_classes):
-    """The reference model's own fit (SciPy's L-BFGS) finds scikit-learn's optimum."""
+def test_fit_equals_scikit_learns_logistic_regression(corpus, n_classes, class_weight):
+    """The reference model's own fit (SciPy's L-BFGS) finds scikit-learn's optimum, with
+    and without balanced class weights (an unbalanced subset: the weights matter)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     manifest, embeddings, _ = corpus
     keep = manifest["label"].isin(AIBO_LABELS[:n_classes]).to_numpy()
+    first = manifest["label"] == AIBO_LABELS[0]
+    keep = keep & (~first.to_numpy() | (first.cumsum() <= first.sum() // 3).to_numpy())
     x, y = embeddings[keep], manifest.loc[keep, "label"].tolist()
     assert len(set(y)) == n_classes
-    ours = fit_reference(x, y, labels=AIBO_LABELS[:n_classes], tokens=None, C=0.5, rng=None)
-    lr = LogisticRegression(C=0.5, tol=1e-10, max_iter=20000)
+    ours = fit_reference(
+        x, y, labels=AIBO_LABELS[:n_classes], tokens=None, C=0.5, class_weight=class_weight,
+        rng=None,
+    )  # fmt: skip
+    lr = LogisticRegression(C=0.5, class_weight=class_weight, tol=1e-10, max_iter=20000)
     theirs = make_pipeline(StandardScaler(), lr).fit(x, y)
     np.testing.assert_allclose(ours.model["mean"], theirs[0].mean_)
     np.testing.assert_allclose(ours.model["scale"], theirs[0].scale_)

@@ -46,10 +46,12 @@ rule train_reference_audio:
     params:
         labels=get_label_names_json,
         C=get_reference_option("C"),
+        class_weight=get_reference_option("class_weight"),
     shell:  # no --seed: only the token classifier's augmentation draws at random
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
         " --embeddings {input.embeddings:q}"
-        " --labels {params.labels:q} --C {params.C} --out {output:q} 2> {log:q}"
+        " --labels {params.labels:q} --C {params.C} --class-weight {params.class_weight}"
+        " --out {output:q} 2> {log:q}"
 
 
 rule train_reference_tokens:
@@ -77,6 +79,7 @@ rule train_reference_tokens:
         corrupt=get_reference_option("token_corrupt"),
         vq_order=json.dumps(config["tokens"]["voice_quality"]["order"]),
         C=get_reference_option("C"),
+        class_weight=get_reference_option("class_weight"),
         seed=config["seed"],
     shell:
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
@@ -85,7 +88,8 @@ rule train_reference_tokens:
         " --token-template {params.template:q} --token-separator {params.separator:q}"
         " --token-dropout {params.dropout} --token-corrupt {params.corrupt}"
         " --voice-quality-order {params.vq_order:q}"
-        " --C {params.C} --seed {params.seed} --out {output:q} 2> {log:q}"
+        " --C {params.C} --class-weight {params.class_weight} --seed {params.seed}"
+        " --out {output:q} 2> {log:q}"
 
 
 rule query_token_conditions:

@@ -67,6 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tokens.voice_quality.order); corruptions draw only the values it can give",
     )
     p.add_argument("--C", type=float, required=True, dest="C")
+    p.add_argument(
+        "--class-weight",
+        choices=["balanced", "none"],
+        default="balanced",
+        help="balanced: each utterance weighs n / (k n_class), as scored by UAR",
+    )
     p.add_argument("--n-mels", type=int, default=40)
     p.add_argument(
         "--seed", type=int, default=0, help="root seed: the token augmentation's draws (--tokens)"
@@ -180,6 +186,7 @@ def _train_reference(args: argparse.Namespace) -> None:
         token_dropout=args.token_dropout,
         token_corrupt=args.token_corrupt,
         C=args.C,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
         rng=rng,
         voice_quality=voice_quality_values(args.voice_quality_order),
     )
