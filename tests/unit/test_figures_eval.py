@@ -60,6 +60,28 @@ def test_confusion_panels_and_unlabelled_small_cells(ev):
     np.testing.assert_allclose(rates.sum(axis=1), 1.0)
 
 
+def test_figure_2_is_no_wider_than_a_page(ev):
+    """Four panels were 8.4 in wide: a figure* shrunk to 7.16 in printed the 6.5 pt cell
+    values at 5.5 pt."""
+    from cueprobe.figures import PAGE_WIDTH_IN
+
+    fig = plot_confusions(ev.confusion, ev.metrics, title="t")
+    assert fig.get_figwidth() <= PAGE_WIDTH_IN
+
+
+def test_figure_3_says_when_aligned_and_audio_only_lines_coincide(ev):
+    """Equal UARs drew the dashed line on the dotted one: in greyscale one line."""
+    metrics = ev.metrics.copy()
+    rows = metrics["condition"] == "aligned"
+    audio = metrics[metrics["condition"] == "audio_only"].set_index("split")["uar"]
+    metrics.loc[rows, "uar"] = metrics.loc[rows, "split"].map(audio).to_numpy()
+    fig = plot_corruption_curve(ev.corruption, metrics, title="t")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert any(lab.startswith("aligned (") and lab.endswith(", = audio-only") for lab in labels)
+    fig = plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+    assert not any("= audio-only" in line.get_label() for line in fig.axes[0].get_lines())
+
+
 def test_pooled_seeds_equal_the_mean_of_per_seed_rates(ev):
     seeds = [f"shuffle_s{s}" for s in range(3)]
     pooled = pooled_rates(ev.confusion, "test", seeds)

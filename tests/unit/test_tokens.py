@@ -466,6 +466,25 @@ def test_figure_frequencies_and_plot(demo, tokens):
     # was 9.9 x 14 in), in one face and weight (a bold one was a second embedded font)
     assert fig.get_figwidth() == PAGE_WIDTH_IN and fig.get_figheight() < 9.0
     assert figure_bytes(fig, "pdf").count(b"/FontFile2") == 1
+    # numbers beside their bubbles, never on them: a 6 pt number inside covered every
+    # bubble of 25 % or less, and bubble areas could not be compared
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ax in fig.axes:
+        assert ax.texts
+        sizes = np.concatenate([c.get_sizes() for c in ax.collections])  # points^2
+        radius = np.sqrt(sizes.max()) / 2 * fig.dpi / 72  # the largest bubble's, pixels
+        for t in ax.texts:  # t.xy: its bubble's centre
+            centre_x, centre_y = ax.transData.transform(t.xy)
+            box = t.get_window_extent(renderer)
+            assert box.x0 > centre_x + radius and box.y0 < centre_y < box.y1
+    # the fixed style, whatever the user's matplotlibrc says (Figures 2 and 3 had it)
+    import matplotlib
+
+    with matplotlib.rc_context({"font.family": "DejaVu Serif"}):
+        serif = plot_token_distribution(freqs, title="demo")
+    assert figure_bytes(serif, "pdf") == figure_bytes(fig, "pdf")
     # each panel spans its own values: 3 bins filled the left half of a panel as wide as
     # VOICE_QUALITY's six values
     three = freqs[freqs["concept"] != "VOICE_QUALITY"].copy()

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+#: width of a two-column IEEE figure (``figure*``), inches: no figure is wider
+PAGE_WIDTH_IN = 7.16
+
 #: fixed style: the same bytes on every run with the same matplotlib
 RC_PARAMS: dict[str, Any] = {
     "font.family": "DejaVu Sans",

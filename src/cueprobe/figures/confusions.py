@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cueprobe.figures import PAGE_WIDTH_IN
 from cueprobe.figures import RC_PARAMS
 from cueprobe.interventions import condition_levels
 from cueprobe.interventions import corrupt_level
@@ -96,8 +97,10 @@ def plot_confusions(
     )  # fmt: skip
     cols = labels + ([OTHER] if show_other else [])
     with matplotlib.rc_context(RC_PARAMS):
+        # no wider than an IEEE page (a figure* shrunk to fit printed its 6.5 pt cells at 5.5)
+        panel = min(1.9, (PAGE_WIDTH_IN - 0.8) / len(panels))
         fig = Figure(
-            figsize=(1.9 * len(panels) + 0.8, 2.3 * len(splits) + 1.0), layout="constrained"
+            figsize=(panel * len(panels) + 0.8, 2.3 * len(splits) + 1.0), layout="constrained"
         )
         axes = np.atleast_2d(fig.subplots(len(splits), len(panels), squeeze=False))
         image = None

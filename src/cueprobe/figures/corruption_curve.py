@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from cueprobe.figures import RC_PARAMS
 from cueprobe.tables import ci_name
 from cueprobe.tables import fmt_p
+from cueprobe.tables import fmt_uar
 
 
 def plot_corruption_curve(
@@ -60,9 +61,11 @@ def plot_corruption_curve(
             ax.fill_between(x, cur["ci_low"], cur["ci_high"], color="C0", alpha=0.2, linewidth=0)
             ax.plot(x, cur["uar_mean"], "o-", color="C0", label=label)
             if "aligned" in m.index:
-                ax.axhline(
-                    m["aligned"], color="C2", linestyle="--", label=f"aligned ({m['aligned']:.3f})"
-                )
+                same = "audio_only" in m.index and fmt_uar(m["aligned"]) == fmt_uar(m["audio_only"])
+                ax.axhline(  # on top of the dotted line when equal: the legend says so
+                    m["aligned"], color="C2", linestyle="--",
+                    label=f"aligned ({m['aligned']:.3f})" + (", = audio-only" if same else ""),
+                )  # fmt: skip
             if "audio_only" in m.index:
                 ax.axhline(m["audio_only"], color="0.3", linestyle=":",
                            label=f"audio-only ({m['audio_only']:.3f})")  # fmt: skip

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from cueprobe.define import Concept
-
-#: width of a two-column IEEE figure (``figure*``), inches
-PAGE_WIDTH_IN = 7.16
+from cueprobe.figures import PAGE_WIDTH_IN
+from cueprobe.figures import RC_PARAMS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,18 +77,16 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     """Bubble chart: one panel per concept (rows), token values (x) x emotions (y).
 
     Bubble area is proportional to the within-emotion frequency; values of 5 %
-    and above are printed in the bubble. The figure is as wide as an IEEE page
+    and above are printed beside the bubble. The figure is as wide as an IEEE page
     (:data:`PAGE_WIDTH_IN`), so its 7-8 pt text prints at that size in a
     ``figure*``; one face and weight throughout (a bold one was a second
     embedded font, ~0.2 s a PDF).
     """
     import matplotlib
-    from matplotlib.figure import Figure
 
     concepts = list(dict.fromkeys(freqs["concept"]))
     labels = list(dict.fromkeys(freqs["label"]))
     n_values = max(freqs.groupby("concept")["value"].nunique())
-    colours = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
     pitch = 0.2  # inches between emotions, and the largest bubble's diameter
     x_pitch = (PAGE_WIDTH_IN - 1.0) / n_values  # ~1 in of emotion names on the left
     max_area = (72 * 0.95 * min(pitch, x_pitch)) ** 2  # points^2 at frequency 1
@@ -104,6 +101,19 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     if filled.any():
         note = ", ".join(f"{c} {int(k)}" for c, k in filled.items() if k)
         heading.append(f"not counted, no measurement (token filled in): {note}")
+    # drawn under the fixed style, as Figures 2 and 3: a user's matplotlibrc set its font
+    with matplotlib.rc_context(RC_PARAMS):
+        return _draw(freqs, concepts, labels, heading, pitch=pitch, max_area=max_area)
+
+
+def _draw(freqs, concepts, labels, heading, *, pitch: float, max_area: float) -> Figure:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    colours = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
+    # numbers beside the bubbles, past the largest one: inside, a 6 pt number covered
+    # every bubble of 25 % or less (most of them), and the area could not be compared
+    beside = np.sqrt(max_area) / 2 + 1.5  # points right of the bubble's centre
     fig = Figure(  # ~0.14 in a heading line at 8 pt
         figsize=(
             PAGE_WIDTH_IN,
@@ -129,7 +139,10 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
             )
             for x, fx in enumerate(f):
                 if fx >= 0.05:
-                    ax.annotate(f"{100 * fx:.0f}", (x, y), ha="center", va="center", fontsize=6)
+                    ax.annotate(
+                        f"{100 * fx:.0f}", (x, y), xytext=(beside, 0), textcoords="offset points",
+                        ha="left", va="center", fontsize=6,
+                    )  # fmt: skip
         ax.set_xticks(np.arange(len(values)), [v.replace("_", " ") for v in values], fontsize=7)
         ax.set_yticks(np.arange(len(labels)), labels[::-1], fontsize=7)
         ax.set_xlim(-0.5, len(values) - 0.5)  # each panel spans its own values
