@@ -117,8 +117,14 @@ def missing_sources(corpora: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _looks_local(path: str) -> bool:
-    """A path, not a Hugging Face repo id ("org/name"): absolute, ./, ../ or ~."""
-    return path.startswith(("/", "./", "../", "~")) or path in (".", "..")
+    """A path, not a Hugging Face repo id ("org/name"): absolute, ./, ../ or ~, a
+    Windows separator, or a trailing slash."""
+    return (
+        path.startswith(("/", "./", "../", "~"))
+        or path in (".", "..")
+        or "\\" in path
+        or path.endswith("/")
+    )
 
 
 def _path_problem(path: str, what: str) -> str | None:
@@ -169,8 +175,9 @@ def _relative_path_problem(value: str) -> str | None:
     ``from_pretrained`` loads an existing folder, so ``models/ckpt`` works where it
     exists; where it does not, it becomes a Hub id, and a job without internet retried
     the Hub for minutes before failing with "couldn't connect to huggingface.co". A Hub
-    id is ``name`` or ``org/name``: two slashes, or a first part that is a folder here,
-    make it a path.
+    id is ``name`` or ``org/name``: two slashes make it a path. (A first part that is a
+    folder here is no evidence: ``hf download --local-dir Qwen/Qwen2-Audio-7B-Instruct``
+    makes ``Qwen/`` while ``Qwen/Qwen2.5-Omni-7B`` stays a Hub id.)
 
     Examples
     --------
@@ -179,10 +186,7 @@ def _relative_path_problem(value: str) -> str | None:
     >>> _relative_path_problem("ckpts/qwen/audio").startswith(" does not exist in ")
     True
     """
-    if Path(value).exists():
-        return None
-    first = value.split("/", 1)[0]
-    if value.count("/") < 2 and not ("/" in value and Path(first).is_dir()):
+    if Path(value).exists() or value.count("/") < 2:
         return None
     return (
         f" does not exist in {Path.cwd()} (the folder the workflow runs in, which relative "

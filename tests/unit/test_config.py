@@ -201,23 +201,22 @@ def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
 
 
 def test_a_relative_checkpoint_path_without_dot_slash_is_checked_at_planning(tmp_path):
-    """`model_id: models/ckpt` run from a folder where it is absent became a Hub id: the
-    dry run passed and the GPU job retried the Hub, then failed with "couldn't connect
-    to huggingface.co" and `hf download models/ckpt`. A path is told from a Hub id
-    (`org/name`) by two slashes or a first part that is a folder here."""
-    (tmp_path / "models" / "present").mkdir(parents=True)
-    model = "  {name}: {{backend: transformers, model_id: {id}, architecture: qwen2_audio}}\n"
-    models = "".join(
-        model.format(name=name, id=id_)
-        for name, id_ in [("a", "models/absent"), ("b", "ckpts/qwen/audio"), ("c", "Qwen/X")]
-    )
-    proc = _dry_run(tmp_path, BASE % "" + models)
+    """`model_id: ckpts/qwen/audio` run from a folder where it is absent became a Hub id:
+    the dry run passed and the GPU job retried the Hub, then failed with "couldn't
+    connect to huggingface.co". A Hub id is `name` or `org/name`: two slashes, a Windows
+    separator or a trailing slash make a path. A folder named like a Hub id's
+    organisation (`hf download --local-dir Qwen/...` made it) does not."""
+    (tmp_path / "Qwen" / "Qwen2-Audio-7B-Instruct").mkdir(parents=True)
+    model = "  {name}: {{backend: transformers, model_id: '{id}', architecture: qwen2_audio}}\n"
+    bad = [("a", "ckpts/qwen/audio"), ("b", "ckpts\\qwen"), ("c", "ckpt/")]
+    hub = [("d", "Qwen/Qwen2.5-Omni-7B"), ("e", "Qwen/Qwen2-Audio-7B-Instruct")]
+    proc = _dry_run(tmp_path, BASE % "" + "".join(model.format(name=n, id=i) for n, i in bad))
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    for name, id_ in [("a", "models/absent"), ("b", "ckpts/qwen/audio")]:
-        assert f"models.{name}.model_id: {id_} does not exist in {tmp_path} (the folder" in out
-    assert "models.c." not in out
-    ok = _dry_run(tmp_path, BASE % "" + model.format(name="a", id="models/present"))
+    assert f"models.a.model_id: ckpts/qwen/audio does not exist in {tmp_path} (the folder" in out
+    assert "models.b.model_id: ckpts\\qwen does not exist (a local checkpoint folder)" in out
+    assert "models.c.model_id: ckpt/ does not exist (a local checkpoint folder)" in out
+    ok = _dry_run(tmp_path, BASE % "" + "".join(model.format(name=n, id=i) for n, i in hub))
     assert ok.returncode == 0, ok.stderr
 
 

@@ -742,9 +742,13 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
         f"{what}: cannot load the checkpoint ({err}). Without internet, or with "
         f"HF_HUB_OFFLINE=1 ({'set' if constants.HF_HUB_OFFLINE else 'not set'} here), only "
         f"the hub cache {constants.HF_HUB_CACHE} is read: download it once where there is "
-        f"internet, {downloads}, into the HF_HOME the jobs see (README, GPU models). "
-        f"A local checkpoint folder? It is not in {Path.cwd()}, which relative paths are "
-        "read from: write its full path"
+        f"internet, {downloads}, into the HF_HOME the jobs see (README, GPU models)"
+        + (
+            f". A local checkpoint folder? It is not in {Path.cwd()}, which relative paths "
+            "are read from: write its full path"
+            if "/" in model_id and isinstance(err, OSError)  # `models/ckpt`, not found
+            else ""
+        )
     )
 
 
