@@ -299,17 +299,34 @@ def test_csv_labels_match_the_classes_in_any_case(tmp_path, write_wav):
 
 
 @pytest.mark.parametrize(
-    ("column", "meant"), [("splits", "split"), ("Partition", "split"), ("sex", "gender")]
-)
-def test_a_column_meant_as_split_or_gender_is_not_ignored(tmp_path, column, meant):
+    ("column", "value", "meant"),
+    [("splits", "train", "split"), ("Partition", "Train", "split"), ("set", "validation", "split"),
+     ("sex", "f", "gender"), ("speaker_gender", "Male", "gender")],
+)  # fmt: skip
+def test_a_column_of_splits_or_genders_under_another_name_is_not_ignored(
+    tmp_path, column, value, meant
+):
     """An unread `splits` column made every row `test` (a zero-shot run then scored the
     training speakers too), an unread `sex` column every gender `unknown`, silently."""
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text(f"path,label,speaker,{column}\na.wav,sad,s1,train\n")
-    with pytest.raises(CorpusError, match=rf"column '{column}' is not read .* rename it '{meant}'"):
+    sheet.write_text(f"path,label,speaker,{column}\na.wav,sad,s1,{value}\nb.wav,sad,s2,\n")
+    with pytest.raises(
+        CorpusError, match=rf"column '{column}' holds {meant} values \({value.lower()}\) but is "
+        rf"not read .*; rename it '{meant}'"
+    ):  # fmt: skip
         build_manifest("csv", sheet, labels={"sad": []})
-    sheet.write_text(f"path,label,speaker,split,gender,{column},notes\na.wav,sad,s1,dev,F,x,y\n")
-    assert sheet_summary(sheet).splits == {"dev"}  # beside the real column it is not meant
+
+
+@pytest.mark.parametrize(
+    ("columns", "row"),
+    [("fold,sender,gender_id", "1,Bob,2"),  # cross-validation folds, free text, codes
+     ("split,gender,set,sex", "dev,F,train,f")],  # beside the real columns
+)  # fmt: skip
+def test_other_columns_are_not_taken_for_split_or_gender(tmp_path, columns, row):
+    """Told by the values, not the name: a `fold` of 1..5 or a `sender` is no split."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"path,label,speaker,{columns}\na.wav,sad,s1,{row}\n")
+    assert sheet_summary(sheet).splits == ({"dev"} if "split," in columns else {"test"})
 
 
 def test_csv_bad_split_value_is_named_before_any_speaker_leak(tmp_path):

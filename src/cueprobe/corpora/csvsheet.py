@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import functools
 from collections.abc import Collection
 from pathlib import Path
@@ -130,7 +129,7 @@ def sheet_summary(sheet: Path) -> SheetSummary:
 @functools.lru_cache(maxsize=16)
 def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     header, records = _read_sheet(Path(sheet))
-    _check_columns(Path(sheet), header)
+    _check_columns(Path(sheet), header, records)
     genders: dict[str, int] = {}
     for line, rec in records:
         _check_split(Path(sheet), line, _split(rec))
@@ -142,28 +141,30 @@ def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     return SheetSummary(frozenset(_split(rec) for _, rec in records), genders, train)
 
 
-#: other names of the optional columns whose absence a run would not notice (every row
-#: `test`, every gender `unknown`)
-_ALIASES = dict.fromkeys(("partition", "subset", "fold", "set"), "split") | {"sex": "gender"}
+#: values that make an unread column the split (spellings a sheet may use for them)
+_SPLIT_VALUES = {*SPLITS, "training", "valid", "validation", "val", "development", "testing"}
 
 
-def _check_columns(sheet: Path, header: list[str]) -> None:
+def _check_columns(sheet: Path, header: list[str], records: list[tuple[int, dict]]) -> None:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         hint = "; fields are separated by ',' (this sheet's by ';'?)" if len(header) == 1 else ""
         raise CorpusError(f"{sheet}: missing column(s) {missing}; it has {header}{hint}")
-    absent = [c for c in ("split", "gender") if c not in header]
-    for name in (h for h in header if h not in COLUMNS):
-        meant = _ALIASES.get(name.lower()) or next(
-            iter(difflib.get_close_matches(name.lower(), absent, n=1, cutoff=0.75)), None
-        )
-        if meant in absent:
-            raise CorpusError(
-                f"{sheet}: column {name!r} is not read (the adapter reads {', '.join(COLUMNS)}), "
-                f"and without a {meant!r} column every row is "
-                + ("`test`" if meant == "split" else "of `unknown` gender")
-                + f": rename it {meant!r} (or, if it means something else, give it another name)"
-            )
+    # an unread column that holds splits or genders where the sheet has no such column:
+    # every row would be `test` (or of `unknown` gender) silently. Told by its values, not
+    # its name: `fold` may hold cross-validation folds, `sender` anything
+    absent = {"split": _SPLIT_VALUES, "gender": set(GENDERS)} if records else {}
+    for meant, known in ((m, k) for m, k in absent.items() if m not in header):
+        for name in (h for h in header if h not in COLUMNS):
+            values = {rec[name].lower() for _, rec in records if rec[name]}
+            if values and values <= known:
+                raise CorpusError(
+                    f"{sheet}: column {name!r} holds {meant} values ({', '.join(sorted(values))})"
+                    f" but is not read (the adapter reads {', '.join(COLUMNS)}): without a "
+                    f"{meant!r} column every row is "
+                    + ("`test`" if meant == "split" else "of `unknown` gender")
+                    + f"; rename it {meant!r}"
+                )
 
 
 def _check_split(sheet: Path, line: int, split: str) -> None:
@@ -184,7 +185,7 @@ def read_csv_corpus(
     if not sheet.is_file():
         raise CorpusError(f"corpus sheet not found: {sheet}")
     header, records = _read_sheet(sheet)
-    _check_columns(sheet, header)
+    _check_columns(sheet, header, records)
     needed = (*REQUIRED, *(("split",) if "split" in header else ()))
     empty = [(line, [c for c in needed if not rec[c]]) for line, rec in records]
     empty = [f"{'/'.join(cols)} on line {line}" for line, cols in empty if cols]
