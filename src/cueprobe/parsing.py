@@ -8,7 +8,9 @@ angry or sad." -> neutral, ``mention``); else, when the text mentions exactly on
 mention when it comes before it in the same clause ("not angry", "nothing suggests
 anger", "isnt sad", "un-happy"); one elsewhere ("Neutral, with no strong emotion") does
 not. There is no random or majority fallback: an unparsed answer is counted as wrong
-downstream and its rate is reported.
+downstream and its rate is reported. The text is NFKC-normalised without format
+characters first; a list keyed by labels ("sad: 0.2, angry: 0.7") has no first sentence
+(its first key was taken); ``rest`` and ``other`` (FAU-Aibo) are never mentions.
 
 ``mention`` goes one step beyond DESIGN.md (exact label, synonyms, else unparsed): 7B
 ALMs often answer in a sentence although the prompt asks for one word, and scoring
@@ -26,6 +28,7 @@ out first: its last match in the output is parsed; no match is ``unparsed``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from collections.abc import Sequence
 
@@ -34,20 +37,50 @@ import pandas as pd
 from cueprobe.define import ParseStatus
 
 _PUNCT = re.compile(r"[^\w\s]+")
-_APOSTROPHE = re.compile(r"['’]")
+_APOSTROPHE = re.compile(r"['’‘ʼ`′]")
 #: clause boundaries: a negation reaches the labels after it up to the next one
 _CLAUSE = re.compile(r"[.;:!?,()\n]+|\s[-–—]+\s")
-#: the first sentence of an answer, when it ends like a statement
-_FIRST_SENTENCE = re.compile(r"^\s*([^.!:\n?]+?)\s*[.!:\n]")
+#: where an answer's first sentence ends (a question mark: it is no statement)
+_SENTENCE_END = re.compile(r"[.!:\n?]")
 #: words that negate a label after them in their clause (apostrophes dropped: "isnt")
 _NEGATORS = frozenset(
     "not no non un never neither nor without nothing none nobody hardly barely lack lacks "
     "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
     "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
 )
-#: synonyms that count as a whole answer only: too common in sentences to be a mention
-#: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
-_NOT_A_MENTION = frozenset({"other"})
+#: words that count as a whole answer (or first sentence) only: too common in sentences to
+#: be a mention (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely."
+#: named one; and ``rest`` itself: "I need some rest", "the rest of the sentence")
+_NOT_A_MENTION = frozenset({"other", "rest"})
+
+
+def _prepare(text: str) -> str:
+    """NFKC (full-width and mathematical letters: ``ＳＡＤ`` is SAD), without format
+    characters (a soft hyphen or zero-width space inside a word)."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def _first_sentence(text: str) -> tuple[str, str] | None:
+    r"""The answer's first sentence and the character that ends it; None when a question
+    mark ends it or nothing does. A scan, not a regular expression: ``^\s*(.+?)\s*[.]``
+    took seconds on a long run of spaces (a degenerate output)."""
+    end = _SENTENCE_END.search(text)
+    if end is None or end.group() == "?":
+        return None
+    return text[: end.start()], end.group()
+
+
+def _keyed_labels(text: str, vocab: Sequence[tuple[str, str, bool]]) -> int:
+    """How many labels appear as keys (``sad: 0.2``, ``"angry": 0.7``, ``Happy: no``)."""
+    low = _APOSTROPHE.sub("", text.lower())
+    return len(
+        {
+            label
+            for word, label, _ in vocab
+            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)[\"\s*]*:", low)
+        }
+    )
 
 
 def _normalise(text: str) -> str:
@@ -125,16 +158,23 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     ('sad', 'mention')
     >>> parse_answer("I cannot tell.", labels)
     ('', 'unparsed')
+    >>> parse_answer("sad: 0.2, angry: 0.7", labels)  # a list keyed by labels: no first key
+    ('', 'unparsed')
+    >>> parse_answer("Ｓａｄ", labels), parse_answer("The speaker isn‘t sad.", labels)
+    (('sad', 'exact'), ('', 'unparsed'))
     """
     if text is None:
         return "", ParseStatus.UNPARSED.value
+    text = _prepare(text)
     vocab = _vocabulary(labels)
     whole = _named(_normalise(text), vocab)
     if whole:
         label, is_label = whole
         return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
-    first = _FIRST_SENTENCE.match(text)
-    if first and (head := _named(_normalise(first.group(1)), vocab)):
+    first = _first_sentence(text)
+    # not a list keyed by labels ("sad: 0.2, angry: 0.7" was sad, its first key)
+    keyed = first is not None and first[1] == ":" and _keyed_labels(text, vocab) > 1
+    if first and not keyed and (head := _named(_normalise(first[0]), vocab)):
         return head[0], ParseStatus.MENTION.value
     mentioned, negated = _mentions(text, vocab)
     if len(mentioned) == 1 and not negated:

@@ -231,6 +231,19 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("Neutral. The voice is calm, not angry or sad.", ("neutral", "mention")),
         ("Angry? No, sad.", ("", "unparsed")),  # a question first: not an answer
         ("Sad, maybe angry.", ("", "unparsed")),
+        # a list keyed by labels: its first key was the answer (wrong labels)
+        ("sad: 0.2, angry: 0.7", ("", "unparsed")),
+        ("Angry: no\nHappy: no\nNeutral: no\nSad: yes", ("", "unparsed")),
+        ('{"angry": 0.1, "sad": 0.9}', ("", "unparsed")),
+        ("Emotion: Sad", ("sad", "mention")),  # one key that is no label
+        ("Sad: the voice is low and slow.", ("sad", "mention")),
+        # Unicode: full-width and mathematical letters, a soft hyphen, other apostrophes
+        ("ＳＡＤ", ("sad", "exact")),
+        ("𝐍𝐞𝐮𝐭𝐫𝐚𝐥", ("neutral", "exact")),
+        ("hap\u00adpiness", ("happy", "synonym")),
+        ("The speaker isn‘t happy.", ("", "unparsed")),
+        ("The speaker isnʼt happy.", ("", "unparsed")),
+        ("The speaker doesn`t sound sad.", ("", "unparsed")),
     ],
 )
 def test_parse_answer(text, expected):
@@ -245,6 +258,18 @@ def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
     assert parse_answer("The child sounds positive, unlike the other one.", AIBO)[0] == "positive"
     # "other" under a negation is no negated mention of rest
     assert parse_answer("The child sounds angry, no other emotion.", AIBO) == ("angry", "mention")
+    # nor is `rest` in a sentence the rest class ("I need some rest" was rest)
+    assert parse_answer("I need some rest.", AIBO) == ("", "unparsed")
+    assert parse_answer("The rest is unclear, but the child sounds angry.", AIBO)[0] == "angry"
+    assert parse_answer("Rest.", AIBO) == ("rest", "exact")
+
+
+def test_a_degenerate_output_parses_in_linear_time():
+    """The first-sentence regex (``^\\s*([^.]+?)\\s*[.]``) backtracked cubically: 1,600
+    spaces took 4.7 s, ~8,000 characters ~10 min per distinct answer; these two took
+    hours (no wall-clock assertion here: the old code does not finish)."""
+    assert parse_answer("a" + " " * 50_000 + "b", LABELS) == ("", "unparsed")
+    assert parse_answer(" " * 50_000 + "sad", LABELS) == ("sad", "exact")
 
 
 def test_a_label_beats_another_labels_synonym_and_clashing_synonyms_are_refused():
