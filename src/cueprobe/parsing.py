@@ -9,8 +9,9 @@ mention when it comes before it in the same clause ("not angry", "nothing sugges
 anger", "isnt sad", "un-happy"); one elsewhere ("Neutral, with no strong emotion") does
 not. There is no random or majority fallback: an unparsed answer is counted as wrong
 downstream and its rate is reported. The text is NFKC-normalised without format
-characters first; a list keyed by labels ("sad: 0.2, angry: 0.7") has no first sentence
-(its first key was taken); ``rest`` and ``other`` (FAU-Aibo) are never mentions.
+characters or symbols first; a list keyed by labels with scores or yes/no is read as a
+whole (its top score or its one yes; its first key was taken as the first sentence);
+FAU-Aibo's ``other`` is never a mention, nor is ``rest`` in its everyday senses.
 
 ``mention`` goes one step beyond DESIGN.md (exact label, synonyms, else unparsed): 7B
 ALMs often answer in a sentence although the prompt asks for one word, and scoring
@@ -48,39 +49,56 @@ _NEGATORS = frozenset(
     "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
     "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
 )
-#: words that count as a whole answer (or first sentence) only: too common in sentences to
-#: be a mention (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely."
-#: named one; and ``rest`` itself: "I need some rest", "the rest of the sentence")
-_NOT_A_MENTION = frozenset({"other", "rest"})
+#: synonyms that count as a whole answer only: too common in sentences to be a mention
+#: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
+_NOT_A_MENTION = frozenset({"other"})
+#: ``rest`` (FAU-Aibo's class) in its everyday senses is no mention: "I need some rest",
+#: "the rest of the sentence", "at rest"
+_EVERYDAY_REST = re.compile(r"\b(?:some|a|at|to|get|take|the) rest\b|\brest of\b")
+#: "label: value" with a score or a yes/no: a list of them is read as a whole
+_KEYED_VALUE = r"(?!\w)[\"'\s*]*:[\"'\s*]*(yes|no|true|false|\d*\.?\d+)(?!\w)"
 
 
 def _prepare(text: str) -> str:
     """NFKC (full-width and mathematical letters: ``ＳＡＤ`` is SAD), without format
-    characters (a soft hyphen or zero-width space inside a word)."""
-    text = unicodedata.normalize("NFKC", text)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    characters (a soft hyphen or zero-width space inside a word) or symbols (``Sad™``:
+    NFKC spells ™ as TM)."""
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "So"))
+    return unicodedata.normalize("NFKC", text)
 
 
 def _first_sentence(text: str) -> tuple[str, str] | None:
     r"""The answer's first sentence and the character that ends it; None when a question
     mark ends it or nothing does. A scan, not a regular expression: ``^\s*(.+?)\s*[.]``
     took seconds on a long run of spaces (a degenerate output)."""
+    text = text.lstrip()  # "\n\nSad." (what an answer_pattern cuts after </think>)
     end = _SENTENCE_END.search(text)
     if end is None or end.group() == "?":
         return None
     return text[: end.start()], end.group()
 
 
-def _keyed_labels(text: str, vocab: Sequence[tuple[str, str, bool]]) -> int:
-    """How many labels appear as keys (``sad: 0.2``, ``"angry": 0.7``, ``Happy: no``)."""
+def _keyed_answer(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[str, ...] | None:
+    """The answer of a list keyed by labels, None when ``text`` is none: two or more
+    ``label: value`` with scores (``sad: 0.2, angry: 0.7``; the top one, if alone) or
+    yes/no (``Angry: no`` ... ``Sad: yes``; the one yes). ``()`` when the list names no
+    single answer. Its first key was taken as the first sentence: a wrong label."""
     low = _APOSTROPHE.sub("", text.lower())
-    return len(
-        {
-            label
-            for word, label, _ in vocab
-            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)[\"\s*]*:", low)
-        }
-    )
+    values: dict[str, str] = {}
+    for word, label, _ in vocab:
+        for m in re.finditer(rf"(?<!\w){re.escape(word)}{_KEYED_VALUE}", low):
+            values.setdefault(label, m.group(1))
+    if len(values) < 2:
+        return None
+    yes = [label for label, v in values.items() if v in ("yes", "true")]
+    if all(v in ("yes", "no", "true", "false") for v in values.values()):
+        return tuple(yes) if len(yes) == 1 else ()
+    if any(v in ("yes", "no", "true", "false") for v in values.values()):
+        return ()
+    scores = {label: float(v) for label, v in values.items()}
+    top = max(scores.values())
+    best = [label for label, v in scores.items() if v == top]
+    return tuple(best) if len(best) == 1 else ()
 
 
 def _normalise(text: str) -> str:
@@ -92,8 +110,8 @@ def _vocabulary(labels: Mapping[str, Sequence[str]]) -> list[tuple[str, str, boo
     longest first (a label's own name beats another label's synonym)."""
     words = []
     for label, synonyms in labels.items():
-        words.append((_normalise(label), label, True))
-        words += [(_normalise(s), label, False) for s in synonyms if _normalise(s)]
+        words.append((_normalise(_prepare(label)), label, True))
+        words += [(_normalise(_prepare(s)), label, False) for s in synonyms if _normalise(s)]
     return sorted(words, key=lambda w: (not w[2], -len(w[0])))
 
 
@@ -128,6 +146,8 @@ def _mentions(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[set[st
         for word, label, _ in vocab:
             if word in _NOT_A_MENTION:
                 continue
+            if word == "rest":
+                norm = _EVERYDAY_REST.sub(" ", norm)
             for m in re.finditer(rf"\b{re.escape(word)}\b", norm):
                 mentioned.add(label)
                 negated |= not _NEGATORS.isdisjoint(norm[: m.start()].split())
@@ -158,8 +178,10 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     ('sad', 'mention')
     >>> parse_answer("I cannot tell.", labels)
     ('', 'unparsed')
-    >>> parse_answer("sad: 0.2, angry: 0.7", labels)  # a list keyed by labels: no first key
-    ('', 'unparsed')
+    >>> parse_answer("sad: 0.2, angry: 0.7", labels)  # a list keyed by labels: the top one
+    ('angry', 'mention')
+    >>> parse_answer("Angry: no\\nSad: yes", labels), parse_answer("sad: .5, angry: 0.5", labels)
+    (('sad', 'mention'), ('', 'unparsed'))
     >>> parse_answer("Ｓａｄ", labels), parse_answer("The speaker isn‘t sad.", labels)
     (('sad', 'exact'), ('', 'unparsed'))
     """
@@ -171,10 +193,11 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
     if whole:
         label, is_label = whole
         return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
+    keyed = _keyed_answer(text, vocab)  # "sad: 0.2, angry: 0.7" was sad, its first key
+    if keyed is not None:
+        return (keyed[0], ParseStatus.MENTION.value) if keyed else ("", ParseStatus.UNPARSED.value)
     first = _first_sentence(text)
-    # not a list keyed by labels ("sad: 0.2, angry: 0.7" was sad, its first key)
-    keyed = first is not None and first[1] == ":" and _keyed_labels(text, vocab) > 1
-    if first and not keyed and (head := _named(_normalise(first[0]), vocab)):
+    if first and (head := _named(_normalise(first[0]), vocab)):
         return head[0], ParseStatus.MENTION.value
     mentioned, negated = _mentions(text, vocab)
     if len(mentioned) == 1 and not negated:

@@ -231,10 +231,17 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("Neutral. The voice is calm, not angry or sad.", ("neutral", "mention")),
         ("Angry? No, sad.", ("", "unparsed")),  # a question first: not an answer
         ("Sad, maybe angry.", ("", "unparsed")),
-        # a list keyed by labels: its first key was the answer (wrong labels)
-        ("sad: 0.2, angry: 0.7", ("", "unparsed")),
-        ("Angry: no\nHappy: no\nNeutral: no\nSad: yes", ("", "unparsed")),
-        ('{"angry": 0.1, "sad": 0.9}', ("", "unparsed")),
+        # a list keyed by labels: its first key was the answer (wrong labels); now its
+        # top score or its one yes, else unparsed
+        ("sad: 0.2, angry: 0.7", ("angry", "mention")),
+        ("Angry: no\nHappy: no\nNeutral: no\nSad: yes", ("sad", "mention")),
+        ('{"angry": 0.1, "sad": 0.9}', ("sad", "mention")),
+        ("Sad: yes\nAngry: no", ("sad", "mention")),
+        ("sad: 0.5, angry: .5", ("", "unparsed")),
+        ("Angry: yes\nNeutral: no\nSad: yes", ("", "unparsed")),
+        ("Sad: the tone suggests this. Not angry: it lacks intensity.", ("sad", "mention")),
+        ("\n\nSad. The voice is low, not angry.", ("sad", "mention")),  # cut after </think>
+        ("Sad™", ("sad", "exact")),
         ("Emotion: Sad", ("sad", "mention")),  # one key that is no label
         ("Sad: the voice is low and slow.", ("sad", "mention")),
         # Unicode: full-width and mathematical letters, a soft hyphen, other apostrophes
@@ -258,10 +265,13 @@ def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
     assert parse_answer("The child sounds positive, unlike the other one.", AIBO)[0] == "positive"
     # "other" under a negation is no negated mention of rest
     assert parse_answer("The child sounds angry, no other emotion.", AIBO) == ("angry", "mention")
-    # nor is `rest` in a sentence the rest class ("I need some rest" was rest)
+    # nor is `rest` in its everyday senses the rest class ("I need some rest" was rest),
+    # but it is an answer in a sentence as every other class is
     assert parse_answer("I need some rest.", AIBO) == ("", "unparsed")
     assert parse_answer("The rest is unclear, but the child sounds angry.", AIBO)[0] == "angry"
-    assert parse_answer("Rest.", AIBO) == ("rest", "exact")
+    for answer in ("Rest.", "Answer: Rest", "The emotion is rest.", "Rest: 0.9, Neutral: 0.1"):
+        assert parse_answer(answer, AIBO)[0] == "rest", answer
+    assert parse_answer("Emotion: Rest. Other emotions like angry are unlikely.", AIBO)[0] == ""
 
 
 def test_a_degenerate_output_parses_in_linear_time():
