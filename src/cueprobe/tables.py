@@ -331,6 +331,8 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
     ('0.014', '0.049', '0.0042', '4.0e-07', '1')
     >>> fmt_p(0.05099), fmt_p(0.1), fmt_p(0.001)  # both digits, trailing zeros too
     ('0.050', '0.10', '0.0010')
+    >>> fmt_p(0.99999999999999), fmt_p(0.995)
+    ('1', '0.99')
     >>> fmt_p(9.99996e-5), fmt_p(0.000999)  # below 1e-4 and 1e-3 in print too
     ('9.9e-05', '9.9e-04')
     >>> fmt_p(5e-324)  # exact McNemar with b = 0 and c ~ 1,075
@@ -342,10 +344,11 @@ def fmt_p(p: float, *, latex: bool = False) -> str:
         return "–"
     if p >= 0.001:
         unit = 10.0 ** (math.floor(math.log10(p)) - 1)  # of the second significant digit
-        if p >= 1:
+        floor = math.floor(round(p / unit, 9)) * unit
+        if floor >= 1:  # p = 1, or so close that its two digits round to 1
             return "1"
         # "#": two significant digits kept (.05099 printed "0.05", read as at alpha)
-        return f"{math.floor(round(p / unit, 9)) * unit:#.2g}"
+        return f"{floor:#.2g}"
     if p == 0:
         return "0"
     mantissa, exp_text = f"{p:.12e}".split("e")  # not p / 10**exp: 10.0**-324 is 0

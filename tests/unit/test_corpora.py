@@ -299,19 +299,22 @@ def test_csv_labels_match_the_classes_in_any_case(tmp_path, write_wav):
 
 
 @pytest.mark.parametrize(
-    ("column", "value", "meant"),
-    [("splits", "train", "split"), ("Partition", "Train", "split"), ("set", "validation", "split"),
-     ("sex", "f", "gender"), ("speaker_gender", "Male", "gender")],
+    ("column", "values", "meant"),
+    [("splits", "train test", "split"), ("Partition", "Train Devel", "split"),
+     ("set", "training evaluation", "split"), ("sex", "f m unknown", "gender"),
+     ("speaker_gender", "Male Female NA", "gender")],
 )  # fmt: skip
 def test_a_column_of_splits_or_genders_under_another_name_is_not_ignored(
-    tmp_path, column, value, meant
+    tmp_path, column, values, meant
 ):
     """An unread `splits` column made every row `test` (a zero-shot run then scored the
     training speakers too), an unread `sex` column every gender `unknown`, silently."""
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text(f"path,label,speaker,{column}\na.wav,sad,s1,{value}\nb.wav,sad,s2,\n")
+    rows = "".join(f"{i}.wav,sad,s{i},{v}\n" for i, v in enumerate(values.split()))
+    sheet.write_text(f"path,label,speaker,{column}\n{rows}x.wav,sad,sx,\n")
+    listed = ", ".join(sorted(v.lower() for v in values.split()))
     with pytest.raises(
-        CorpusError, match=rf"column '{column}' holds {meant} values \({value.lower()}\) but is "
+        CorpusError, match=rf"column '{column}' holds {meant} values \({listed}\) but is "
         rf"not read .*; rename it '{meant}'"
     ):  # fmt: skip
         build_manifest("csv", sheet, labels={"sad": []})
@@ -319,13 +322,15 @@ def test_a_column_of_splits_or_genders_under_another_name_is_not_ignored(
 
 @pytest.mark.parametrize(
     ("columns", "row"),
-    [("fold,sender,gender_id", "1,Bob,2"),  # cross-validation folds, free text, codes
-     ("split,gender,set,sex", "dev,F,train,f")],  # beside the real columns
+    [("fold,sender,gender_id", ["1,Bob,2", "2,Ann,1"]),  # CV folds, free text, codes
+     ("split,gender,set,sex", ["dev,F,train,f", "dev,M,test,m"]),  # beside the real ones
+     ("room", ["M", "M"])],  # one kind: no gender
 )  # fmt: skip
 def test_other_columns_are_not_taken_for_split_or_gender(tmp_path, columns, row):
     """Told by the values, not the name: a `fold` of 1..5 or a `sender` is no split."""
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text(f"path,label,speaker,{columns}\na.wav,sad,s1,{row}\n")
+    rows = "".join(f"{i}.wav,sad,s{i},{r}\n" for i, r in enumerate(row))
+    sheet.write_text(f"path,label,speaker,{columns}\n{rows}")
     assert sheet_summary(sheet).splits == ({"dev"} if "split," in columns else {"test"})
 
 

@@ -141,8 +141,15 @@ def _sheet_summary(sheet: str, mtime_ns: int, size: int) -> SheetSummary:
     return SheetSummary(frozenset(_split(rec) for _, rec in records), genders, train)
 
 
-#: values that make an unread column the split (spellings a sheet may use for them)
-_SPLIT_VALUES = {*SPLITS, "training", "valid", "validation", "val", "development", "testing"}
+#: spellings of the splits and genders an unread column may hold -> their kind
+_SPLIT_SPELLINGS = {
+    **{s: s for s in SPLITS},
+    "training": "train",
+    **dict.fromkeys(("valid", "validation", "val", "devel", "development"), "dev"),
+    **dict.fromkeys(("testing", "eval", "evaluation"), "test"),
+}
+#: cells that say a gender is not known
+_NO_GENDER = {"unknown", "na", "n/a", "other", "x"}
 
 
 def _check_columns(sheet: Path, header: list[str], records: list[tuple[int, dict]]) -> None:
@@ -153,13 +160,21 @@ def _check_columns(sheet: Path, header: list[str], records: list[tuple[int, dict
     # an unread column that holds splits or genders where the sheet has no such column:
     # every row would be `test` (or of `unknown` gender) silently. Told by its values, not
     # its name: `fold` may hold cross-validation folds, `sender` anything
-    absent = {"split": _SPLIT_VALUES, "gender": set(GENDERS)} if records else {}
-    for meant, known in ((m, k) for m, k in absent.items() if m not in header):
+    # (four in five of its cells such values, two kinds among them: train and test, F and
+    # M; a `room` of "M" throughout is no gender, a `fold` of 1..5 no split)
+    kinds_of = {
+        "split": (_SPLIT_SPELLINGS, set()),
+        "gender": (GENDERS, _NO_GENDER),
+    }
+    for meant, (spellings, blank) in ((m, k) for m, k in kinds_of.items() if m not in header):
         for name in (h for h in header if h not in COLUMNS):
-            values = {rec[name].lower() for _, rec in records if rec[name]}
-            if values and values <= known:
+            cells = [rec[name].lower() for _, rec in records if rec[name]]
+            kinds = {spellings[c] for c in cells if c in spellings}
+            hits = sum(c in spellings or c in blank for c in cells)
+            if cells and hits >= 0.8 * len(cells) and len(kinds) >= 2:
+                values = ", ".join(sorted(set(cells))[:8])
                 raise CorpusError(
-                    f"{sheet}: column {name!r} holds {meant} values ({', '.join(sorted(values))})"
+                    f"{sheet}: column {name!r} holds {meant} values ({values})"
                     f" but is not read (the adapter reads {', '.join(COLUMNS)}): without a "
                     f"{meant!r} column every row is "
                     + ("`test`" if meant == "split" else "of `unknown` gender")
