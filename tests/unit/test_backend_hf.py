@@ -587,6 +587,10 @@ def test_a_checkpoint_missing_offline_names_the_repository_and_the_cache(tmp_pat
         f"A local checkpoint folder? It is not in {Path.cwd()}, which relative paths are read "
         "from: write its full path"
     )
+    # not for a failure that is no "not found" (a ValueError of the loading code)
+    from cueprobe.backends.hf import _load_hint
+
+    assert "A local checkpoint folder?" not in _load_hint("org/x", "main", None, ValueError("x"))
 
 
 def test_midashenglm_requires_trust_remote_code() -> None:

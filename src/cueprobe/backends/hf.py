@@ -732,6 +732,7 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
     from huggingface_hub import constants
 
     what = f"{model_id}@{revision}" + (f" (adapter {adapter})" if adapter else "")
+    not_found = isinstance(err, OSError)  # `models/ckpt` from another folder, say
     err = " ".join(str(err).split())  # one line: a job log's last line is what is read
     if Path(model_id).is_dir():
         return f"{what}: cannot load the local checkpoint folder: {err}"
@@ -746,7 +747,7 @@ def _load_hint(model_id: str, revision: str, adapter: str | None, err: Exception
         + (
             f". A local checkpoint folder? It is not in {Path.cwd()}, which relative paths "
             "are read from: write its full path"
-            if "/" in model_id and isinstance(err, OSError)  # `models/ckpt`, not found
+            if "/" in model_id and not_found
             else ""
         )
     )
