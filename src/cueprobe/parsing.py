@@ -49,6 +49,9 @@ _NEGATORS = frozenset(
     "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
     "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
 )
+#: phrases that negate a label after them in their clause: "anything but angry", "far
+#: from happy", "frustrated rather than sad", "more annoyed than sad"
+_NEGATING_PHRASE = re.compile(r"\b(?:anything but|far from|than|instead of)\b")
 #: synonyms that count as a whole answer only: too common in sentences to be a mention
 #: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
 _NOT_A_MENTION = frozenset({"other"})
@@ -150,7 +153,9 @@ def _mentions(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[set[st
                 norm = _EVERYDAY_REST.sub(" ", norm)
             for m in re.finditer(rf"\b{re.escape(word)}\b", norm):
                 mentioned.add(label)
-                negated |= not _NEGATORS.isdisjoint(norm[: m.start()].split())
+                before = norm[: m.start()]
+                negated |= not _NEGATORS.isdisjoint(before.split())
+                negated |= _NEGATING_PHRASE.search(before) is not None
     return mentioned, negated
 
 

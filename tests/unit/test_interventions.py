@@ -242,6 +242,12 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("Sad: the tone suggests this. Not angry: it lacks intensity.", ("sad", "mention")),
         ("\n\nSad. The voice is low, not angry.", ("sad", "mention")),  # cut after </think>
         ("Sad™", ("sad", "exact")),
+        # phrases that negate the label after them (each was parsed as that label)
+        ("Anything but angry.", ("", "unparsed")),
+        ("The speaker is far from happy.", ("", "unparsed")),
+        ("The speaker sounds frustrated rather than sad.", ("", "unparsed")),
+        ("More annoyed than sad.", ("", "unparsed")),
+        ("The speaker sounds sad instead of angry.", ("", "unparsed")),
         ("Emotion: Sad", ("sad", "mention")),  # one key that is no label
         ("Sad: the voice is low and slow.", ("sad", "mention")),
         # Unicode: full-width and mathematical letters, a soft hyphen, other apostrophes
