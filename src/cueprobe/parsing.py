@@ -52,6 +52,8 @@ _NEGATORS = frozenset(
 #: phrases that negate a label after them in their clause: "anything but angry", "far
 #: from happy", "frustrated rather than sad", "more annoyed than sad"
 _NEGATING_PHRASE = re.compile(r"\b(?:anything but|far from|than|instead of)\b")
+#: words that take back a first sentence: the label named after one is no explanation
+_CORRECTION = re.compile(r"\b(?:actually|on second|correction|i mean|wait)\b")
 #: synonyms that count as a whole answer only: too common in sentences to be a mention
 #: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
 _NOT_A_MENTION = frozenset({"other"})
@@ -203,6 +205,11 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
         return (keyed[0], ParseStatus.MENTION.value) if keyed else ("", ParseStatus.UNPARSED.value)
     first = _first_sentence(text)
     if first and (head := _named(_normalise(first[0]), vocab)):
+        rest = text.lstrip()[len(first[0]) + 1 :]
+        if _CORRECTION.search(rest.lower()):  # "Neutral. Actually, ... sad." was neutral
+            other, negated = _mentions(rest, vocab)
+            if other - {head[0]} and not negated:
+                return "", ParseStatus.UNPARSED.value
         return head[0], ParseStatus.MENTION.value
     mentioned, negated = _mentions(text, vocab)
     if len(mentioned) == 1 and not negated:

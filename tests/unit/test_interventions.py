@@ -242,6 +242,9 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("Sad: the tone suggests this. Not angry: it lacks intensity.", ("sad", "mention")),
         ("\n\nSad. The voice is low, not angry.", ("sad", "mention")),  # cut after </think>
         ("Sad™", ("sad", "exact")),
+        # a first sentence taken back is no answer (it was the answer: a wrong label)
+        ("Neutral. Actually, on second listen, sad.", ("", "unparsed")),
+        ("Neutral. Actually, the voice is calm, not sad.", ("neutral", "mention")),
         # phrases that negate the label after them (each was parsed as that label)
         ("Anything but angry.", ("", "unparsed")),
         ("The speaker is far from happy.", ("", "unparsed")),
