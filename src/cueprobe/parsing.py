@@ -43,22 +43,25 @@ _APOSTROPHE = re.compile(r"['’‘ʼ`′]")
 _CLAUSE = re.compile(r"[.;:!?,()\n]+|\s[-–—]+\s")
 #: where an answer's first sentence ends (a question mark: it is no statement)
 _SENTENCE_END = re.compile(r"[.!:\n?]")
-#: words that negate a label after them in their clause (apostrophes dropped: "isnt")
-_NEGATORS = frozenset(
-    "not no non un never neither nor without nothing none nobody hardly barely lack lacks "
-    "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
-    "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
+#: words and phrases that negate a label after them in their clause (apostrophes dropped:
+#: "isnt"; "anything but angry", "far from happy", "frustrated rather than sad")
+_NEGATION = re.compile(
+    r"\b(?:"
+    + "|".join(
+        "not no non un never neither nor without nothing none nobody hardly barely lack lacks "
+        "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
+        "wouldnt shouldnt couldnt aint hasnt havent hadnt than".split()
+        + ["anything but", "far from", "instead of"]
+    )
+    + r")\b"
 )
-#: phrases that negate a label after them in their clause: "anything but angry", "far
-#: from happy", "frustrated rather than sad", "more annoyed than sad"
-_NEGATING_PHRASE = re.compile(r"\b(?:anything but|far from|than|instead of)\b")
 #: words that take back a first sentence: the label named after one is no explanation
 _CORRECTION = re.compile(r"\b(?:actually|on second|correction|i mean|wait)\b")
 #: synonyms that count as a whole answer only: too common in sentences to be a mention
 #: (FAU-Aibo's ``rest`` is also "other": "Angry. Other emotions are unlikely." names one)
 _NOT_A_MENTION = frozenset({"other"})
 #: ``rest`` (FAU-Aibo's class) in its everyday senses is no mention: "I need some rest",
-#: "the rest of the sentence", "at rest"
+#: "the rest of the sentence", "at rest" (taken out of every clause before mentions are read)
 _EVERYDAY_REST = re.compile(r"\b(?:some|a|at|to|get|take|the) rest\b|\brest of\b")
 #: "label: value" with a score or a yes/no: a list of them is read as a whole
 _KEYED_VALUE = r"(?!\w)[\"'\s*]*:[\"'\s*]*(yes|no|true|false|\d*\.?\d+)(?!\w)"
@@ -73,21 +76,21 @@ def _prepare(text: str) -> str:
 
 
 def _first_sentence(text: str) -> tuple[str, str] | None:
-    r"""The answer's first sentence and the character that ends it; None when a question
-    mark ends it or nothing does. A scan, not a regular expression: ``^\s*(.+?)\s*[.]``
-    took seconds on a long run of spaces (a degenerate output)."""
+    r"""The answer's first sentence and the text after it; None when a question mark ends
+    it or nothing does. A scan, not a regular expression: ``^\s*(.+?)\s*[.]`` took
+    seconds on a long run of spaces (a degenerate output)."""
     text = text.lstrip()  # "\n\nSad." (what an answer_pattern cuts after </think>)
     end = _SENTENCE_END.search(text)
     if end is None or end.group() == "?":
         return None
-    return text[: end.start()], end.group()
+    return text[: end.start()], text[end.end() :]
 
 
-def _keyed_answer(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[str, ...] | None:
+def _keyed_answer(text: str, vocab: Sequence[tuple[str, str, bool]]) -> str | None:
     """The answer of a list keyed by labels, None when ``text`` is none: two or more
     ``label: value`` with scores (``sad: 0.2, angry: 0.7``; the top one, if alone) or
-    yes/no (``Angry: no`` ... ``Sad: yes``; the one yes). ``()`` when the list names no
-    single answer. Its first key was taken as the first sentence: a wrong label."""
+    yes/no (``Angry: no`` ... ``Sad: yes``; the one yes); "" when the list names no single
+    answer. Its first key was taken as the first sentence: a wrong label."""
     low = _APOSTROPHE.sub("", text.lower())
     values: dict[str, str] = {}
     for word, label, _ in vocab:
@@ -95,15 +98,15 @@ def _keyed_answer(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[st
             values.setdefault(label, m.group(1))
     if len(values) < 2:
         return None
-    yes = [label for label, v in values.items() if v in ("yes", "true")]
-    if all(v in ("yes", "no", "true", "false") for v in values.values()):
-        return tuple(yes) if len(yes) == 1 else ()
-    if any(v in ("yes", "no", "true", "false") for v in values.values()):
-        return ()
-    scores = {label: float(v) for label, v in values.items()}
-    top = max(scores.values())
-    best = [label for label, v in scores.items() if v == top]
-    return tuple(best) if len(best) == 1 else ()
+    flags = [v in ("yes", "no", "true", "false") for v in values.values()]
+    if all(flags):
+        best = [label for label, v in values.items() if v in ("yes", "true")]
+    elif any(flags):  # scores and yes/no mixed
+        best = []
+    else:
+        top = max(float(v) for v in values.values())
+        best = [label for label, v in values.items() if float(v) == top]
+    return best[0] if len(best) == 1 else ""
 
 
 def _normalise(text: str) -> str:
@@ -116,7 +119,7 @@ def _vocabulary(labels: Mapping[str, Sequence[str]]) -> list[tuple[str, str, boo
     words = []
     for label, synonyms in labels.items():
         words.append((_normalise(_prepare(label)), label, True))
-        words += [(_normalise(_prepare(s)), label, False) for s in synonyms if _normalise(s)]
+        words += [(w, label, False) for s in synonyms if (w := _normalise(_prepare(s)))]
     return sorted(words, key=lambda w: (not w[2], -len(w[0])))
 
 
@@ -147,17 +150,13 @@ def _mentions(text: str, vocab: Sequence[tuple[str, str, bool]]) -> tuple[set[st
     """The labels ``text`` names, and whether a negation governs any of those mentions."""
     mentioned, negated = set(), False
     for clause in _CLAUSE.split(_APOSTROPHE.sub("", text.lower())):
-        norm = _normalise(clause)
+        norm = _EVERYDAY_REST.sub(" ", _normalise(clause))
         for word, label, _ in vocab:
             if word in _NOT_A_MENTION:
                 continue
-            if word == "rest":
-                norm = _EVERYDAY_REST.sub(" ", norm)
             for m in re.finditer(rf"\b{re.escape(word)}\b", norm):
                 mentioned.add(label)
-                before = norm[: m.start()]
-                negated |= not _NEGATORS.isdisjoint(before.split())
-                negated |= _NEGATING_PHRASE.search(before) is not None
+                negated |= _NEGATION.search(norm[: m.start()]) is not None
     return mentioned, negated
 
 
@@ -202,10 +201,10 @@ def parse_answer(text: str | None, labels: Mapping[str, Sequence[str]]) -> tuple
         return label, (ParseStatus.EXACT if is_label else ParseStatus.SYNONYM).value
     keyed = _keyed_answer(text, vocab)  # "sad: 0.2, angry: 0.7" was sad, its first key
     if keyed is not None:
-        return (keyed[0], ParseStatus.MENTION.value) if keyed else ("", ParseStatus.UNPARSED.value)
+        return keyed, (ParseStatus.MENTION if keyed else ParseStatus.UNPARSED).value
     first = _first_sentence(text)
     if first and (head := _named(_normalise(first[0]), vocab)):
-        rest = text.lstrip()[len(first[0]) + 1 :]
+        rest = first[1]
         if _CORRECTION.search(rest.lower()):  # "Neutral. Actually, ... sad." was neutral
             other, negated = _mentions(rest, vocab)
             if other - {head[0]} and not negated:
