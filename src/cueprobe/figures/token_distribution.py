@@ -84,12 +84,14 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     """
     import matplotlib
 
-    concepts = list(dict.fromkeys(freqs["concept"]))
+    # drawn under the fixed style, as Figures 2 and 3: a user's matplotlibrc set its font
+    with matplotlib.rc_context(RC_PARAMS):
+        return _draw(freqs, _heading(freqs, title))
+
+
+def _heading(freqs: pd.DataFrame, title: str) -> list[str]:
+    """Figure 1's heading lines: title, what is drawn, n per emotion, what was left out."""
     labels = list(dict.fromkeys(freqs["label"]))
-    n_values = max(freqs.groupby("concept")["value"].nunique())
-    pitch = 0.2  # inches between emotions, and the largest bubble's diameter
-    x_pitch = (PAGE_WIDTH_IN - 1.0) / n_values  # ~1 in of emotion names on the left
-    max_area = (72 * 0.95 * min(pitch, x_pitch)) ** 2  # points^2 at frequency 1
     first = freqs.drop_duplicates(["concept", "label"])
     n = (first["n_label"] + first["n_filled"]).groupby(first["label"]).max()
     filled = first.groupby("concept", sort=False)["n_filled"].sum()
@@ -101,15 +103,19 @@ def plot_token_distribution(freqs: pd.DataFrame, *, title: str) -> Figure:
     if filled.any():
         note = ", ".join(f"{c} {int(k)}" for c, k in filled.items() if k)
         heading.append(f"not counted, no measurement (token filled in): {note}")
-    # drawn under the fixed style, as Figures 2 and 3: a user's matplotlibrc set its font
-    with matplotlib.rc_context(RC_PARAMS):
-        return _draw(freqs, concepts, labels, heading, pitch=pitch, max_area=max_area)
+    return heading
 
 
-def _draw(freqs, concepts, labels, heading, *, pitch: float, max_area: float) -> Figure:
+def _draw(freqs: pd.DataFrame, heading: list[str]) -> Figure:
     import matplotlib
     from matplotlib.figure import Figure
 
+    concepts = list(dict.fromkeys(freqs["concept"]))
+    labels = list(dict.fromkeys(freqs["label"]))
+    n_values = max(freqs.groupby("concept")["value"].nunique())
+    pitch = 0.2  # inches between emotions, and the largest bubble's diameter
+    x_pitch = (PAGE_WIDTH_IN - 1.0) / n_values  # ~1 in of emotion names on the left
+    max_area = (72 * 0.95 * min(pitch, x_pitch)) ** 2  # points^2 at frequency 1
     colours = matplotlib.colormaps["tab10"](np.arange(len(labels)) % 10)
     # numbers beside the bubbles, past the largest one: inside, a 6 pt number covered
     # every bubble of 25 % or less (most of them), and the area could not be compared
