@@ -159,10 +159,13 @@ def missing_model_files(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
             continue
         for key in ("model_id", "adapter"):
             value = cfg.get(key)
-            local = value and _looks_local(value)
-            problem = _path_problem(value, "a local checkpoint folder") if local else None
-            if value and not local:
-                problem = _relative_path_problem(value)
+            if not value:
+                continue
+            problem = (
+                _path_problem(value, "a local checkpoint folder")
+                if _looks_local(value)
+                else _relative_path_problem(value)  # a Hub id, unless it cannot be one
+            )
             if problem:
                 out.append(f"models.{name}.{key}: {value}{problem}")
     return out

@@ -162,12 +162,14 @@ def _check_columns(sheet: Path, header: list[str], records: list[tuple[int, dict
     # its name: `fold` may hold cross-validation folds, `sender` anything
     # (four in five of its cells such values, two kinds among them: train and test, F and
     # M; a `room` of "M" throughout is no gender, a `fold` of 1..5 no split)
-    kinds_of = {
-        "split": (_SPLIT_SPELLINGS, set()),
-        "gender": (GENDERS, _NO_GENDER),
-    }
-    for meant, (spellings, blank) in ((m, k) for m, k in kinds_of.items() if m not in header):
-        for name in (h for h in header if h not in COLUMNS):
+    unread = [h for h in header if h not in COLUMNS]
+    for meant, spellings, blank in (
+        ("split", _SPLIT_SPELLINGS, set()),
+        ("gender", GENDERS, _NO_GENDER),
+    ):
+        if meant in header:
+            continue
+        for name in unread:
             cells = [rec[name].lower() for _, rec in records if rec[name]]
             kinds = {spellings[c] for c in cells if c in spellings}
             hits = sum(c in spellings or c in blank for c in cells)
