@@ -368,3 +368,64 @@ def test_the_token_augmentation_draws_the_voice_quality_values_the_rule_gives(co
         voice_quality=values,
     )  # fmt: skip
     assert set(drawn) == set(values)
+
+
+def test_unreadable_audio_embeds_as_nan_and_gets_an_error_answer(
+    corpus, model_files, tmp_path, caplog
+):
+    """A file the features stage records `unreadable` (not audio, or NaN samples) crashed
+    the reference path: embed_reference_audio died with a LibsndfileError, and a NaN
+    embedding made a chance-level fit (training) or a confident label (inference)."""
+    import soundfile
+
+    from cueprobe.backends.reference import embedding_table
+    from cueprobe.backends.reference import finite_rows
+
+    manifest, _, _ = corpus
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt not audio at all")
+    nan_samples = tmp_path / "nan.wav"
+    soundfile.write(nan_samples, np.full(8000, np.nan), 16000, subtype="FLOAT")
+    good = manifest["path"].iloc[0]
+    table = embedding_table(["b", "n", "g"], [str(broken), str(nan_samples), good])
+    assert finite_rows(table.drop(columns="utt_id").to_numpy()).tolist() == [False, False, True]
+    assert str(broken) in caplog.text and str(nan_samples) in caplog.text
+    backend = ReferenceBackend.from_files([model_files["audio"]])
+    plain = _requests(corpus, with_tokens=False)[:2]
+    bad = [
+        Request("b", str(broken), plain[0].prompt, "b"),
+        Request("n", str(nan_samples), plain[0].prompt, "n"),
+    ]
+    answers = backend.generate([plain[0], *bad, plain[1]])
+    assert answers[1:3] == [None, None]  # error answers, not labels
+    assert answers[0] in AIBO_LABELS and answers[3] in AIBO_LABELS
+    assert answers[::3] == backend.generate(plain)  # the others as without them
+    # from a precomputed table as well
+    backend.use_embeddings(table)
+    assert backend.generate(bad) == [None, None]
+
+
+def test_embeddings_are_read_by_column_name(corpus, model_files):
+    """Columns were read by position: a reordered table changed 29 of 31 answers, a
+    tokens table passed as embeddings failed with "could not convert string to float"."""
+    from cueprobe.backends.reference import embedding_table
+    from cueprobe.backends.reference import embeddings_of
+
+    manifest, _, tokens = corpus
+    head = manifest.head(6)
+    table = embedding_table(head["utt_id"].tolist(), head["path"].tolist())
+    shuffled = table[["utt_id", *reversed(table.columns[1:].tolist())]]
+    ids = head["utt_id"].tolist()
+    assert np.array_equal(
+        embeddings_of(shuffled, ids, n_mels=40, source="s"),
+        embeddings_of(table, ids, n_mels=40, source="t"),
+    )
+    backend = ReferenceBackend.from_files([model_files["audio"]])
+    requests = [Request(u, p, "Which emotion?", u) for u, p in zip(ids, head["path"], strict=True)]
+    expected = backend.generate(requests)
+    backend.use_embeddings(shuffled.assign(extra=1.0))
+    assert backend.generate(requests) == expected
+    with pytest.raises(ValueError, match=r"tok\.parquet: not a table of 40-band log-mel"):
+        embeddings_of(tokens, ids, n_mels=40, source="tok.parquet")
+    with pytest.raises(ValueError, match=r"not a table of 20-band.*it has 80 logmel_"):
+        embeddings_of(table, ids, n_mels=20, source="e.parquet")

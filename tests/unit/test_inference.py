@@ -496,6 +496,40 @@ def test_embeddings_computed_once_serve_training_and_inference(
     assert f"no embedding for 1 utterance(s): {first_train!r}" in capsys.readouterr().err
 
 
+def test_a_training_utterance_without_embedding_is_left_out_by_name(tables, tmp_path, caplog):
+    """One NaN in the embeddings (unreadable audio) made L-BFGS stop ABNORMAL and the
+    classifier chance-level (training accuracy 0.95 -> 0.25), exit code 0."""
+    from cueprobe.backends.reference import ReferenceClassifier
+
+    table = tmp_path / "logmel.parquet"
+    manifest_path = str(tables / "manifest.parquet")
+    assert main(["embed-reference", "--manifest", manifest_path, "--out", str(table)]) == 0
+    emb = io.read_table(table, "embeddings")
+    manifest = io.read_table(manifest_path, "manifest")
+    first_train = manifest.loc[manifest["split"] == "train", "utt_id"].sort_values().iloc[0]
+    nan = emb.copy()
+    nan.loc[nan["utt_id"] == first_train, "logmel_007"] = np.nan
+    io.write_table(nan, tmp_path / "nan.parquet", "embeddings")
+    io.write_table(
+        manifest[manifest["utt_id"] != first_train], tmp_path / "without.parquet", "manifest"
+    )
+
+    def train(manifest_file, embeddings_file, out):
+        argv = ["train-reference", "--manifest", str(manifest_file)]
+        argv += ["--embeddings", str(embeddings_file), "--labels", json.dumps(LABELS)]
+        argv += ["--C", "1.0", "--seed", "3", "--out", str(out)]
+        assert main(argv) == 0
+        return ReferenceClassifier.load(out)
+
+    got = train(manifest_path, tmp_path / "nan.parquet", tmp_path / "a.pkl")
+    assert "1 training utterance(s) left out: no audio embedding" in caplog.text
+    assert repr(first_train) in caplog.text
+    want = train(tmp_path / "without.parquet", table, tmp_path / "b.pkl")
+    assert got.n_train == want.n_train == (manifest["split"] == "train").sum() - 1
+    np.testing.assert_allclose(got.model["coef"], want.model["coef"], rtol=1e-8)
+    assert "stopped early" not in caplog.text
+
+
 def test_infer_cli_refuses_reference_on_train_and_tokens_without_classifier(
     tables, trained, tmp_path, capsys
 ):

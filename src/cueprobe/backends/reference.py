@@ -64,6 +64,9 @@ __all__ = [
     "embed_file",
     "embedding_columns",
     "embedding_table",
+    "embedding_values",
+    "embeddings_of",
+    "finite_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,28 @@ _N_FFT = 512
 
 
 def embed_file(path: str, *, n_mels: int = 40) -> np.ndarray:
-    """The reference model's audio embedding of one file (training and inference alike)."""
-    return log_mel_statistics(load_audio(path, SAMPLING_RATE, dtype="float64"), n_mels=n_mels)
+    """The reference model's audio embedding of one file (training and inference alike).
+
+    A file that cannot be read or decoded, or holds NaN or infinite samples, embeds as
+    NaN (with a warning naming it), as the features stage records it ``unreadable``
+    and a ``transformers`` model gives it an error answer: such an utterance is left out
+    of training (:func:`finite_rows`) and gets an error answer, not a label.
+    """
+    try:
+        signal = load_audio(path, SAMPLING_RATE, dtype="float64")
+    except Exception as err:  # any decoder error: this file's fault, not the job's
+        log.warning("unreadable audio %s: %s: no embedding (NaN)", path, err)
+        return np.full(2 * n_mels, np.nan)
+    bad = int(signal.size - np.isfinite(signal).sum())
+    if bad:
+        log.warning("unreadable audio %s: %d NaN or infinite sample(s): no embedding", path, bad)
+        return np.full(2 * n_mels, np.nan)
+    return log_mel_statistics(signal, n_mels=n_mels)
+
+
+def finite_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows that have an embedding (no NaN: :func:`embed_file` of an unreadable file)."""
+    return np.isfinite(embeddings).all(axis=1)
 
 
 def embedding_columns(n_mels: int = 40) -> list[str]:
@@ -104,9 +127,33 @@ def embedding_table(
     return table
 
 
-def embeddings_of(table: pd.DataFrame, utt_ids: Sequence[str], *, source: str) -> np.ndarray:
+def embedding_values(table: pd.DataFrame, n_mels: int, *, source: str) -> pd.DataFrame:
+    """The :func:`embedding_columns` of ``table`` by name, indexed by ``utt_id``.
+
+    Read by name, not position: a table whose columns were reordered, or that carries
+    other columns, must not feed the classifier other numbers than it was trained on.
+    """
+    columns = embedding_columns(n_mels)
+    width = sum(str(c).startswith("logmel_") for c in table.columns)
+    absent = [c for c in columns if c not in table.columns]
+    if absent or width != len(columns):
+        raise ValueError(
+            f"{source}: not a table of {n_mels}-band log-mel embeddings ({len(columns)} "
+            f"columns logmel_000...): it has {width} logmel_ column(s) and "
+            f"{list(table.columns)[:4]}..."
+        )
+    values = table.set_index("utt_id")[columns]
+    numeric = [c for c in columns if not pd.api.types.is_float_dtype(values[c])]
+    if numeric:
+        raise ValueError(f"{source}: embedding column(s) {numeric[:3]} are not floats.")
+    return values
+
+
+def embeddings_of(
+    table: pd.DataFrame, utt_ids: Sequence[str], *, n_mels: int, source: str
+) -> np.ndarray:
     """Rows of an :func:`embedding_table` for ``utt_ids``, in order (missing ones fail)."""
-    indexed = table.set_index("utt_id")
+    indexed = embedding_values(table, n_mels, source=source)
     absent = [u for u in utt_ids if u not in indexed.index]
     if absent:
         raise ValueError(
@@ -583,21 +630,20 @@ class ReferenceBackend:
         )
         self._embeddings: dict[str, np.ndarray] = {}
 
-    def use_embeddings(self, table: pd.DataFrame) -> None:
+    def use_embeddings(self, table: pd.DataFrame, *, source: str = "the embeddings") -> None:
         """Answer from precomputed :func:`embedding_table` rows (keyed by ``audio_key``).
 
         Requests whose key is not in the table are embedded from their audio file.
         """
-        width = table.shape[1] - 1
         for clf in (self.audio, self.tokens):
-            if clf is not None and 2 * clf.n_mels != width:
-                raise ValueError(
-                    f"the embeddings have {width} values, the {clf.kind} classifier "
-                    f"expects {2 * clf.n_mels}."
-                )
-        values = table.drop(columns="utt_id").to_numpy(dtype=np.float64)
-        for key, row in zip(table["utt_id"], values, strict=True):
-            self._embeddings[_cache_key(key, width // 2)] = row
+            if clf is None:
+                continue
+            try:
+                values = embedding_values(table, clf.n_mels, source=source)
+            except ValueError as err:
+                raise ValueError(f"{err} The {clf.kind} classifier expects them.") from None
+            for key, row in zip(values.index, values.to_numpy(dtype=np.float64), strict=True):
+                self._embeddings[_cache_key(key, clf.n_mels)] = row
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], *, batch_size: int = 64) -> ReferenceBackend:
@@ -625,7 +671,7 @@ class ReferenceBackend:
             batch_size=batch_size,
         )
         for path in tables:
-            backend.use_embeddings(io.read_table(path, "embeddings"))
+            backend.use_embeddings(io.read_table(path, "embeddings"), source=path)
         return backend
 
     def _embed(self, request: Request, n_mels: int) -> np.ndarray:
@@ -634,22 +680,28 @@ class ReferenceBackend:
             self._embeddings[key] = embed_file(request.audio_path, n_mels=n_mels)
         return self._embeddings[key]
 
-    def generate(self, requests: Sequence[Request]) -> list[str]:
-        """One label per request, in order."""
+    def generate(self, requests: Sequence[Request]) -> list[str | None]:
+        """One label per request, in order; None (an error answer) for a request whose
+        audio has no embedding (unreadable: :func:`embed_file`)."""
         routed: dict[str, list[tuple[int, dict[str, str]]]] = {"audio": [], "tokens": []}
         for i, r in enumerate(requests):
             found = {}
             if self.tokens is not None:
                 found = parse_token_block(r.prompt, template=self.tokens.token_template)
             routed["tokens" if found or self.audio is None else "audio"].append((i, found))
-        answers = [""] * len(requests)
+        answers: list[str | None] = [""] * len(requests)
         for kind, items in routed.items():
             if not items:
                 continue
             clf = self.audio if kind == "audio" else self.tokens
             x = np.vstack([self._embed(requests[i], clf.n_mels) for i, _ in items])
-            for (i, _), label in zip(
-                items, clf.predict(x, [found for _, found in items]), strict=True
-            ):
-                answers[i] = label
+            ok = finite_rows(x)
+            for (i, _), has in zip(items, ok, strict=True):
+                if not has:  # unreadable audio (embed_file): an error answer, as transformers'
+                    answers[i] = None
+            kept = [item for item, has in zip(items, ok, strict=True) if has]
+            if kept:
+                labels = clf.predict(x[ok], [found for _, found in kept])
+                for (i, _), label in zip(kept, labels, strict=True):
+                    answers[i] = label
         return answers

@@ -146,7 +146,12 @@ def _embed_reference(args: argparse.Namespace) -> None:
         manifest["utt_id"].tolist(), manifest["path"].tolist(), n_mels=args.n_mels
     )
     io.write_table(table, args.out, "embeddings")
-    log.info("%d embeddings (%d values each) -> %s", len(table), table.shape[1] - 1, args.out)
+    missing = int((~reference.finite_rows(table.drop(columns="utt_id").to_numpy())).sum())
+    log.info(
+        "%d embeddings (%d values each; %d NaN: unreadable audio, left out of training and "
+        "answered with an error answer) -> %s",
+        len(table), table.shape[1] - 1, missing, args.out,
+    )  # fmt: skip
 
 
 def _train_reference(args: argparse.Namespace) -> None:
@@ -170,10 +175,24 @@ def _train_reference(args: argparse.Namespace) -> None:
         embeddings = reference.embeddings_of(
             io.read_table(args.embeddings, "embeddings"),
             train["utt_id"],
+            n_mels=args.n_mels,
             source=str(args.embeddings),
         )
     else:
         embeddings = np.vstack([reference.embed_file(p, n_mels=args.n_mels) for p in train["path"]])
+    ok = reference.finite_rows(embeddings)
+    if not ok.all():  # unreadable audio: no embedding (NaN), as no features
+        left = train["utt_id"][~ok]
+        log.warning(
+            "%d training utterance(s) left out: no audio embedding (unreadable audio%s): %s",
+            len(left),
+            f", NaN in {args.embeddings}" if args.embeddings is not None else "",
+            ", ".join(map(repr, left.head(5))),
+        )
+        train, embeddings = train[ok].reset_index(drop=True), embeddings[ok]
+        tokens = None if tokens is None else tokens[ok].reset_index(drop=True)
+        if not len(train):
+            raise ValueError("no training utterance has an audio embedding: nothing to train on.")
     rng = np.random.default_rng([args.seed, _STAGE])
     clf = reference.fit_reference(
         embeddings,
