@@ -51,6 +51,18 @@ class InterventionKind(enum.StrEnum):
     CORRUPT = "corrupt"
 
 
+class FeatureStatus(enum.StrEnum):
+    """What became of one file's extraction."""
+
+    OK = "ok"
+    TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
+    SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
+    UNREADABLE = "unreadable"  # the audio could not be read or decoded
+    # past full scale as analysed (mono, at the analysis rate), so clipped to [-1, 1]:
+    # loudness and spectrum are distorted; the file gets tokens (flagged), no say in the edges
+    CLIPPED = "clipped"
+
+
 class ParseStatus(enum.StrEnum):
     """How a model's free text became a label."""
 

@@ -30,7 +30,6 @@ Files are assigned to extraction shards by a stable hash of their ``utt_id``
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import logging
 import math
@@ -46,6 +45,7 @@ import soundfile as sf
 
 from cueprobe.audio import to_mono
 from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.define import FeatureStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,6 @@ ANALYSIS_RATE = 16000
 
 #: openSMILE converts float samples with ``int16(x * 32768)``: +1.0 wraps to -32768
 _INT16_MAX = 32767 / 32768
-
-
-class FeatureStatus(enum.StrEnum):
-    """What became of one file's extraction."""
-
-    OK = "ok"
-    TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
-    SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
-    UNREADABLE = "unreadable"  # the audio could not be read or decoded
-    # past full scale as analysed (mono, at the analysis rate), so clipped to [-1, 1]:
-    # loudness and spectrum are distorted; the file gets tokens (flagged), no say in the edges
-    CLIPPED = "clipped"
 
 
 #: statuses of a file that was analysed: it gets tokens from its features (``clipped``

@@ -19,6 +19,8 @@ import pandas as pd
 from cueprobe.define import EGEMAPS_LLDS
 from cueprobe.define import ORDINAL_CONCEPTS
 from cueprobe.define import Concept
+from cueprobe.define import FeatureStatus
+from cueprobe.define import ParseStatus
 from cueprobe.typing import PathLike
 
 #: column -> kind ("str", "float", "int", "bool"); the columns each table must have
@@ -125,6 +127,27 @@ TABLES["prediction_shard"] = {**TABLES["predictions"], "condition": "str"}
 #: tables whose utt_id must be unique
 _KEYED = {"manifest", "excluded", "features", "tokens", "conditions", "predictions", "embeddings"}
 
+_PREDICTION_VALUES = ("utt_id", "pred", "parse_status", "split", "label")
+#: columns that must hold a value in every row: a missing split, label or feature status
+#: left its row out of a stage, or changed the tokens, with exit code 0
+_FILLED: dict[str, tuple[str, ...]] = {
+    "manifest": ("path", "speaker", "gender", "split", "label"),
+    "excluded": ("reason",),
+    "features": ("status",),
+    "tokens": (*(c.value for c in Concept), "token_string", "flag"),
+    "predictions": _PREDICTION_VALUES,
+    "prediction_shard": (*_PREDICTION_VALUES, "condition"),
+}
+_SPLITS = ("train", "dev", "test")
+_STATUSES = tuple(s.value for s in ParseStatus)
+#: columns whose values come from a fixed set
+_ONE_OF: dict[str, dict[str, tuple[str, ...]]] = {
+    "manifest": {"split": _SPLITS},
+    "features": {"status": tuple(s.value for s in FeatureStatus)},
+    "predictions": {"split": _SPLITS, "parse_status": _STATUSES},
+    "prediction_shard": {"split": _SPLITS, "parse_status": _STATUSES},
+}
+
 _KIND_CHECK = {
     "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
     "float": pd.api.types.is_float_dtype,
@@ -164,7 +187,30 @@ def validate_table(df: pd.DataFrame, kind: str, *, source: PathLike | None = Non
             raise TableError(f"{kind} table{where} has {len(dup)} duplicate utt_id(s): {first}.")
         if df["utt_id"].isna().any():
             raise TableError(f"{kind} table{where} has missing utt_id values.")
+    for col in _FILLED.get(kind, ()):
+        empty = df[col].isna()
+        if empty.any():
+            rows = _first_rows(df, empty)
+            raise TableError(
+                f"{kind} table{where}: column {col!r} has no value in {int(empty.sum())} "
+                f"row(s) ({rows}); every row needs one."
+            )
+    for col, allowed in _ONE_OF.get(kind, {}).items():
+        odd = ~df[col].isin(allowed)
+        if odd.any():
+            seen = sorted(map(str, df.loc[odd, col].unique()))[:5]
+            raise TableError(
+                f"{kind} table{where}: column {col!r} holds {seen} ({_first_rows(df, odd)}); "
+                f"it takes {list(allowed)}."
+            )
     return df
+
+
+def _first_rows(df: pd.DataFrame, mask: pd.Series) -> str:
+    """The first rows where ``mask`` holds, by utt_id when the table has one."""
+    if "utt_id" in df.columns:
+        return "utt_id " + ", ".join(map(repr, df.loc[mask, "utt_id"].head(3)))
+    return "row " + ", ".join(map(str, df.index[mask][:3]))
 
 
 def read_table(path: PathLike, kind: str) -> pd.DataFrame:

@@ -95,3 +95,64 @@ def test_keyed_tables_refuse_a_repeated_utt_id():
             row = dict.fromkeys(io.TABLES["predictions"], "x")
         with pytest.raises(io.TableError, match="utt_id"):
             io.validate_table(pd.DataFrame([row, row]), kind)
+
+
+def _manifest(**change) -> pd.DataFrame:
+    row = {c: "x" for c in io.TABLES["manifest"]} | {"split": "test", "duration_s": 1.0}
+    rows = [row | {"utt_id": f"u{i}"} for i in range(3)]
+    df = pd.DataFrame(rows)
+    for col, value in change.items():
+        df[col] = df[col].astype(object)
+        df.loc[1, col] = value
+    return df
+
+
+@pytest.mark.parametrize(
+    ("kind", "table", "message"),
+    [
+        (
+            "manifest",
+            _manifest(split=None),
+            r"column 'split' has no value in 1 row\(s\) \(utt_id 'u1'\)",
+        ),
+        ("manifest", _manifest(label=np.nan), r"column 'label' has no value"),
+        ("manifest", _manifest(speaker=None), r"column 'speaker' has no value"),
+        (
+            "manifest",
+            _manifest(split="val"),
+            r"column 'split' holds \['val'\] \(utt_id 'u1'\); it takes \['train', 'dev', 'test'\]",
+        ),
+    ],
+)
+def test_a_row_without_a_value_it_needs_is_refused_by_name(kind, table, message):
+    """A manifest row with no split was left out of inference, training and evaluation
+    (n 31 -> 30) with exit code 0: only a missing utt_id was refused."""
+    with pytest.raises(io.TableError, match=message):
+        io.validate_table(table, kind, source="m.parquet")
+    io.validate_table(_manifest(), kind)  # the same table with every value is fine
+
+
+def test_feature_statuses_tokens_and_predictions_take_their_values_only():
+    """A features row with no status (or an unknown one) changed 20 tokens of the corpus
+    silently; a prediction's parse_status outside the set would count as neither."""
+    features = pd.DataFrame({c: [1.0, 2.0] for c in io.TABLES["features"]})
+    features["utt_id"], features["n_frames"] = ["a", "b"], [1, 2]
+    features["status"] = ["ok", "weird"]
+    with pytest.raises(io.TableError, match=r"'status' holds \['weird'\] \(utt_id 'b'\)"):
+        io.validate_table(features, "features")
+    features["status"] = ["ok", None]
+    with pytest.raises(io.TableError, match=r"'status' has no value in 1 row"):
+        io.validate_table(features, "features")
+    features["status"] = ["ok", "clipped"]
+    io.validate_table(features, "features")
+    tokens = pd.DataFrame({c: ["x", "y"] for c in io.TABLES["tokens"]})
+    tokens[[c for c in tokens if c.startswith("score_")]] = 0.5
+    tokens["flag"] = ["", None]
+    with pytest.raises(io.TableError, match=r"tokens table: column 'flag' has no value"):
+        io.validate_table(tokens, "tokens")
+    predictions = pd.DataFrame({c: ["u1"] for c in io.TABLES["predictions"]})
+    predictions[["split", "parse_status", "raw_output"]] = ["test", "exact", None]
+    io.validate_table(predictions, "predictions")  # an error answer has no raw output
+    predictions["parse_status"] = "guessed"
+    with pytest.raises(io.TableError, match=r"'parse_status' holds \['guessed'\]"):
+        io.validate_table(predictions, "predictions")
