@@ -654,6 +654,7 @@ def _evaluate_iv(
     for col in ("utt_id", "speaker", "split", "label"):
         if col not in manifest.columns:
             raise ValueError(f"manifest lacks column {col!r}.")
+    known = pd.Index(manifest["utt_id"])
     for name, frame in predictions.items():
         parse_condition(name)
         for col in ("utt_id", "pred", "parse_status"):
@@ -686,8 +687,40 @@ def _evaluate_iv(
                 "prompt is unchanged come from the journal, parsed again; a prompt that lists "
                 "the labels is asked again."
             )
+        _check_against_manifest(name, frame, manifest, known)
     if not splits:
         raise ValueError("`splits` is empty: name at least one split (or 'all').")
+
+
+def _check_against_manifest(
+    name: str, frame: pd.DataFrame, manifest: pd.DataFrame, known: pd.Index
+) -> None:
+    """A condition's predictions are of the manifest's utterances, with its split and label.
+
+    Predictions of utterances the manifest lacks were ignored (a manifest with 9 test rows
+    fewer gave n 22 for 31 and another UAR, exit code 0), and a prediction's copy of the
+    split or label was never compared with the manifest's.
+    """
+    at = known.get_indexer(frame["utt_id"])
+    if (at < 0).any():
+        extra = frame.loc[at < 0, "utt_id"]
+        raise ValueError(
+            f"predictions of condition {name!r}: {len(extra)} utterance(s) the manifest lacks "
+            f"({', '.join(map(repr, extra.head(5)))}): predictions and manifest are of "
+            "different runs; re-run the inference rules on this manifest."
+        )
+    for col in ("split", "label"):
+        if col in frame.columns:
+            theirs = manifest[col].to_numpy()[at]
+            differ = frame[col].astype(str).to_numpy() != theirs.astype(str)
+            if differ.any():
+                row = frame[differ].iloc[0]
+                raise ValueError(
+                    f"predictions of condition {name!r}: {int(differ.sum())} row(s) whose "
+                    f"{col} is not the manifest's, e.g. {row['utt_id']!r} ({row[col]!r}, "
+                    f"manifest {theirs[differ][0]!r}): predictions and manifest are of "
+                    "different runs; re-run the inference rules on this manifest."
+                )
 
 
 def _split_rows(manifest: pd.DataFrame, split: str) -> pd.DataFrame:

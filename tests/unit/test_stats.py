@@ -706,6 +706,23 @@ def test_evaluate_errors():
             r"another label set\? Re-run the inference rules \(`snakemake --forcerun query_audio_only",
         ):
             evaluate({"aligned": foreign}, manifest, splits=["test"], **kw)
+    # predictions of utterances the manifest lacks (a stale manifest beside new
+    # predictions) were ignored: n and UAR changed with exit code 0
+    with pytest.raises(
+        ValueError,
+        match=r"'audio_only': 9 utterance\(s\) the manifest lacks \('u0143', .*different runs",
+    ):
+        evaluate(preds, manifest.iloc[:-9], splits=["test"], **kw)
+    # ... and a prediction's split or label that is not the manifest's
+    for col, value in (("label", "sad"), ("split", "dev")):
+        copied = preds["aligned"].merge(manifest[["utt_id", "split", "label"]], on="utt_id")
+        evaluate({**preds, "aligned": copied}, manifest, splits=["test"], **kw)  # agree: fine
+        first = copied.index[copied["label"] != "sad"][0] if col == "label" else copied.index[0]
+        copied.loc[first, col] = value
+        with pytest.raises(
+            ValueError, match=rf"'aligned': 1 row\(s\) whose {col} is not the manifest's"
+        ):
+            evaluate({**preds, "aligned": copied}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="no predictions to evaluate"):
         evaluate({}, manifest, splits=["test"], **kw)
     with pytest.raises(ValueError, match="`splits` is empty"):
