@@ -37,6 +37,49 @@ def one_per(values: Sequence, over: Sequence, *, flag: str, per: str) -> list:
     return list(values)
 
 
+def number(kind: type, *, low: float | None = None, high: float | None = None, open_: bool = False):
+    """An argparse ``type``: a ``kind`` (int or float) in ``[low, high]`` (``(low, high)``
+    with ``open_``); out of range, argparse's error names the flag and the range.
+
+    Examples
+    --------
+    >>> number(float, low=0, high=1, open_=True)("0.95")
+    0.95
+    >>> number(int, low=1)("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be >= 1, got 0
+    """
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind.__name__}") from None
+        if low is not None and (value <= low if open_ else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if open_ else '>='} {low}, got {text}")
+        if high is not None and (value >= high if open_ else value > high):
+            raise argparse.ArgumentTypeError(f"must be {'<' if open_ else '<='} {high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+#: argparse types of the flags that recur
+NATURAL = number(int, low=0)  # a seed, an index
+COUNT = number(int, low=1)
+LEVEL = number(float, low=0, high=1, open_=True)  # confidence level, alpha
+SHARE = number(float, low=0, high=1)  # a probability that may be 0 or 1
+
+
+def nonempty(text: str) -> str:
+    """An argparse ``type``: a string with at least one character."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cueprobe`` argument parser with every stage's subcommands."""
     parser = argparse.ArgumentParser(prog="cueprobe", description=__doc__.splitlines()[0])

@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import COUNT
+from cueprobe.cli import NATURAL
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a demo corpus tree in an official layout")
     p.add_argument("--layout", choices=["iemocap", "aibo"], required=True)
     p.add_argument("--root", type=Path, required=True, help="folder to write the tree into")
-    p.add_argument("--n-per-speaker", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--n-per-speaker", type=COUNT, required=True)
+    p.add_argument("--seed", type=NATURAL, required=True)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("manifest", help="read a corpus into manifest + excluded tables")
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, required=True, help="corpus root (csv: the sheet)")
     p.add_argument("--labels", type=json.loads, default=None, help="JSON {label: [synonyms]}")
     p.add_argument("--dev-speakers", type=json.loads, default=None, help="JSON list (aibo)")
-    p.add_argument("--n-dev-speakers", type=int, default=2)
+    p.add_argument("--n-dev-speakers", type=NATURAL, default=2)
     p.add_argument("--out", type=Path, required=True, help="manifest.parquet")
     p.add_argument("--excluded-out", type=Path, required=True, help="excluded.parquet")
     p.set_defaults(func=_manifest)

@@ -21,6 +21,9 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import COUNT
+from cueprobe.cli import LEVEL
+from cueprobe.cli import NATURAL
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["all"]')
-    p.add_argument("--n-resamples", type=int, required=True)
-    p.add_argument("--confidence-level", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--n-resamples", type=COUNT, required=True)
+    p.add_argument("--confidence-level", type=LEVEL, required=True)
+    p.add_argument("--seed", type=NATURAL, required=True)
     p.add_argument("--corpus", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--metrics-out", type=Path, required=True)
@@ -50,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corruption-out", type=Path, required=True)
     p.add_argument("--summary-out", type=Path, required=True, help="cue-use summary (Markdown)")
     p.add_argument("--label", required=True, help="model name the summary shows")
-    p.add_argument("--alpha", type=float, required=True, help="significance level of the summary")
+    p.add_argument("--alpha", type=LEVEL, required=True, help="significance level of the summary")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("make-table", help="Table II or III as CSV, Markdown and LaTeX")
@@ -61,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--literature", type=json.loads, default=[], help="JSON tables.literature")
     p.add_argument("--paper", type=json.loads, default={}, help="JSON tables.paper")
     p.add_argument(
-        "--confidence-level", type=float, default=0.95, help="the evaluation's: names the CIs"
+        "--confidence-level", type=LEVEL, default=0.95, help="the evaluation's: names the CIs"
     )
     p.add_argument("--csv-out", type=Path, required=True)
     p.add_argument("--md-out", type=Path, required=True)
@@ -78,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corruption", type=Path, help="required with --corruption-curve-out")
     p.add_argument("--title", required=True)
     p.add_argument(
-        "--confidence-level", type=float, default=0.95, help="the evaluation's: names the CI"
+        "--confidence-level", type=LEVEL, default=0.95, help="the evaluation's: names the CI"
     )
     p.add_argument(
         "--confusions-out", type=Path, nargs="+", required=True, help="Figure 2, a file per format"

@@ -9,6 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from cueprobe import io
+from cueprobe.cli import COUNT
+from cueprobe.cli import NATURAL
+from cueprobe.cli import number
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the features-stage subcommands."""
     p = sub.add_parser("features", help="eGeMAPSv02 LLD means of one shard of the manifest")
     p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet")
-    p.add_argument("--shard", type=int, required=True, help="shard index, 0 <= shard < n-shards")
-    p.add_argument("--n-shards", type=int, required=True)
-    p.add_argument("--min-duration-s", type=float, required=True)
-    p.add_argument("--threads", type=int, default=1, help="files processed in parallel")
+    p.add_argument(
+        "--shard", type=NATURAL, required=True, help="shard index, 0 <= shard < n-shards"
+    )
+    p.add_argument("--n-shards", type=COUNT, required=True)
+    p.add_argument("--min-duration-s", type=number(float, low=0), required=True)
+    p.add_argument("--threads", type=COUNT, default=1, help="files processed in parallel")
     p.add_argument("--out", type=Path, required=True, help="features/{shard}.parquet")
     p.set_defaults(func=_features)
 

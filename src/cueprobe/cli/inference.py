@@ -28,6 +28,11 @@ import numpy as np
 
 from cueprobe import io
 from cueprobe.backends.base import BackendInfo
+from cueprobe.cli import COUNT
+from cueprobe.cli import NATURAL
+from cueprobe.cli import SHARE
+from cueprobe.cli import nonempty
+from cueprobe.cli import number
 from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "embed-reference", help="the reference model's audio embedding of every utterance"
     )
     p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--n-mels", type=int, default=40)
+    p.add_argument("--n-mels", type=COUNT, default=40)
     p.add_argument("--out", type=Path, required=True, help="embeddings parquet")
     p.set_defaults(func=_embed_reference)
 
@@ -56,9 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-splits", type=json.loads, default=["train"], help="JSON list")
     p.add_argument("--n-bins", type=int, default=None, help="with --tokens")
     p.add_argument("--token-template", default=None, help="with --tokens")
-    p.add_argument("--token-separator", default=None, help="with --tokens")
-    p.add_argument("--token-dropout", type=float, default=0.3, help="with --tokens")
-    p.add_argument("--token-corrupt", type=float, default=0.3, help="with --tokens")
+    p.add_argument("--token-separator", type=nonempty, default=None, help="with --tokens")
+    p.add_argument("--token-dropout", type=SHARE, default=0.3, help="with --tokens")
+    p.add_argument("--token-corrupt", type=SHARE, default=0.3, help="with --tokens")
     p.add_argument(
         "--voice-quality-order",
         type=json.loads,
@@ -66,16 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --tokens: JSON list, the VOICE_QUALITY rule order (config "
         "tokens.voice_quality.order); corruptions draw only the values it can give",
     )
-    p.add_argument("--C", type=float, required=True, dest="C")
+    p.add_argument("--C", type=number(float, low=0, open_=True), required=True, dest="C")
     p.add_argument(
         "--class-weight",
         choices=["balanced", "none"],
         default="balanced",
         help="balanced: each utterance weighs n / (k n_class), as scored by UAR",
     )
-    p.add_argument("--n-mels", type=int, default=40)
+    p.add_argument("--n-mels", type=COUNT, default=40)
     p.add_argument(
-        "--seed", type=int, default=0, help="root seed: the token augmentation's draws (--tokens)"
+        "--seed",
+        type=NATURAL,
+        default=0,
+        help="root seed: the token augmentation's draws (--tokens)",
     )
     p.add_argument("--out", type=Path, required=True, help="classifier file (.pkl)")
     p.set_defaults(func=_train_reference)
@@ -97,14 +105,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model-files", type=Path, nargs="*", default=[], help="reference: trained classifiers"
     )
     p.add_argument("--api-key-env", default=None, help="environment variable holding the key")
-    p.add_argument("--batch-size", type=int, default=None, help="override the backend's")
+    p.add_argument("--batch-size", type=COUNT, default=None, help="override the backend's")
     p.add_argument("--base-url", default=None, help="openai: server URL ('none': unset)")
-    p.add_argument("--concurrency", type=int, default=None, help="openai: calls in flight")
-    p.add_argument("--max-retries", type=int, default=None, help="openai: retries per call")
-    p.add_argument("--timeout-s", type=float, default=None, help="openai: per-call timeout")
+    p.add_argument("--concurrency", type=COUNT, default=None, help="openai: calls in flight")
+    p.add_argument(
+        "--max-retries", type=number(int, low=0), default=None, help="openai: retries per call"
+    )
+    p.add_argument(
+        "--timeout-s",
+        type=number(float, low=0, open_=True),
+        default=None,
+        help="openai: per-call timeout",
+    )
     p.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
-    p.add_argument("--shard", type=int, default=0, help="answer only this utterance shard")
-    p.add_argument("--n-shards", type=int, default=1, help="shards of the evaluated utterances")
+    p.add_argument("--shard", type=NATURAL, default=0, help="answer only this utterance shard")
+    p.add_argument("--n-shards", type=COUNT, default=1, help="shards of the evaluated utterances")
     p.add_argument(
         "--out",
         type=Path,
@@ -481,6 +496,8 @@ def _identity(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
 
 
 def _infer(args: argparse.Namespace) -> None:
+    if args.shard >= args.n_shards:  # it answered every utterance, unsharded
+        raise ValueError(f"--shard {args.shard} must be below --n-shards {args.n_shards}.")
     journal = args.journal or _default_journal(args)
     inputs = [Path(args.manifest), *map(Path, args.condition), *args.model_files]
     with _journal_lock(journal):

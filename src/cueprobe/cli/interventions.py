@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import NATURAL
+from cueprobe.cli import nonempty
 from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", type=Path, help="tokens.parquet (not needed for audio_only)")
     p.add_argument("--n-bins", type=int, help="token levels per ordinal concept")
     p.add_argument("--template", help="one concept, e.g. '{concept}={value}'")
-    p.add_argument("--separator", help="between concepts, e.g. '; '")
+    p.add_argument("--separator", type=nonempty, help="between concepts, e.g. '; '")
     p.add_argument("--voice-quality-map", type=json.loads, help="JSON {value: opposite}")
     p.add_argument(
         "--voice-quality-order",
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         " tokens.voice_quality.order); corrupt and conflict use only the values it can"
         " give (default: all six)",
     )
-    p.add_argument("--seed", type=int, help="root seed (config `seed`)")
+    p.add_argument("--seed", type=NATURAL, help="root seed (config `seed`)")
     p.add_argument("--out", type=Path, nargs="+", required=True, help="one per --name")
     p.set_defaults(func=_condition)
 

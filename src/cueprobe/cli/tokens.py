@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import nonempty
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--vq-order", type=json.loads, required=True, help="JSON list of VOICE_QUALITY values"
     )
     p.add_argument("--template", required=True, help="one concept, e.g. '{concept}={value}'")
-    p.add_argument("--separator", required=True)
+    p.add_argument("--separator", type=nonempty, required=True)
     p.add_argument("--out", type=Path, required=True, help="tokens.parquet")
     p.add_argument("--edges-out", type=Path, required=True, help="token_edges.json")
     p.set_defaults(func=_tokens)
