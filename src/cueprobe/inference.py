@@ -149,6 +149,16 @@ def build_requests(
     out = evaluated[["utt_id", "path", "split", "label"]].rename(columns={"path": "audio_path"})
     out = out.sort_values("utt_id", kind="stable").reset_index(drop=True)
     token_strings = tokens.reindex(out["utt_id"]).to_numpy()
+    # all null (audio-only) or a token block for every utterance: a row without one in a
+    # token condition was asked the audio-only prompt and scored as that condition
+    blank = pd.isna(token_strings) | (token_strings == "")
+    if blank.any() and not pd.isna(token_strings).all():
+        first = ", ".join(map(repr, out["utt_id"][blank].head(5)))
+        raise ValueError(
+            f"{int(blank.sum())} of {len(out)} evaluated utterance(s) have no token_string "
+            f"({first}): a token condition needs a token block for every utterance, an "
+            "audio-only one none."
+        )
     prompts = [
         build_prompt(templates, labels=labels, token_string=None if pd.isna(t) else str(t))
         for t in token_strings

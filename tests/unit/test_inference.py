@@ -204,6 +204,19 @@ def test_build_requests_errors(tables):
         build_requests(manifest, aligned[~aligned["utt_id"].isin(test_ids)], splits=["test"], **kw)
     with pytest.raises(ValueError, match=r"`condition` lacks column\(s\) \['token_string'\]"):
         build_requests(manifest, aligned[["utt_id"]], splits=["test"], **kw)
+    # a token condition whose row has no token block was asked the audio-only prompt
+    # for it and scored it as that condition (5 "aligned" answers were audio-only ones)
+    first = sorted(test_ids)[0]
+    for blank in (None, ""):
+        holed = aligned.copy()
+        holed.loc[holed["utt_id"] == first, "token_string"] = blank
+        with pytest.raises(
+            ValueError,
+            match=rf"1 of 16 evaluated utterance\(s\) have no token_string \('{first}'\)",
+        ):
+            build_requests(manifest, holed, splits=["test"], **kw)
+    audio_only = aligned.assign(token_string=None)  # every row without: audio-only, fine
+    assert build_requests(manifest, audio_only, splits=["test"], **kw)["prompt"].nunique() == 1
     with pytest.raises(ValueError, match="no utterance in split"):
         select_splits(manifest, ["dev"])
     with pytest.raises(ValueError, match="`splits` is empty"):

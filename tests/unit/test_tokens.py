@@ -510,7 +510,7 @@ def test_figure_frequencies_and_plot(demo, tokens):
         )
 
 
-def test_cli_tokens_and_figure(demo, tmp_path):
+def test_cli_tokens_and_figure(demo, tmp_path, capsys):
     manifest, features, _ = demo
     io.write_table(manifest, tmp_path / "m.parquet", "manifest")
     io.write_table(features, tmp_path / "f.parquet", "features")
@@ -561,6 +561,12 @@ def test_cli_tokens_and_figure(demo, tmp_path):
     ]
     plot += ["--manifest", str(tmp_path / "m.parquet"), "--title", "demo", "--out", str(png)]
     assert main(plot) == 0 and png.stat().st_size > 10_000
+    # tokens of part of the corpus drew Figure 1 from that part, exit code 0
+    io.write_table(tok.iloc[9:], tmp_path / "part.parquet", "tokens")
+    plot[plot.index(str(tmp_path / "t.parquet"))] = str(tmp_path / "part.parquet")
+    assert main(plot) == 1
+    err = capsys.readouterr().err
+    assert f"part.parquet lacks 9 of the {len(manifest)} utterance(s)" in err
 
 
 def test_tokens_dataclass_is_frozen(tokens):

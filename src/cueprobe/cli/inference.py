@@ -538,13 +538,16 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
     frames, tables = {}, {}
     for name, path, *_ in jobs:
         tables[name] = io.read_table(path, "conditions")
-        frame = build_requests(
-            manifest,
-            tables[name],
-            templates=templates,
-            labels=list(args.labels),
-            splits=args.splits,
-        )
+        try:
+            frame = build_requests(
+                manifest,
+                tables[name],
+                templates=templates,
+                labels=list(args.labels),
+                splits=args.splits,
+            )
+        except ValueError as err:
+            raise ValueError(f"condition {name!r} ({path}): {err}") from None
         if args.n_shards > 1:
             frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
         frames[name] = frame

@@ -90,6 +90,16 @@ def _plot(args: argparse.Namespace) -> None:
 
     tokens = io.read_table(args.tokens, "tokens")
     manifest = io.read_table(args.manifest, "manifest")
+    # the figure is of the corpus: an inner join drew it from whatever the two shared
+    pair = ((manifest, args.manifest), (tokens, args.tokens))
+    for (table, path), (other, other_path) in (pair, pair[::-1]):
+        absent = table.loc[~table["utt_id"].isin(other["utt_id"]), "utt_id"]
+        if len(absent):
+            raise ValueError(
+                f"{other_path} lacks {len(absent)} of the {len(table)} utterance(s) in {path} "
+                f"({', '.join(map(repr, absent.head(3)))}): tokens and manifest are of "
+                "different runs."
+            )
     n_bins = int(io.read_json(args.edges)["n_bins"])
     labels = list(args.labels) if args.labels else sorted(manifest["label"].unique())
     freqs = token_frequencies(tokens, manifest, vocabularies=vocabularies(n_bins), labels=labels)
