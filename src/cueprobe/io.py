@@ -252,8 +252,11 @@ def write_bytes(data: bytes, path: PathLike) -> None:
 
 
 def read_json(path: PathLike) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+    """Read a JSON file; one that is not JSON fails naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON file: {err}") from None
 
 
 def _nan_to_none(obj: Any) -> Any:

@@ -58,3 +58,17 @@ def test_a_shard_past_the_shards_is_refused(tmp_path, capsys):
     code = main([*argv, "--shard", "3", "--n-shards", "1"])
     assert code == 1
     assert "--shard 3 must be below --n-shards 1" in capsys.readouterr().err
+
+
+def test_labels_are_a_json_list_or_mapping_in_every_stage():
+    """infer took `--labels '["angry", ...]'` (which manifest takes) and died with
+    AttributeError: 'list' object has no attribute 'items'."""
+    from cueprobe.cli import labels_json
+
+    for command in ("manifest", "train-reference", "infer", "evaluate", "plot-token-distribution"):
+        parse = _flag(command, "--labels").type
+        assert parse('["angry", "sad"]') == {"angry": [], "sad": []}
+        assert parse('{"sad": ["sadness"]}') == {"sad": ["sadness"]}
+    for bad in ('"angry"', '{"sad": "sadness"}', "[1, 2]", "{sad}"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            labels_json(bad)

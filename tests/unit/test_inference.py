@@ -450,6 +450,16 @@ def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
         pd.testing.assert_frame_equal(
             io.read_table(joined[c], "predictions"), io.read_table(single[c], "predictions")
         )
+    # a shard given twice: refused naming the shard tables, before anything is written
+    # (the duplicate was found writing the first output, and named that)
+    redo = {c: tmp_path / f"redo_{c}.parquet" for c in both}
+    again = ["gather-predictions", "--parts", str(shards[0]), str(shards[0]), str(shards[1])]
+    again += ["--condition", *redo, "--out", *map(str, redo.values())]
+    again += ["--check-out", *(str(v.with_suffix(".check.json")) for v in redo.values())]
+    assert main(again) == 1
+    err = capsys.readouterr().err
+    assert "rows for condition" in err and f"in the shard tables ['{shards[0]}']" in err
+    assert not [v for v in redo.values() if v.exists()]
     # paths that do not pair up are refused, naming the flag
     assert main([*argv[: argv.index("--check-out")], *files, "--check-out", "one.json"]) == 1
     assert "--check-out needs one path per --condition (2), got 1." in capsys.readouterr().err

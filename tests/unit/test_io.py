@@ -156,3 +156,14 @@ def test_feature_statuses_tokens_and_predictions_take_their_values_only():
     predictions["parse_status"] = "guessed"
     with pytest.raises(io.TableError, match=r"'parse_status' holds \['guessed'\]"):
         io.validate_table(predictions, "predictions")
+
+
+def test_a_json_file_that_is_not_json_is_named(tmp_path):
+    """Figure 1's --edges given a wrong file said only "Expecting value: line 2 column 1"."""
+    bad = tmp_path / "edges.json"
+    bad.write_bytes(b"\xf2\x00 not json")
+    with pytest.raises(ValueError, match=r"edges.json is not a JSON file"):
+        io.read_json(bad)
+    bad.write_text("n_bins: 3\n")
+    with pytest.raises(ValueError, match=r"edges.json is not a JSON file: Expecting value"):
+        io.read_json(bad)

@@ -380,7 +380,7 @@ def test_error_answers_void_the_verdicts_that_read_them_and_raise_an_alarm():
     assert answer_alarms(ev.metrics.drop(columns="n_error")) == {"test": []}
 
 
-def test_a_class_the_split_lacks_heads_the_page(tmp_path):
+def test_a_class_the_split_lacks_heads_the_page(tmp_path, capsys):
     """A dev split without one class (FAU-Aibo's two dev children and `positive`): its UAR
     was a mean over fewer classes, printed beside full-class UARs, and only a Python
     warning in the job log said so; the summary said "0 lacked a class"."""
@@ -442,6 +442,14 @@ def test_a_class_the_split_lacks_heads_the_page(tmp_path):
         argv += [f"--{kind}-out", str(tmp_path / f"t.{kind}")]
     assert main(argv) == 0
     assert "§" not in (tmp_path / "t.md").read_text()
+    # a metrics file given twice wrote a table of pandas Series text, then crashed with
+    # "The truth value of a Series is ambiguous"
+    for out in ("csv", "md", "tex"):
+        (tmp_path / f"t.{out}").unlink()
+    twice = [*argv[: argv.index("--comparisons")], str(old), *argv[argv.index("--comparisons") :]]
+    assert main(twice) == 1
+    assert "the --metrics files hold (" in capsys.readouterr().err
+    assert not list(tmp_path.glob("t.*"))  # nothing written
 
 
 COLS = ["delta", "ci_low", "ci_high", "p_holm", "mcnemar_b", "mcnemar_c"]

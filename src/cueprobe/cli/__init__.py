@@ -80,6 +80,32 @@ def nonempty(text: str) -> str:
     return text
 
 
+def labels_json(text: str) -> dict[str, list[str]]:
+    """An argparse ``type``: the class set as JSON, ``{label: [synonyms]}`` or a list of
+    labels (no synonyms), in order.
+
+    Examples
+    --------
+    >>> labels_json('["angry", "sad"]'), labels_json('{"sad": ["sadness"]}')
+    ({'angry': [], 'sad': []}, {'sad': ['sadness']})
+    """
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text[:60]!r}") from None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {v: [] for v in value}
+    if isinstance(value, dict) and all(
+        isinstance(v, list) and all(isinstance(w, str) for w in v) for v in value.values()
+    ):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"must be a JSON list of labels or {{label: [synonyms]}}, got {text[:60]!r}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cueprobe`` argument parser with every stage's subcommands."""
     parser = argparse.ArgumentParser(prog="cueprobe", description=__doc__.splitlines()[0])

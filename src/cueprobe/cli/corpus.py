@@ -10,6 +10,7 @@ from pathlib import Path
 from cueprobe import io
 from cueprobe.cli import COUNT
 from cueprobe.cli import NATURAL
+from cueprobe.cli import labels_json
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("manifest", help="read a corpus into manifest + excluded tables")
     p.add_argument("--adapter", choices=["iemocap", "aibo", "csv"], required=True)
     p.add_argument("--root", type=Path, required=True, help="corpus root (csv: the sheet)")
-    p.add_argument("--labels", type=json.loads, default=None, help="JSON {label: [synonyms]}")
+    p.add_argument("--labels", type=labels_json, default=None, help="JSON {label: [synonyms]}")
     p.add_argument("--dev-speakers", type=json.loads, default=None, help="JSON list (aibo)")
     p.add_argument("--n-dev-speakers", type=NATURAL, default=2)
     p.add_argument("--out", type=Path, required=True, help="manifest.parquet")

@@ -24,6 +24,7 @@ from cueprobe import io
 from cueprobe.cli import COUNT
 from cueprobe.cli import LEVEL
 from cueprobe.cli import NATURAL
+from cueprobe.cli import labels_json
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--predictions", type=Path, nargs="+", required=True, help="<condition>.parquet files"
     )
-    p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
+    p.add_argument("--labels", type=labels_json, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["all"]')
     p.add_argument("--n-resamples", type=COUNT, required=True)
     p.add_argument("--confidence-level", type=LEVEL, required=True)
@@ -148,6 +149,16 @@ def _make_table(args: argparse.Namespace) -> None:
     comparisons = pd.concat(
         [io.read_table(p, "comparisons") for p in args.comparisons], ignore_index=True
     )
+    for flag, frame, key in (
+        ("--metrics", metrics, ["corpus", "model", "split", "condition"]),
+        ("--comparisons", comparisons, ["corpus", "model", "split", "a", "b"]),
+    ):
+        twice = frame[frame.duplicated(key)]
+        if len(twice):
+            raise ValueError(
+                f"the {flag} files hold {tuple(twice[key].iloc[0])} ({', '.join(key)}) more "
+                "than once: a file given twice, or two evaluations of one (corpus, model)."
+            )
     build = tables.table2 if args.table == "II" else tables.table3
     table = build(
         metrics, comparisons, models=args.models, literature=args.literature, paper=args.paper

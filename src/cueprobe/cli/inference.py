@@ -31,6 +31,7 @@ from cueprobe.backends.base import BackendInfo
 from cueprobe.cli import COUNT
 from cueprobe.cli import NATURAL
 from cueprobe.cli import SHARE
+from cueprobe.cli import labels_json
 from cueprobe.cli import nonempty
 from cueprobe.cli import number
 from cueprobe.cli import one_per
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--embeddings", type=Path, default=None, help="from embed-reference; omit: read the audio"
     )
     p.add_argument("--tokens", type=Path, default=None, help="tokens.parquet; omit: audio-only")
-    p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
+    p.add_argument("--labels", type=labels_json, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--train-splits", type=json.loads, default=["train"], help="JSON list")
     p.add_argument("--n-bins", type=int, default=None, help="with --tokens")
     p.add_argument("--token-template", default=None, help="with --tokens")
@@ -98,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="conditions/{condition}.parquet, one or more (the name is the file stem)",
     )
     p.add_argument("--model-config", type=json.loads, required=True, help="JSON model entry")
-    p.add_argument("--labels", type=json.loads, required=True, help="JSON {label: [synonyms]}")
+    p.add_argument("--labels", type=labels_json, required=True, help="JSON {label: [synonyms]}")
     p.add_argument("--splits", type=json.loads, required=True, help='JSON list, e.g. ["test"]')
     p.add_argument("--prompts", type=json.loads, required=True, help="JSON config `prompts`")
     p.add_argument(
@@ -678,10 +679,23 @@ def _gather(args: argparse.Namespace) -> None:
 
     outs = one_per(args.out, args.condition, flag="--out", per="--condition")
     checks = one_per(args.check_out, args.condition, flag="--check-out", per="--condition")
-    parts = pd.concat([io.read_table(p, "prediction_shard") for p in args.parts], ignore_index=True)
+    parts = pd.concat(
+        [io.read_table(p, "prediction_shard").assign(part=str(p)) for p in args.parts],
+        ignore_index=True,
+    )
     unknown = sorted(set(parts["condition"]) - set(args.condition))
     if unknown:
         raise ValueError(f"the shard tables hold conditions not asked for: {unknown}.")
+    # checked before anything is written, naming the shard tables (not the output)
+    twice = parts[parts.duplicated(["condition", "utt_id"], keep=False)]
+    if len(twice):
+        first = twice.iloc[0]
+        where = twice.loc[twice["utt_id"] == first["utt_id"], "part"].unique().tolist()
+        raise ValueError(
+            f"{first['utt_id']!r} has {int((twice['utt_id'] == first['utt_id']).sum())} rows for "
+            f"condition {first['condition']!r} in the shard tables {where}: shards of two "
+            f"layouts, or one given twice ({len(twice)} such rows in all)."
+        )
     for name, out, check_out in zip(args.condition, outs, checks, strict=True):
         predictions = parts[parts["condition"] == name]
         if predictions.empty:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from cueprobe import io
+from cueprobe.cli import labels_json
 from cueprobe.cli import nonempty
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edges", type=Path, required=True, help="token_edges.json (for n_bins)")
     p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet")
     p.add_argument(
-        "--labels", type=json.loads, default=None, help="JSON list or {label: synonyms}: row order"
+        "--labels", type=labels_json, default=None, help="JSON list or {label: synonyms}: row order"
     )
     p.add_argument("--title", required=True)
     p.add_argument(
@@ -100,7 +101,10 @@ def _plot(args: argparse.Namespace) -> None:
                 f"({', '.join(map(repr, absent.head(3)))}): tokens and manifest are of "
                 "different runs."
             )
-    n_bins = int(io.read_json(args.edges)["n_bins"])
+    edges = io.read_json(args.edges)
+    if not isinstance(edges, dict) or "n_bins" not in edges:
+        raise ValueError(f"{args.edges} is not a token edges file (it has no n_bins).")
+    n_bins = int(edges["n_bins"])
     labels = list(args.labels) if args.labels else sorted(manifest["label"].unique())
     freqs = token_frequencies(tokens, manifest, vocabularies=vocabularies(n_bins), labels=labels)
     fig = plot_token_distribution(freqs, title=args.title)
