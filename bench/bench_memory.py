@@ -18,7 +18,7 @@ A real 28k run with audio is too slow here, so the run is split by what needs au
 
 Usage::
 
-    python bench/bench_memory.py [--scale 1.0] [--files 20 160] [--n-resamples 10000] [--keep DIR]
+    python bench/bench_memory.py [--scale 1.0] [--files 50 160] [--n-resamples 10000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -243,7 +243,8 @@ def audio_rules(workdir: Path, n_files: int, args) -> pd.DataFrame:
     corpora = {
         "demo": {
             "adapter": "demo-iemocap",
-            "demo": {"n_per_speaker": max(1, n_files // 10), "seed": 1},
+            # 10 speakers; 5 utterances each at least (the config's minimum: one per class)
+            "demo": {"n_per_speaker": max(5, n_files // 10), "seed": 1},
             "shards": 1,
         }
     }
@@ -278,7 +279,7 @@ def main() -> None:
         "--shards", type=int, nargs=2, default=[64, 256], metavar=("IEMOCAP", "AIBO")
     )
     parser.add_argument(
-        "--files", type=int, nargs=2, default=[20, 160], help="demo sizes for audio rules"
+        "--files", type=int, nargs=2, default=[50, 160], help="demo sizes for audio rules"
     )
     parser.add_argument(
         "--n-resamples", type=int, default=10000, help="config evaluation.n_resamples"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cueprobe.backends.factory import BACKENDS
 from cueprobe.corpora.aibo import LABEL_FILE as AIBO_LABEL_FILE
 
 
@@ -499,3 +500,186 @@ def adapter_conflicts(
                     "(F/M, female/male...), or set gender_specific: []"
                 )
     return out
+
+
+def unquoted_names(config: Mapping[str, Any]) -> list[str]:
+    """Corpus, model and label names that YAML did not read as text.
+
+    Unquoted, ``2024`` is a number and ``no``, ``yes``, ``on``, ``off`` are booleans to
+    YAML: a corpus named 2024 or a sheet's class codes ``0``, ``1`` as label names failed
+    planning with a traceback (``'int' object has no attribute 'lower'``).
+
+    Examples
+    --------
+    >>> for problem in unquoted_names({"corpora": {"c": {"labels": {1: [], "sad": [], False: []}}}}):
+    ...     print(problem)
+    corpora.c.labels: 1 is not text to YAML (numbers and yes/no/on/off are read as such): quote it, '1'
+    corpora.c.labels: False is not text to YAML (numbers and yes/no/on/off are read as such): quote it, 'no' (YAML reads no, off and false as False)
+    """
+    out = []
+
+    def check(where: str, value: Any) -> None:
+        if isinstance(value, str):
+            return
+        quoted = str(value).lower() if isinstance(value, bool) else str(value)
+        hint = ""
+        if isinstance(value, bool):
+            quoted = "yes" if value else "no"
+            hint = (
+                f" (YAML reads {'yes, on and true' if value else 'no, off and false'} as {value})"
+            )
+        out.append(
+            f"{where}: {value!r} is not text to YAML (numbers and yes/no/on/off are read as "
+            f"such): quote it, {quoted!r}{hint}"
+        )
+
+    for section in ("corpora", "models"):
+        entries = config.get(section)
+        if isinstance(entries, Mapping):
+            for name in entries:
+                check(section, name)
+    for name, cfg in (config.get("corpora") or {}).items():
+        labels = cfg.get("labels") if isinstance(cfg, Mapping) else None
+        if isinstance(labels, Mapping):
+            for label, synonyms in labels.items():
+                check(f"corpora.{name}.labels", label)
+                for word in synonyms if isinstance(synonyms, list) else ():
+                    check(f"corpora.{name}.labels.{label}", word)
+    return out
+
+
+#: model keys only some backends read (the others ignore them): which backends
+_BACKEND_ONLY: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "architecture",
+            "dtype",
+            "trust_remote_code",
+            "adapter",
+            "adapter_subfolder",
+            "adapter_revision",
+        ),
+        ("transformers",),
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ("base_url", "api_key_env", "seed", "concurrency", "max_retries", "timeout_s"),
+        ("openai",),
+    ),
+    "reference": ("reference",),
+    **dict.fromkeys(("model_id", "revision", "max_new_tokens"), ("transformers", "openai")),
+}
+
+
+def ignored_keys(corpora: Mapping[str, Any], models: Mapping[str, Any]) -> list[str]:
+    """Keys of the config as written (before the schema's defaults) that their corpus'
+    adapter or their model's backend does not read.
+
+    Each was taken silently: a ``root`` beside a demo adapter (the copy of config.yaml
+    with the user's root gave synthetic audio), ``dev_speakers`` on IEMOCAP, ``adapter:``
+    (a LoRA) on an openai model (the server's model answered without it).
+
+    Examples
+    --------
+    >>> print(*ignored_keys({"c": {"adapter": "demo-iemocap", "root": "/data/IEMOCAP"}}, {}))
+    corpora.c.root: the demo-iemocap adapter generates its audio (under resources/demo/c) and reads no root: for the corpus at /data/IEMOCAP, set adapter: iemocap
+    >>> print(*ignored_keys({}, {"m": {"backend": "openai", "adapter": "lora/"}}))
+    models.m.adapter: the openai backend does not read it (a transformers key): load the adapter in the server (vLLM: --lora-modules) and name it in model_id
+    """
+    out = []
+    for name, cfg in corpora.items():
+        if not isinstance(cfg, Mapping) or not isinstance(cfg.get("adapter"), str):
+            continue
+        adapter = cfg["adapter"]
+        if adapter.startswith("demo-") and cfg.get("root") is not None:
+            out.append(
+                f"corpora.{name}.root: the {adapter} adapter generates its audio (under "
+                f"resources/demo/{name}) and reads no root: for the corpus at {cfg['root']}, "
+                f"set adapter: {adapter.removeprefix('demo-')}"
+            )
+        if not adapter.startswith("demo-") and "demo" in cfg:
+            out.append(
+                f"corpora.{name}.demo: options of the demo adapters; the {adapter} adapter "
+                "reads its corpus from root"
+            )
+        for key in ("dev_speakers", "n_dev_speakers"):
+            if cfg.get(key) is not None and adapter.removeprefix("demo-") != "aibo":
+                out.append(
+                    f"corpora.{name}.{key}: FAU-Aibo's dev split option; the {adapter} adapter "
+                    "does not read it (its splits: eval_splits, or the sheet's split column)"
+                )
+    for name, cfg in models.items():
+        if not isinstance(cfg, Mapping) or cfg.get("backend") not in BACKENDS:
+            continue
+        backend = cfg["backend"]
+        for key, readers in _BACKEND_ONLY.items():
+            if key in cfg and backend not in readers:
+                hint = {
+                    ("openai", "adapter"): "load the adapter in the server (vLLM: "
+                    "--lora-modules) and name it in model_id",
+                    ("reference", "model_id"): "the reference model is trained on the corpus",
+                }.get((backend, key), f"set backend: {readers[0]}, or leave the key out")
+                out.append(
+                    f"models.{name}.{key}: the {backend} backend does not read it (a "
+                    f"{' and '.join(readers)} key): {hint}"
+                )
+    return out
+
+
+def shared_model_labels(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Models whose ``label`` (their name in tables and figures) is another model's.
+
+    Examples
+    --------
+    >>> print(*shared_model_labels({"a": {"label": "Ref"}, "b": {"label": "Ref"}, "c": {}}))
+    models: a and b have the label 'Ref': their rows in Tables II-III could not be told apart
+    """
+    seen: dict[str, list[str]] = {}
+    for name, cfg in models.items():
+        seen.setdefault(cfg.get("label") or name, []).append(name)
+    return [
+        f"models: {' and '.join(names)} have the label {label!r}: their rows in Tables II-III "
+        "could not be told apart"
+        for label, names in seen.items()
+        if len(names) > 1
+    ]
+
+
+def duplicate_yaml_keys(text: str, source: str) -> list[str]:
+    """Keys written twice in one mapping of a YAML config, with their lines.
+
+    YAML loaders keep the last of two equal keys: a second ``models:`` block pasted at the
+    end of the file dropped every model of the first with exit code 0, a corpus' second
+    ``shards:`` overrode the first.
+
+    Examples
+    --------
+    >>> print(*duplicate_yaml_keys("models:\\n  a: {}\\nseed: 1\\nmodels:\\n  b: {}\\n", "c.yaml"))
+    c.yaml, line 4: 'models' is written twice in one mapping (first on line 1); YAML keeps only the last
+    """
+    import yaml
+
+    found: list[str] = []
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        found.append(
+                            f"{source}, line {line}: {key!r} is written twice in one mapping "
+                            f"(first on line {first[key]}); YAML keeps only the last"
+                        )
+                    else:
+                        first[key] = line
+                except TypeError:  # an unhashable key: the loader itself says so
+                    pass
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return found  # the config loader reports what is not YAML
+    return found

@@ -255,11 +255,14 @@ def _fit_mask(df: pd.DataFrame, fit_on: str) -> np.ndarray:
     if not mask.any():
         rows = df if fit_on == "all" else df[df["split"] == "train"]
         counts = ", ".join(f"{k} {n}" for k, n in rows["status"].value_counts().items())
-        hint = (
-            ": rescale the audio into [-1, 1] (float files in int16 scale?)"
-            if (rows["status"] == "clipped").any()
-            else ""
-        )
+        hint = ""
+        if (rows["status"] == "clipped").any():
+            hint = ": rescale the audio into [-1, 1] (float files in int16 scale?)"
+        elif (rows["status"] == "too_short").any():  # what to change, in the config
+            hint = (
+                ": too_short is a clip under features.min_duration_s or under 10 analysis "
+                "frames (~0.17 s); lower min_duration_s if it was set above the corpus' clips"
+            )
         raise ValueError(
             f"no utterance to fit token edges on (fit_on={fit_on!r}, status 'ok'); the "
             f"feature statuses there: {counts or 'none'}{hint}."
@@ -455,12 +458,22 @@ def check_token_template(template: str) -> None:
     ...
     ValueError: token template '{concept}' must contain both {concept} and {value}.
     """
+    import string
+
     try:
-        shown = template.format(concept="\0C", value="\0V")
-    except (KeyError, IndexError, ValueError, AttributeError) as err:
+        fields = [f for f in string.Formatter().parse(template) if f[1] is not None]
+    except ValueError as err:
+        raise ValueError(f"token template {template!r} is no format string: {err}") from None
+    # "{concept:>12}" formatted fine, but the reference model reads tokens back from the
+    # prompt by the plain fields: every token block was ignored, UAR as audio-only
+    odd = [f"{{{n}{'!' + c if c else ''}{':' + s if s else ''}}}" for _, n, s, c in fields
+           if n not in ("concept", "value") or s or c]  # fmt: skip
+    if odd:
         raise ValueError(
-            f"token template {template!r} may use only {{concept}} and {{value}}: {err!r}"
-        ) from None
+            f"token template {template!r} may use only plain {{concept}} and {{value}} (no "
+            f"format spec or conversion): {', '.join(odd)}"
+        )
+    shown = template.format(concept="\0C", value="\0V")
     if "\0C" not in shown or "\0V" not in shown:
         raise ValueError(
             f"token template {template!r} must contain both {{concept}} and {{value}}."

@@ -105,11 +105,11 @@ def test_a_float_where_an_integer_goes_fails_at_planning(tmp_path):
         # a sheet of test rows only: the token edges (fit_on: train) and the reference
         # model (trained on train) failed after every feature shard had run
         (
-            "  c2: {adapter: csv, root: %s, labels: {angry: []}}\ntokens: {fit_on: train}",
+            "  c2: {adapter: csv, root: %s, labels: {angry: [], sad: []}}\ntokens: {fit_on: train}",
             "corpora.c2: tokens.fit_on is train, but the sheet",
         ),
         (
-            "  c2: {adapter: csv, root: %s, labels: {angry: []}}",
+            "  c2: {adapter: csv, root: %s, labels: {angry: [], sad: []}}",
             "corpora.c2: the reference model(s) ['reference'] train on its train split, but",
         ),
         # scored on what it trains on: refused inside the job, after embedding and training
@@ -156,9 +156,7 @@ def test_gender_specific_bins_on_a_sheet_of_other_genders_fail_at_planning(tmp_p
     stage; a mutant that only refused an all-`unknown` sheet passed."""
     sheet = tmp_path / "s.csv"
     sheet.write_text("path,label,speaker,gender,split\n/a.wav,angry,s1,child,test\n")
-    corpus = (
-        f"  c2: {{adapter: csv, root: {sheet}, labels: {{angry: []}}, gender_specific: [PITCH]}}"
-    )
+    corpus = f"  c2: {{adapter: csv, root: {sheet}, labels: {{angry: [], sad: []}}, gender_specific: [PITCH]}}"
     text = (BASE % "").replace("models:", corpus + "\nmodels:")
     proc = _dry_run(tmp_path, text)
     assert proc.returncode != 0
@@ -191,7 +189,8 @@ def test_a_missing_sheet_or_checkpoint_fails_at_planning(tmp_path):
         tmp_path / "no-ckpt",
     )
     text = text.replace(
-        "{adapter: demo-iemocap}", f"{{adapter: csv, root: {sheet}, labels: {{sad: []}}}}"
+        "{adapter: demo-iemocap}",
+        f"{{adapter: csv, root: {sheet}, labels: {{sad: [], angry: []}}}}",
     )
     proc = _dry_run(tmp_path, text)
     assert proc.returncode != 0
@@ -580,8 +579,10 @@ def test_eval_splits_of_one_kind_keep_the_others_default(tmp_path):
 
 def test_a_csv_corpus_scored_on_a_split_its_sheet_lacks_fails_at_planning(tmp_path):
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nb.wav,sad,s2,dev\n")
-    csv = f"c1: {{adapter: csv, root: {sheet}, labels: {{sad: []}}%s}}"
+    sheet.write_text(
+        "path,label,speaker,split\na.wav,sad,s1,train\nc.wav,angry,s1,train\nb.wav,sad,s2,dev\n"
+    )
+    csv = f"c1: {{adapter: csv, root: {sheet}, labels: {{sad: [], angry: []}}%s}}"
     proc = _dry_run(tmp_path, BASE.replace("c1: {adapter: demo-iemocap%s}", csv) % "")
     assert proc.returncode != 0
     assert (
@@ -712,3 +713,94 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
     )
     config["models"]["alm"]["base_url"] = "http://localhost:8000/v1"
     assert schema_errors(config, schema) == []
+
+
+# -- the config fuzz review's findings: each passed planning (or failed with a traceback)
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        # a second block pasted at the end dropped every model of the first, exit code 0
+        (
+            BASE % "" + "models:\n  alm: {backend: openai, model_id: m, base_url: 'http://h/v1'}\n",
+            r"c\.yaml, line 7: 'models' is written twice in one mapping \(first on line 5\)",
+        ),
+        # the user's root beside the demo adapter: synthetic audio, the root never read
+        (
+            BASE % ", root: /data/IEMOCAP_full_release",
+            r"corpora\.c1\.root: the demo-iemocap adapter generates its audio .* set adapter: iemocap",
+        ),
+        (
+            BASE % ", dev_speakers: [Ohm_01]",
+            r"corpora\.c1\.dev_speakers: FAU-Aibo's dev split option",
+        ),
+        # a LoRA named on an openai model: the server's model answered without it
+        (
+            BASE % ""
+            + "  alm: {backend: openai, model_id: m, base_url: 'http://h/v1', adapter: /l}\n",
+            r"models\.alm\.adapter: the openai backend does not read it .*--lora-modules",
+        ),
+        (
+            BASE % "" + "  ref2: {backend: reference, zero_shot: false, label: reference}\n",
+            r"models: reference and ref2 have the label 'reference'",
+        ),
+        # tracebacks naming no key
+        (BASE % ", labels: {0: [], 1: []}", r"corpora\.c1\.labels: 0 is not text to YAML"),
+        (BASE % ", labels: {no: [], angry: []}", r"labels: False is not text .* quote it, 'no'"),
+        (BASE.replace("c1:", "2024:") % "", r"corpora: 2024 is not text to YAML"),
+        (
+            BASE % "" + "interventions: {corrupt_p: [0.333]}\n",
+            r"config: interventions\.corrupt_p: 0\.333 is not a whole percent",
+        ),
+        # late failures: after every inference job, or with a message blaming another key
+        (BASE % ", eval_splits: {trained: [test, test]}", r"has non-unique elements"),
+        (
+            BASE % ""
+            + "tables: {literature: [{table: II, name: C, uar: 0.3, source: s, split: all}]}\n",
+            r"tables\.literature\.0\.split: 'all' is not one of \['dev', 'test'\]",
+        ),
+        (BASE % ", demo: {n_per_speaker: 4}", r"n_per_speaker: 4 is less than the minimum of 5"),
+        (BASE % ", demo: {seed: -1}", r"demo\.seed: -1 is less than the minimum of 0"),
+        (BASE % "" + "tokens: {separator: ''}\n", r"tokens\.separator: '' should be non-empty"),
+        (
+            BASE % "" + "  alm: {backend: openai, model_id: '', base_url: 'http://h/v1'}\n",
+            r"models\.alm\.model_id: '' should be non-empty",
+        ),
+    ],
+)
+def test_config_faults_fail_planning_naming_the_key(tmp_path, config_text, message):
+    proc = _dry_run(tmp_path, config_text)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-1500:]
+    assert re.search(message, out), out[-3000:]
+    assert "Traceback" not in out
+
+
+def test_free_text_that_starts_with_a_dash_reaches_the_job_as_itself(tmp_path):
+    """A model label "-v2" or a template "-{concept}={value}" became an option to argparse
+    (`--label -v2`: "expected one argument") in a job after inference."""
+    import shlex
+
+    from cueprobe.cli import build_parser
+
+    text = BASE.replace("zero_shot: false}", "zero_shot: false, label: -v2}") % ""
+    text += "tokens: {template: '-{concept}={value}', separator: ' -- '}\n"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    proc = _snakemake(
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", cfg
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = set()
+    for line in proc.stdout.splitlines():
+        command = line.removeprefix("Shell command: ").strip()
+        if command.startswith("python -m cueprobe"):
+            argv = shlex.split(command.split(" 2> ")[0])[3:]
+            args = build_parser().parse_args(argv)
+            for key in ("label", "title", "template", "token_template", "separator"):
+                if getattr(args, key, None) is not None:
+                    seen.add((key, getattr(args, key)))
+    assert ("label", "-v2") in seen
+    assert ("template", "-{concept}={value}") in seen and ("separator", " -- ") in seen
+    assert ("token_template", "-{concept}={value}") in seen

@@ -116,6 +116,11 @@ def test_token_string_follows_template(tokens):
     for bad in ("{concept}", "{value}", "{concept}={value.real}"):
         with pytest.raises(ValueError, match="token template"):
             serialise_tokens(tok.head(2), template=bad, separator="|")
+    # a format spec or conversion formatted fine, but the reference model reads the block
+    # back by the plain fields: every token condition scored as audio-only
+    for bad in ("{concept:>12}={value}", "{concept}={value!r}", "{concept}={value}{x}"):
+        with pytest.raises(ValueError, match=r"may use only plain \{concept\} and \{value\}"):
+            serialise_tokens(tok.head(2), template=bad, separator="|")
 
 
 def test_bad_files_still_get_tokens_and_a_flag(demo):
@@ -248,6 +253,11 @@ def test_validation_errors(demo):
         fit_token_edges(features, manifest.drop(columns="split"), **fit)
     with pytest.raises(ValueError, match="no utterance to fit token edges on"):
         fit_token_edges(features.assign(status="silent"), manifest, **fit)
+    # features.min_duration_s set above every clip: the message named no config key
+    with pytest.raises(
+        ValueError, match=r"too_short \d+: too_short is a clip under features\.min_duration_s"
+    ):
+        fit_token_edges(features.assign(status="too_short"), manifest, **fit)
     with pytest.raises(ValueError, match="`n_bins` must be an integer in \\[2, 7\\]"):
         fit_token_edges(features, manifest, n_bins=1, fit_on="all")
     with pytest.raises(ValueError, match="`n_bins` must be an integer in \\[2, 7\\]"):

@@ -32,13 +32,17 @@ from cueprobe.corpora import exclusion_note
 from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
 from cueprobe.config import conflict_map_gaps
+from cueprobe.config import duplicate_yaml_keys
+from cueprobe.config import ignored_keys
 from cueprobe.config import label_clashes
 from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import model_weights
 from cueprobe.config import missing_sources
 from cueprobe.config import schema_errors
+from cueprobe.config import shared_model_labels
 from cueprobe.config import unknown_paper_rows
+from cueprobe.config import unquoted_names
 from cueprobe.prompts import PromptTemplates
 from cueprobe.tokens import check_token_template
 
@@ -51,8 +55,19 @@ def fail_on(problems):
 
 # the schema's own message for each fault, most relevant first (validate's dump of the
 # schema ran to hundreds of lines); validate then fills in the defaults
+# a key written twice: YAML keeps the last (a second `models:` block dropped the first)
+fail_on(
+    [
+        p
+        for f in workflow.configfiles
+        for p in duplicate_yaml_keys(Path(f).read_text(), str(f))
+    ]
+)
+fail_on(unquoted_names(config))  # a name YAML read as a number or boolean
 with open(Path(workflow.current_basedir, "../schemas/config.schema.yaml")) as f:
     fail_on(schema_errors(config, yaml.safe_load(f)))
+# keys as written, before the schema's defaults: what the adapter or backend ignores
+fail_on(ignored_keys(config["corpora"], config["models"]))
 validate(config, "../schemas/config.schema.yaml")
 # a template with a wrong field fails here, not in every inference job
 try:
@@ -69,6 +84,7 @@ fail_on(
         config["corpora"], config["models"], fit_on=config["tokens"]["fit_on"]
     )
     + label_clashes(config["corpora"])
+    + shared_model_labels(config["models"])
     + unknown_paper_rows(config["models"], config["tables"]["paper"])
     + conflict_map_gaps(
         config["tokens"]["voice_quality"]["order"],
@@ -279,11 +295,14 @@ def get_n_dev_speakers(wildcards):
 
 from cueprobe.interventions import ConditionSpec
 
-condition_spec = ConditionSpec(
-    shuffle_seeds=tuple(config["interventions"]["shuffle_seeds"]),
-    corrupt_p=tuple(config["interventions"]["corrupt_p"]),
-    corrupt_seeds=tuple(config["interventions"]["corrupt_seeds"]),
-)
+try:
+    condition_spec = ConditionSpec(
+        shuffle_seeds=tuple(config["interventions"]["shuffle_seeds"]),
+        corrupt_p=tuple(config["interventions"]["corrupt_p"]),
+        corrupt_seeds=tuple(config["interventions"]["corrupt_seeds"]),
+    )
+except ValueError as err:  # a p that is no whole percent: one line, not a traceback
+    raise WorkflowError(f"config: {err}") from None
 CONDITIONS = condition_spec.names()
 #: the conditions with a token block: built, and answered, by one job per corpus (model)
 TOKEN_CONDITIONS = [c for c in CONDITIONS if c != "audio_only"]

@@ -42,7 +42,7 @@ rule evaluate_model:
         " --seed {params.seed} --corpus {wildcards.corpus:q} --model {wildcards.model:q}"
         " --metrics-out {output.metrics:q} --confusion-out {output.confusion:q}"
         " --comparisons-out {output.comparisons:q} --corruption-out {output.corruption:q}"
-        " --summary-out {output.summary:q} --label {params.label:q} --alpha {params.alpha}"
+        " --summary-out {output.summary:q} --label={params.label:q} --alpha {params.alpha}"
         " 2> {log:q}"
 
 
@@ -127,5 +127,5 @@ rule plot_evaluation:
     shell:
         "python -m cueprobe plot-evaluation --metrics {input.metrics:q}"
         " --confusion {input.confusion:q} --corruption {input.corruption:q}"
-        " --title {params.title:q} --confidence-level {params.confidence_level}"
+        " --title={params.title:q} --confidence-level {params.confidence_level}"
         " --confusions-out {output.confusions:q} {params.curve} 2> {log:q}"

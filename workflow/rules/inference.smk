@@ -85,7 +85,7 @@ rule train_reference_tokens:
         "python -m cueprobe train-reference --manifest {input.manifest:q}"
         " --embeddings {input.embeddings:q} --tokens {input.tokens:q}"
         " --labels {params.labels:q} --n-bins {params.n_bins}"
-        " --token-template {params.template:q} --token-separator {params.separator:q}"
+        " --token-template={params.template:q} --token-separator={params.separator:q}"
         " --token-dropout {params.dropout} --token-corrupt {params.corrupt}"
         " --voice-quality-order {params.vq_order:q}"
         " --C {params.C} --class-weight {params.class_weight} --seed {params.seed}"

@@ -47,6 +47,6 @@ rule build_token_conditions:
     shell:
         "python -m cueprobe condition --name {params.names}"
         " --manifest {input.manifest:q} --tokens {input.tokens:q}"
-        " --n-bins {params.n_bins} --template {params.template:q} --separator {params.separator:q}"
+        " --n-bins {params.n_bins} --template={params.template:q} --separator={params.separator:q}"
         " --voice-quality-map {params.vq_map:q} --voice-quality-order {params.vq_order:q}"
         " --seed {params.seed} --out {output:q} 2> {log:q}"

@@ -36,8 +36,8 @@ rule assign_tokens:
         " --n-bins {params.n_bins} --fit-on {params.fit_on:q}"
         " --gender-specific {params.gender_specific:q}"
         " --vq-threshold {params.vq_threshold} --vq-unvoiced-floor {params.vq_unvoiced_floor}"
-        " --vq-order {params.vq_order:q} --template {params.template:q}"
-        " --separator {params.separator:q}"
+        " --vq-order {params.vq_order:q} --template={params.template:q}"
+        " --separator={params.separator:q}"
         " --out {output.tokens:q} --edges-out {output.edges:q} 2> {log:q}"
 
 
@@ -66,4 +66,4 @@ rule plot_token_distribution:
     shell:
         "python -m cueprobe plot-token-distribution --tokens {input.tokens:q}"
         " --edges {input.edges:q} --manifest {input.manifest:q}"
-        " --labels {params.labels:q} --title {params.title:q} --out {output:q} 2> {log:q}"
+        " --labels {params.labels:q} --title={params.title:q} --out {output:q} 2> {log:q}"
