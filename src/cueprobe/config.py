@@ -513,24 +513,23 @@ def unquoted_names(config: Mapping[str, Any]) -> list[str]:
     --------
     >>> for problem in unquoted_names({"corpora": {"c": {"labels": {1: [], "sad": [], False: []}}}}):
     ...     print(problem)
-    corpora.c.labels: 1 is not text to YAML (numbers and yes/no/on/off are read as such): quote it, '1'
-    corpora.c.labels: False is not text to YAML (numbers and yes/no/on/off are read as such): quote it, 'no' (YAML reads no, off and false as False)
+    corpora.c.labels: 1 is not text to YAML (numbers and yes/no/on/off are read as such): quote it as written, e.g. '1' (01 is 1 to YAML, 010 is 8)
+    corpora.c.labels: False is not text to YAML (numbers and yes/no/on/off are read as such): quote it as written, e.g. 'no' (YAML reads no, off and false as False)
     """
     out = []
 
     def check(where: str, value: Any) -> None:
         if isinstance(value, str):
             return
-        quoted = str(value).lower() if isinstance(value, bool) else str(value)
-        hint = ""
-        if isinstance(value, bool):
-            quoted = "yes" if value else "no"
-            hint = (
-                f" (YAML reads {'yes, on and true' if value else 'no, off and false'} as {value})"
-            )
+        read = (
+            f"YAML reads {'yes, on and true' if value else 'no, off and false'} as {value}"
+            if isinstance(value, bool)
+            else "01 is 1 to YAML, 010 is 8"
+        )
+        example = ("yes" if value else "no") if isinstance(value, bool) else value
         out.append(
             f"{where}: {value!r} is not text to YAML (numbers and yes/no/on/off are read as "
-            f"such): quote it, {quoted!r}{hint}"
+            f"such): quote it as written, e.g. '{example}' ({read})"
         )
 
     for section in ("corpora", "models"):
@@ -570,59 +569,84 @@ _BACKEND_ONLY: dict[str, tuple[str, ...]] = {
 }
 
 
-def ignored_keys(corpora: Mapping[str, Any], models: Mapping[str, Any]) -> list[str]:
+#: keys an override file can set to null: set there, they are refused (the others warned:
+#: several --configfile files merge, so a later file cannot take a key of an earlier out)
+_NULLABLE = frozenset({"dev_speakers", "adapter", "adapter_subfolder", "adapter_revision"})
+
+
+def ignored_keys(
+    corpora: Mapping[str, Any], models: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
     """Keys of the config as written (before the schema's defaults) that their corpus'
-    adapter or their model's backend does not read.
+    adapter or their model's backend does not read: ``(refused, warned)``.
 
     Each was taken silently: a ``root`` beside a demo adapter (the copy of config.yaml
     with the user's root gave synthetic audio), ``dev_speakers`` on IEMOCAP, ``adapter:``
-    (a LoRA) on an openai model (the server's model answered without it).
+    (a LoRA) on an openai model (the server's model answered without it). Refused where
+    the fix is in the user's hands (``root``: name the adapter; a key that takes null);
+    warned where a merged base file may hold it (paper.yaml's ``architecture`` under an
+    override that serves the model with vLLM). A null value is no value.
 
     Examples
     --------
-    >>> print(*ignored_keys({"c": {"adapter": "demo-iemocap", "root": "/data/IEMOCAP"}}, {}))
+    >>> refused, _ = ignored_keys({"c": {"adapter": "demo-iemocap", "root": "/data/IEMOCAP"}}, {})
+    >>> print(*refused)
     corpora.c.root: the demo-iemocap adapter generates its audio (under resources/demo/c) and reads no root: for the corpus at /data/IEMOCAP, set adapter: iemocap
-    >>> print(*ignored_keys({}, {"m": {"backend": "openai", "adapter": "lora/"}}))
-    models.m.adapter: the openai backend does not read it (a transformers key): load the adapter in the server (vLLM: --lora-modules) and name it in model_id
+    >>> refused, warned = ignored_keys({}, {"m": {"backend": "openai", "adapter": "lora/", "dtype": "auto"}})
+    >>> for problem in refused + warned:
+    ...     print(problem)
+    models.m.adapter: the openai backend does not read it (a transformers key): load the adapter in the server (vLLM: --lora-modules) and name it in model_id, or set adapter: null
+    models.m.dtype: ignored: the openai backend does not read it (a transformers key)
     """
-    out = []
+    refused: list[str] = []
+    warned: list[str] = []
+
+    def found(where: str, key: str, text: str) -> None:
+        if key in _NULLABLE or key == "root":
+            refused.append(f"{where}.{key}: {text}")
+        else:
+            warned.append(f"{where}.{key}: ignored: {text.split(': ')[0]}")
+
     for name, cfg in corpora.items():
         if not isinstance(cfg, Mapping) or not isinstance(cfg.get("adapter"), str):
             continue
         adapter = cfg["adapter"]
         if adapter.startswith("demo-") and cfg.get("root") is not None:
-            out.append(
-                f"corpora.{name}.root: the {adapter} adapter generates its audio (under "
-                f"resources/demo/{name}) and reads no root: for the corpus at {cfg['root']}, "
-                f"set adapter: {adapter.removeprefix('demo-')}"
+            found(
+                f"corpora.{name}",
+                "root",
+                f"the {adapter} adapter generates its audio (under resources/demo/{name}) and "
+                f"reads no root: for the corpus at {cfg['root']}, set adapter: "
+                f"{adapter.removeprefix('demo-')}",
             )
-        if not adapter.startswith("demo-") and "demo" in cfg:
-            out.append(
-                f"corpora.{name}.demo: options of the demo adapters; the {adapter} adapter "
-                "reads its corpus from root"
-            )
+        if not adapter.startswith("demo-") and cfg.get("demo"):
+            found(f"corpora.{name}", "demo", f"the {adapter} adapter reads no demo options")
         for key in ("dev_speakers", "n_dev_speakers"):
             if cfg.get(key) is not None and adapter.removeprefix("demo-") != "aibo":
-                out.append(
-                    f"corpora.{name}.{key}: FAU-Aibo's dev split option; the {adapter} adapter "
-                    "does not read it (its splits: eval_splits, or the sheet's split column)"
+                found(
+                    f"corpora.{name}",
+                    key,
+                    f"the {adapter} adapter does not read it (FAU-Aibo's dev split): its "
+                    "splits are eval_splits' or the sheet's, or set it to null",
                 )
     for name, cfg in models.items():
         if not isinstance(cfg, Mapping) or cfg.get("backend") not in BACKENDS:
             continue
         backend = cfg["backend"]
         for key, readers in _BACKEND_ONLY.items():
-            if key in cfg and backend not in readers:
-                hint = {
-                    ("openai", "adapter"): "load the adapter in the server (vLLM: "
-                    "--lora-modules) and name it in model_id",
-                    ("reference", "model_id"): "the reference model is trained on the corpus",
-                }.get((backend, key), f"set backend: {readers[0]}, or leave the key out")
-                out.append(
-                    f"models.{name}.{key}: the {backend} backend does not read it (a "
-                    f"{' and '.join(readers)} key): {hint}"
+            if cfg.get(key) is not None and backend not in readers:
+                hint = (
+                    "load the adapter in the server (vLLM: --lora-modules) and name it in "
+                    f"model_id, or set {key}: null"
+                    if backend == "openai" and key.startswith("adapter")
+                    else f"set backend: {readers[0]}, or {key}: null"
                 )
-    return out
+                found(
+                    f"models.{name}",
+                    key,
+                    f"the {backend} backend does not read it (a {' and '.join(readers)} key): {hint}",
+                )
+    return refused, warned
 
 
 def shared_model_labels(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -664,6 +688,8 @@ def duplicate_yaml_keys(text: str, source: str) -> list[str]:
         def construct_mapping(self, node, deep=False):
             first: dict[Any, int] = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: a merge,
+                    continue  # whose keys the mapping's own may override
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 try:
@@ -683,3 +709,25 @@ def duplicate_yaml_keys(text: str, source: str) -> list[str]:
     except yaml.YAMLError:
         return found  # the config loader reports what is not YAML
     return found
+
+
+def non_finite_numbers(value: Any, where: str = "config") -> list[str]:
+    """Numbers of the config that are NaN or infinite (YAML's ``.nan``, ``.inf``).
+
+    JSON Schema's ranges let NaN through (every comparison with it is false): an
+    ``alpha: .nan`` made nothing significant, a ``token_dropout: .nan`` turned dropout off.
+
+    Examples
+    --------
+    >>> print(*non_finite_numbers({"evaluation": {"alpha": float("nan")}, "seed": 1}))
+    evaluation.alpha: nan is no number to compute with
+    """
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where.removeprefix('config.')}: {value} is no number to compute with"]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in non_finite_numbers(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite_numbers(v, f"{where}.{i}")]
+    return []

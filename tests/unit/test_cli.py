@@ -53,7 +53,8 @@ def test_the_refusal_names_the_flag_and_its_range(capsys):
 
 
 def test_a_shard_past_the_shards_is_refused(tmp_path, capsys):
-    argv = ["infer", "--manifest", "m", "--condition", "c", "--out", "o", "--check-out", "k"]
+    out, check = str(tmp_path / "o.parquet"), str(tmp_path / "o.json")  # never in the cwd
+    argv = ["infer", "--manifest", "m", "--condition", "c", "--out", out, "--check-out", check]
     argv += ["--model-config", "{}", "--labels", "{}", "--prompts", "{}", "--splits", "[]"]
     code = main([*argv, "--shard", "3", "--n-shards", "1"])
     assert code == 1
@@ -72,3 +73,16 @@ def test_labels_are_a_json_list_or_mapping_in_every_stage():
     for bad in ('"angry"', '{"sad": "sadness"}', "[1, 2]", "{sad}"):
         with pytest.raises(argparse.ArgumentTypeError):
             labels_json(bad)
+
+
+def test_nan_and_infinity_pass_no_range():
+    """NaN compares false with every bound: LEVEL("nan") was accepted (an alpha of NaN
+    makes nothing significant)."""
+    from cueprobe.cli import LEVEL
+    from cueprobe.cli import SHARE
+    from cueprobe.cli import number
+
+    for parse in (LEVEL, SHARE, number(float, low=0, open_=True)):
+        for text in ("nan", "inf", "-inf"):
+            with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+                parse(text)

@@ -733,7 +733,7 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
         ),
         (
             BASE % ", dev_speakers: [Ohm_01]",
-            r"corpora\.c1\.dev_speakers: FAU-Aibo's dev split option",
+            r"corpora\.c1\.dev_speakers: the demo-iemocap adapter does not read it \(FAU-Aibo's",
         ),
         # a LoRA named on an openai model: the server's model answered without it
         (
@@ -747,7 +747,10 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
         ),
         # tracebacks naming no key
         (BASE % ", labels: {0: [], 1: []}", r"corpora\.c1\.labels: 0 is not text to YAML"),
-        (BASE % ", labels: {no: [], angry: []}", r"labels: False is not text .* quote it, 'no'"),
+        (
+            BASE % ", labels: {no: [], angry: []}",
+            r"labels: False is not text .* quote it as written, e.g. 'no'",
+        ),
         (BASE.replace("c1:", "2024:") % "", r"corpora: 2024 is not text to YAML"),
         (
             BASE % "" + "interventions: {corrupt_p: [0.333]}\n",
@@ -762,6 +765,7 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
         ),
         (BASE % ", demo: {n_per_speaker: 4}", r"n_per_speaker: 4 is less than the minimum of 5"),
         (BASE % ", demo: {seed: -1}", r"demo\.seed: -1 is less than the minimum of 0"),
+        (BASE % "" + "evaluation: {alpha: .nan}\n", r"evaluation\.alpha: nan is no number"),
         (BASE % "" + "tokens: {separator: ''}\n", r"tokens\.separator: '' should be non-empty"),
         (
             BASE % "" + "  alm: {backend: openai, model_id: '', base_url: 'http://h/v1'}\n",
@@ -804,3 +808,45 @@ def test_free_text_that_starts_with_a_dash_reaches_the_job_as_itself(tmp_path):
     assert ("label", "-v2") in seen
     assert ("template", "-{concept}={value}") in seen and ("separator", " -- ") in seen
     assert ("token_template", "-{concept}={value}") in seen
+
+
+def test_a_merge_key_does_not_end_the_duplicate_key_check():
+    """`<<: *anchor` made the loader raise, and the check returned what it had so far."""
+    from cueprobe.config import duplicate_yaml_keys
+
+    text = (
+        "seed: 1\nmodels:\n  a: &gpu {backend: transformers, resources: {gpu: 1}}\n"
+        "  b:\n    <<: *gpu\n    backend: openai\n  c:\n    model_id: y\n    model_id: z\n"
+    )
+    assert duplicate_yaml_keys(text, "c.yaml") == [
+        "c.yaml, line 9: 'model_id' is written twice in one mapping (first on line 8); "
+        "YAML keeps only the last"
+    ]
+
+
+def test_a_base_file_key_an_override_cannot_unset_is_a_warning_not_a_refusal(tmp_path):
+    """Several --configfile files merge: paper.yaml's `architecture` stays under an
+    override that serves the model with vLLM, and config.yaml's `demo:` under one that
+    points the corpus at a real root; both were refused, with no way to unset them."""
+    root = tmp_path / "IEMOCAP"
+    root.mkdir()
+    override = tmp_path / "o.yaml"
+    override.write_text(
+        f"corpora:\n  c1: {{adapter: iemocap, root: {root}}}\nmodels:\n"
+        "  alm: {backend: openai, model_id: m, base_url: 'http://h/v1', adapter: null}\n"
+    )
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        (BASE % ", demo: {n_per_speaker: 6}")
+        + "  alm: {backend: transformers, model_id: m, architecture: qwen2_audio, "
+        "adapter: /no/lora}\n"
+    )
+    proc = _snakemake(
+        "-n", "--snakefile", REPO / "Snakefile", "--directory", tmp_path,
+        "--configfile", base, override,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert "models.alm.architecture: ignored: the openai backend does not read it" in out
+    assert "corpora.c1.demo: ignored: the iemocap adapter reads no demo options" in out
+    assert "adapter: null" not in out and "models.alm.adapter" not in out  # null: no value
+    assert "corpora.c1.root: /" not in out  # the real root is read

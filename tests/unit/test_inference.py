@@ -1244,3 +1244,28 @@ def test_a_checkpoint_that_is_not_there_is_one_line_not_a_traceback(tables, tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("cueprobe infer: error: ")
     assert "Traceback" not in err and not out.exists()
+
+
+def test_a_token_condition_without_any_token_block_and_a_corpus_not_found_fail(
+    tables, trained, tmp_path, capsys
+):
+    """An aligned table of null token strings was asked, and scored, as audio-only; a
+    manifest whose every file is gone gave a table of NaN embeddings (exit code 0) and a
+    failure one stage later."""
+    import shutil
+
+    d = tmp_path / "t"
+    d.mkdir()
+    shutil.copy(tables / "manifest.parquet", d / "manifest.parquet")
+    aligned = io.read_table(tables / "aligned.parquet", "conditions")
+    io.write_table(aligned.assign(token_string=None), d / "aligned.parquet", "conditions")
+    model = {"backend": "reference", "batch_size": 4}
+    files = ["--model-files", str(trained["audio"]), str(trained["tokens"])]
+    assert main(_infer_argv(d, tmp_path / "p.parquet", "aligned", model, *files)) == 1
+    assert "has no token block in any row" in capsys.readouterr().err
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    moved = manifest.assign(path=manifest["path"].str.replace("/", "/moved/", n=1))
+    io.write_table(moved, d / "moved.parquet", "manifest")
+    out = tmp_path / "e.parquet"
+    assert main(["embed-reference", "--manifest", str(d / "moved.parquet"), "--out", str(out)]) == 1
+    assert "no audio file of" in capsys.readouterr().err and not out.exists()

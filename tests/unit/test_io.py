@@ -117,6 +117,7 @@ def _manifest(**change) -> pd.DataFrame:
         ),
         ("manifest", _manifest(label=np.nan), r"column 'label' has no value"),
         ("manifest", _manifest(speaker=None), r"column 'speaker' has no value"),
+        ("manifest", _manifest(gender=None), r"column 'gender' has no value"),  # gender bins
         (
             "manifest",
             _manifest(split="val"),

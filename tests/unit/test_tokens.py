@@ -577,6 +577,12 @@ def test_cli_tokens_and_figure(demo, tmp_path, capsys):
     assert main(plot) == 1
     err = capsys.readouterr().err
     assert f"part.parquet lacks 9 of the {len(manifest)} utterance(s)" in err
+    # ... and the other way: tokens of utterances the manifest lacks
+    io.write_table(manifest.iloc[2:], tmp_path / "m2.parquet", "manifest")
+    plot[plot.index(str(tmp_path / "part.parquet"))] = str(tmp_path / "t.parquet")
+    plot[plot.index(str(tmp_path / "m.parquet"))] = str(tmp_path / "m2.parquet")
+    assert main(plot) == 1
+    assert f"m2.parquet lacks 2 of the {len(manifest)} utterance(s)" in capsys.readouterr().err
 
 
 def test_tokens_dataclass_is_frozen(tokens):

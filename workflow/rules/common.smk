@@ -39,6 +39,7 @@ from cueprobe.config import corpus_source
 from cueprobe.config import missing_model_files
 from cueprobe.config import model_weights
 from cueprobe.config import missing_sources
+from cueprobe.config import non_finite_numbers
 from cueprobe.config import schema_errors
 from cueprobe.config import shared_model_labels
 from cueprobe.config import unknown_paper_rows
@@ -63,11 +64,15 @@ fail_on(
         for p in duplicate_yaml_keys(Path(f).read_text(), str(f))
     ]
 )
-fail_on(unquoted_names(config))  # a name YAML read as a number or boolean
+fail_on(unquoted_names(config) + non_finite_numbers(config))  # YAML's surprises
 with open(Path(workflow.current_basedir, "../schemas/config.schema.yaml")) as f:
     fail_on(schema_errors(config, yaml.safe_load(f)))
 # keys as written, before the schema's defaults: what the adapter or backend ignores
-fail_on(ignored_keys(config["corpora"], config["models"]))
+refused, warned = ignored_keys(config["corpora"], config["models"])
+fail_on(refused)
+if not workflow.remote_exec:  # said once, where the run is planned
+    for warning in warned:
+        logger.warning(f"config: {warning}")
 validate(config, "../schemas/config.schema.yaml")
 # a template with a wrong field fails here, not in every inference job
 try:

@@ -56,6 +56,8 @@ def number(kind: type, *, low: float | None = None, high: float | None = None, o
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {kind.__name__}") from None
+        if value != value or value in (float("inf"), float("-inf")):  # NaN passes every range
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if low is not None and (value <= low if open_ else value < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if open_ else '>='} {low}, got {text}")
         if high is not None and (value >= high if open_ else value > high):

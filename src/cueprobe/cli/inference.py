@@ -161,8 +161,13 @@ def _embed_reference(args: argparse.Namespace) -> None:
     table = reference.embedding_table(
         manifest["utt_id"].tolist(), manifest["path"].tolist(), n_mels=args.n_mels
     )
-    io.write_table(table, args.out, "embeddings")
     missing = int((~reference.finite_rows(table.drop(columns="utt_id").to_numpy())).sum())
+    if len(table) and missing == len(table):  # a moved or unmounted corpus, not bad files
+        raise ValueError(
+            f"no audio file of {args.manifest} could be read (the first: "
+            f"{manifest['path'].iloc[0]}): was the corpus moved, or is its disk not mounted?"
+        )
+    io.write_table(table, args.out, "embeddings")
     log.info(
         "%d embeddings (%d values each; %d NaN: unreadable audio, left out of training and "
         "answered with an error answer) -> %s",
@@ -549,6 +554,11 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
             )
         except ValueError as err:
             raise ValueError(f"condition {name!r} ({path}): {err}") from None
+        if name != "audio_only" and tables[name]["token_string"].isna().all():
+            raise ValueError(  # it would be asked, and scored, as audio-only
+                f"condition {name!r} ({path}) has no token block in any row: a token "
+                "condition needs one per utterance."
+            )
         if args.n_shards > 1:
             frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
         frames[name] = frame
