@@ -82,19 +82,17 @@ def select_splits(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame
     Raises
     ------
     ValueError
-        When ``splits`` is empty or selects no utterance.
+        When ``splits`` is empty or names a split without utterances.
     """
     if not splits:
         raise ValueError("`splits` is empty: name the evaluated splits or 'all'.")
     if "all" in splits:
         return manifest
-    out = manifest[manifest["split"].isin(list(splits))]
-    if out.empty:
-        raise ValueError(
-            f"no utterance in split(s) {list(splits)}; the manifest has "
-            f"{sorted(manifest['split'].unique())}."
-        )
-    return out
+    have = set(manifest["split"])
+    lacking = [s for s in splits if s not in have]  # each: ["test", "tset"] asked test only
+    if lacking:
+        raise ValueError(f"no utterance in split(s) {lacking}; the manifest has {sorted(have)}.")
+    return manifest[manifest["split"].isin(list(splits))]
 
 
 def build_requests(

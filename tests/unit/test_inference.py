@@ -219,6 +219,9 @@ def test_build_requests_errors(tables):
     assert build_requests(manifest, audio_only, splits=["test"], **kw)["prompt"].nunique() == 1
     with pytest.raises(ValueError, match="no utterance in split"):
         select_splits(manifest, ["dev"])
+    # a split beside one that has utterances was ignored: ["test", "tset"] asked test only
+    with pytest.raises(ValueError, match=r"no utterance in split\(s\) \['tset'\]"):
+        select_splits(manifest, ["test", "tset"])
     with pytest.raises(ValueError, match="`splits` is empty"):
         select_splits(manifest, [])
 
