@@ -337,9 +337,10 @@ def answer_alarms(
                 named = ", ".join(f"{r.condition} {int(r.n_error)}" for r in errors.itertuples())
                 alarms.append(
                     f"{int(errors['n_error'].sum())} error answer(s), where the model or its "
-                    f"server failed (counted wrong; {named}): the job logs name the files; "
-                    "`snakemake --forcerun query_audio_only query_token_conditions "
-                    "query_model_shard` asks only them again"
+                    f"server failed or the audio could not be read (counted wrong; {named}): "
+                    "the job logs name the files (an unreadable one is also `unreadable` in "
+                    "the features table); `snakemake --forcerun query_audio_only "
+                    "query_token_conditions query_model_shard` asks only them again"
                 )
         if row["unparsed_rate"] >= UNUSABLE_UNPARSED:
             alarms.append(

@@ -360,7 +360,9 @@ def test_error_answers_void_the_verdicts_that_read_them_and_raise_an_alarm():
                             alpha=0.05)  # fmt: skip
     assert "Not assessed: 50.0% of the audio_only answers are" in text2
     (alarm,) = answer_alarms(ev.metrics, ev.confusion)["test"]
-    assert alarm.startswith(f"{n_error} error answer(s), where the model or its server failed")
+    assert alarm.startswith(
+        f"{n_error} error answer(s), where the model or its server failed or the audio could not be read"
+    )
     assert f"aligned {n_error})" in alarm and "--forcerun query_audio_only" in alarm
     assert "**Check the answers first.**" in text
     # one error in a condition: an alarm, but the verdicts stand (under the tolerance)
