@@ -668,23 +668,40 @@ def shared_model_labels(models: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def duplicate_yaml_keys(text: str, source: str) -> list[str]:
-    """Keys written twice in one mapping of a YAML config, with their lines.
+def yaml_surprises(text: str, source: str) -> list[str]:
+    """What a YAML config says that its writer most likely did not mean, with its lines.
 
     YAML loaders keep the last of two equal keys: a second ``models:`` block pasted at the
     end of the file dropped every model of the first with exit code 0, a corpus' second
-    ``shards:`` overrode the first.
+    ``shards:`` overrode the first. And YAML 1.1 (PyYAML, Snakemake's loader) reads a
+    number with a leading zero as octal and one with colons as base 60: ``seed: 0042``
+    ran with seed 34, ``n_per_speaker: 1:30`` with 90.
 
     Examples
     --------
-    >>> print(*duplicate_yaml_keys("models:\\n  a: {}\\nseed: 1\\nmodels:\\n  b: {}\\n", "c.yaml"))
+    >>> print(*yaml_surprises("models:\\n  a: {}\\nseed: 1\\nmodels:\\n  b: {}\\n", "c.yaml"))
     c.yaml, line 4: 'models' is written twice in one mapping (first on line 1); YAML keeps only the last
+    >>> print(*yaml_surprises("seed: 0042\\n", "c.yaml"))
+    c.yaml, line 1: 0042 is 34 to YAML (octal): quote it if it is a name, else write the number meant
     """
+    import re
+
     import yaml
 
     found: list[str] = []
 
     class Loader(yaml.SafeLoader):
+        def construct_yaml_int(self, node):
+            value = super().construct_yaml_int(node)
+            written = node.value.replace("_", "")
+            if re.fullmatch(r"[-+]?0[0-7]+", written) or ":" in written:
+                kind = "base 60" if ":" in written else "octal"
+                found.append(
+                    f"{source}, line {node.start_mark.line + 1}: {node.value} is {value} to "
+                    f"YAML ({kind}): quote it if it is a name, else write the number meant"
+                )
+            return value
+
         def construct_mapping(self, node, deep=False):
             first: dict[Any, int] = {}
             for key_node, _ in node.value:
@@ -704,6 +721,7 @@ def duplicate_yaml_keys(text: str, source: str) -> list[str]:
                     pass
             return super().construct_mapping(node, deep=deep)
 
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     try:
         yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:

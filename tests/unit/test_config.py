@@ -766,6 +766,11 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
         (BASE % ", demo: {n_per_speaker: 4}", r"n_per_speaker: 4 is less than the minimum of 5"),
         (BASE % ", demo: {seed: -1}", r"demo\.seed: -1 is less than the minimum of 0"),
         (BASE % "" + "evaluation: {alpha: .nan}\n", r"evaluation\.alpha: nan is no number"),
+        # YAML 1.1: a leading zero is octal, colons base 60 (the run used seed 34)
+        (
+            BASE.replace("seed: 1", "seed: 0042") % "",
+            r"c\.yaml, line 2: 0042 is 34 to YAML \(octal\)",
+        ),
         (BASE % "" + "tokens: {separator: ''}\n", r"tokens\.separator: '' should be non-empty"),
         (
             BASE % "" + "  alm: {backend: openai, model_id: '', base_url: 'http://h/v1'}\n",
@@ -812,13 +817,13 @@ def test_free_text_that_starts_with_a_dash_reaches_the_job_as_itself(tmp_path):
 
 def test_a_merge_key_does_not_end_the_duplicate_key_check():
     """`<<: *anchor` made the loader raise, and the check returned what it had so far."""
-    from cueprobe.config import duplicate_yaml_keys
+    from cueprobe.config import yaml_surprises
 
     text = (
         "seed: 1\nmodels:\n  a: &gpu {backend: transformers, resources: {gpu: 1}}\n"
         "  b:\n    <<: *gpu\n    backend: openai\n  c:\n    model_id: y\n    model_id: z\n"
     )
-    assert duplicate_yaml_keys(text, "c.yaml") == [
+    assert yaml_surprises(text, "c.yaml") == [
         "c.yaml, line 9: 'model_id' is written twice in one mapping (first on line 8); "
         "YAML keeps only the last"
     ]

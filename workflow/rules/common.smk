@@ -32,7 +32,7 @@ from cueprobe.corpora import exclusion_note
 from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
 from cueprobe.config import conflict_map_gaps
-from cueprobe.config import duplicate_yaml_keys
+from cueprobe.config import yaml_surprises
 from cueprobe.config import ignored_keys
 from cueprobe.config import label_clashes
 from cueprobe.config import corpus_source
@@ -56,12 +56,13 @@ def fail_on(problems):
 
 # the schema's own message for each fault, most relevant first (validate's dump of the
 # schema ran to hundreds of lines); validate then fills in the defaults
-# a key written twice: YAML keeps the last (a second `models:` block dropped the first)
+# a key written twice (YAML keeps the last: a second `models:` block dropped the first),
+# a number YAML 1.1 reads as octal or base 60 (`seed: 0042` is 34)
 fail_on(
     [
         p
         for f in workflow.configfiles
-        for p in duplicate_yaml_keys(Path(f).read_text(), str(f))
+        for p in yaml_surprises(Path(f).read_text(), str(f))
     ]
 )
 fail_on(unquoted_names(config) + non_finite_numbers(config))  # YAML's surprises
