@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from cueprobe.audio import read_or_none
 from cueprobe.audio import to_mono
 from cueprobe.define import EGEMAPS_LLDS
 from cueprobe.define import FeatureStatus
@@ -298,15 +299,11 @@ def extract_features(
     def one(path: str) -> dict:
         nan_row = {c: math.nan for c in EGEMAPS_LLDS}
         unreadable = nan_row | {"n_frames": 0, "voiced_ratio": math.nan, "status": "unreadable"}
-        try:
-            samples, sampling_rate = read(path)
-        except Exception as err:  # any decoder error: record it, never crash the shard
-            log.warning("unreadable audio %s: %s", path, err)
+        # NaN samples too: openSMILE's int16 cast would make them 0 and call the file fine
+        read_out = read_or_none(path, read)
+        if read_out is None:
             return unreadable
-        bad = int(samples.size - np.isfinite(samples).sum())
-        if bad:  # openSMILE's int16 cast would make them 0 and call the file fine
-            log.warning("unreadable audio %s: %d NaN or infinite sample(s)", path, bad)
-            return unreadable
+        samples, sampling_rate = read_out
         row = extract_signal(samples, sampling_rate, smile=smile, min_duration_s=min_duration_s)
         if row["status"] == FeatureStatus.CLIPPED:
             log.warning(

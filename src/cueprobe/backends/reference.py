@@ -45,6 +45,7 @@ import pandas as pd
 
 from cueprobe import io
 from cueprobe.audio import load_audio
+from cueprobe.audio import read_or_none
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
 from cueprobe.interventions import CONCEPT_COLUMNS
@@ -89,14 +90,8 @@ def embed_file(path: str, *, n_mels: int = 40) -> np.ndarray:
     and a ``transformers`` model gives it an error answer: such an utterance is left out
     of training (:func:`finite_rows`) and gets an error answer, not a label.
     """
-    try:
-        signal = load_audio(path, SAMPLING_RATE, dtype="float64")
-    except Exception as err:  # any decoder error: this file's fault, not the job's
-        log.warning("unreadable audio %s: %s: no embedding (NaN)", path, err)
-        return np.full(2 * n_mels, np.nan)
-    bad = int(signal.size - np.isfinite(signal).sum())
-    if bad:
-        log.warning("unreadable audio %s: %d NaN or infinite sample(s): no embedding", path, bad)
+    signal = read_or_none(path, lambda p: load_audio(p, SAMPLING_RATE, dtype="float64"))
+    if signal is None:
         return np.full(2 * n_mels, np.nan)
     return log_mel_statistics(signal, n_mels=n_mels)
 
