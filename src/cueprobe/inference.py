@@ -102,6 +102,7 @@ def build_requests(
     templates: PromptTemplates,
     labels: Sequence[str],
     splits: Sequence[str],
+    token_blocks: bool | None = None,
 ) -> pd.DataFrame:
     """One request per evaluated utterance, sorted by ``utt_id``.
 
@@ -118,6 +119,9 @@ def build_requests(
         The class set, listed in the prompt in this order.
     splits : sequence of str
         Evaluated splits (:func:`cueprobe.corpora.eval_splits`).
+    token_blocks : bool or None, default: None
+        Whether the condition carries token blocks (True: every evaluated row needs one;
+        False: none may have one); None: either, as long as all rows agree.
 
     Returns
     -------
@@ -150,12 +154,15 @@ def build_requests(
     # all null (audio-only) or a token block for every utterance: a row without one in a
     # token condition was asked the audio-only prompt and scored as that condition
     blank = pd.isna(token_strings) | (token_strings == "")
-    if blank.any() and not pd.isna(token_strings).all():
-        first = ", ".join(map(repr, out["utt_id"][blank].head(5)))
+    if token_blocks is None:
+        token_blocks = not pd.isna(token_strings).all()
+    wrong = blank if token_blocks else ~pd.isna(token_strings)
+    if wrong.any():
+        first = ", ".join(map(repr, out["utt_id"][wrong].head(5)))
+        what = "have no token_string" if token_blocks else "have a token_string"
         raise ValueError(
-            f"{int(blank.sum())} of {len(out)} evaluated utterance(s) have no token_string "
-            f"({first}): a token condition needs a token block for every utterance, an "
-            "audio-only one none."
+            f"{int(wrong.sum())} of {len(out)} evaluated utterance(s) {what} ({first}): a "
+            "token condition needs a token block for every utterance, an audio-only one none."
         )
     prompts = [
         build_prompt(templates, labels=labels, token_string=None if pd.isna(t) else str(t))

@@ -217,6 +217,11 @@ def test_build_requests_errors(tables):
             build_requests(manifest, holed, splits=["test"], **kw)
     audio_only = aligned.assign(token_string=None)  # every row without: audio-only, fine
     assert build_requests(manifest, audio_only, splits=["test"], **kw)["prompt"].nunique() == 1
+    # named as a token condition it needs every block; as audio-only, none
+    with pytest.raises(ValueError, match=r"16 of 16 evaluated utterance\(s\) have no token"):
+        build_requests(manifest, audio_only, splits=["test"], token_blocks=True, **kw)
+    with pytest.raises(ValueError, match=r"16 of 16 evaluated utterance\(s\) have a token"):
+        build_requests(manifest, aligned, splits=["test"], token_blocks=False, **kw)
     with pytest.raises(ValueError, match="no utterance in split"):
         select_splits(manifest, ["dev"])
     # a split beside one that has utterances was ignored: ["test", "tset"] asked test only
@@ -1265,7 +1270,7 @@ def test_a_token_condition_without_any_token_block_and_a_corpus_not_found_fail(
     model = {"backend": "reference", "batch_size": 4}
     files = ["--model-files", str(trained["audio"]), str(trained["tokens"])]
     assert main(_infer_argv(d, tmp_path / "p.parquet", "aligned", model, *files)) == 1
-    assert "has no token block in any row" in capsys.readouterr().err
+    assert "16 of 16 evaluated utterance(s) have no token_string" in capsys.readouterr().err
     manifest = io.read_table(tables / "manifest.parquet", "manifest")
     moved = manifest.assign(path=manifest["path"].str.replace("/", "/moved/", n=1))
     io.write_table(moved, d / "moved.parquet", "manifest")

@@ -551,14 +551,10 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
                 templates=templates,
                 labels=list(args.labels),
                 splits=args.splits,
+                token_blocks=name != "audio_only",
             )
         except ValueError as err:
             raise ValueError(f"condition {name!r} ({path}): {err}") from None
-        if name != "audio_only" and tables[name]["token_string"].isna().all():
-            raise ValueError(  # it would be asked, and scored, as audio-only
-                f"condition {name!r} ({path}) has no token block in any row: a token "
-                "condition needs one per utterance."
-            )
         if args.n_shards > 1:
             frame = select_shard(frame, shard=args.shard, n_shards=args.n_shards)
         frames[name] = frame
