@@ -73,6 +73,7 @@ NATURAL = number(int, low=0)  # a seed, an index
 COUNT = number(int, low=1)
 LEVEL = number(float, low=0, high=1, open_=True)  # confidence level, alpha
 SHARE = number(float, low=0, high=1)  # a probability that may be 0 or 1
+POSITIVE = number(float, low=0, open_=True)  # a strength, a timeout
 
 
 def nonempty(text: str) -> str:

@@ -30,10 +30,10 @@ from cueprobe import io
 from cueprobe.backends.base import BackendInfo
 from cueprobe.cli import COUNT
 from cueprobe.cli import NATURAL
+from cueprobe.cli import POSITIVE
 from cueprobe.cli import SHARE
 from cueprobe.cli import labels_json
 from cueprobe.cli import nonempty
-from cueprobe.cli import number
 from cueprobe.cli import one_per
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --tokens: JSON list, the VOICE_QUALITY rule order (config "
         "tokens.voice_quality.order); corruptions draw only the values it can give",
     )
-    p.add_argument("--C", type=number(float, low=0, open_=True), required=True, dest="C")
+    p.add_argument("--C", type=POSITIVE, required=True, dest="C")
     p.add_argument(
         "--class-weight",
         choices=["balanced", "none"],
@@ -109,12 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=COUNT, default=None, help="override the backend's")
     p.add_argument("--base-url", default=None, help="openai: server URL ('none': unset)")
     p.add_argument("--concurrency", type=COUNT, default=None, help="openai: calls in flight")
-    p.add_argument(
-        "--max-retries", type=number(int, low=0), default=None, help="openai: retries per call"
-    )
+    p.add_argument("--max-retries", type=NATURAL, default=None, help="openai: retries per call")
     p.add_argument(
         "--timeout-s",
-        type=number(float, low=0, open_=True),
+        type=POSITIVE,
         default=None,
         help="openai: per-call timeout",
     )
