@@ -601,11 +601,11 @@ def ignored_keys(
     refused: list[str] = []
     warned: list[str] = []
 
-    def found(where: str, key: str, text: str) -> None:
+    def found(where: str, key: str, reason: str, hint: str) -> None:
         if key in _NULLABLE or key == "root":
-            refused.append(f"{where}.{key}: {text}")
+            refused.append(f"{where}.{key}: {reason}: {hint}")
         else:
-            warned.append(f"{where}.{key}: ignored: {text.split(': ')[0]}")
+            warned.append(f"{where}.{key}: ignored: {reason}")
 
     for name, cfg in corpora.items():
         if not isinstance(cfg, Mapping) or not isinstance(cfg.get("adapter"), str):
@@ -616,18 +616,18 @@ def ignored_keys(
                 f"corpora.{name}",
                 "root",
                 f"the {adapter} adapter generates its audio (under resources/demo/{name}) and "
-                f"reads no root: for the corpus at {cfg['root']}, set adapter: "
-                f"{adapter.removeprefix('demo-')}",
+                "reads no root",
+                f"for the corpus at {cfg['root']}, set adapter: {adapter.removeprefix('demo-')}",
             )
         if not adapter.startswith("demo-") and cfg.get("demo"):
-            found(f"corpora.{name}", "demo", f"the {adapter} adapter reads no demo options")
+            found(f"corpora.{name}", "demo", f"the {adapter} adapter reads no demo options", "")
         for key in ("dev_speakers", "n_dev_speakers"):
             if cfg.get(key) is not None and adapter.removeprefix("demo-") != "aibo":
                 found(
                     f"corpora.{name}",
                     key,
-                    f"the {adapter} adapter does not read it (FAU-Aibo's dev split): its "
-                    "splits are eval_splits' or the sheet's, or set it to null",
+                    f"the {adapter} adapter does not read it (FAU-Aibo's dev split)",
+                    "its splits are eval_splits' or the sheet's, or set it to null",
                 )
     for name, cfg in models.items():
         if not isinstance(cfg, Mapping) or cfg.get("backend") not in BACKENDS:
@@ -644,7 +644,8 @@ def ignored_keys(
                 found(
                     f"models.{name}",
                     key,
-                    f"the {backend} backend does not read it (a {' and '.join(readers)} key): {hint}",
+                    f"the {backend} backend does not read it (a {' and '.join(readers)} key)",
+                    hint,
                 )
     return refused, warned
 
