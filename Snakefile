@@ -1,7 +1,8 @@
 # cueprobe: eGeMAPS concept tokens -> token interventions -> ALM predictions -> statistics.
 # The stages, in pipeline order, are the included rule files. Priorities: model
-# inference 2 (it holds the GPUs, the long pole of a real run), the other stages 1,
-# figures and tables 0 (no job waits for them): with fewer cores than ready jobs,
+# inference 3 (it holds the GPUs, the long pole of a real run), the other stages 2,
+# figures 1 and tables 0 (no job waits for them; the longest of them first, so a
+# figure does not start alone after the tables): with fewer cores than ready jobs,
 # Snakemake runs the highest first and breaks ties arbitrarily.
 from snakemake.utils import min_version
 

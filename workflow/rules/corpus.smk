@@ -8,7 +8,7 @@ rule make_demo_corpus:
         "logs/make_demo_corpus/{corpus}.log",
     benchmark:
         "benchmarks/make_demo_corpus/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/opensmile.yaml"
     params:
@@ -31,7 +31,7 @@ rule build_manifest:
         "logs/build_manifest/{corpus}.log",
     benchmark:
         "benchmarks/build_manifest/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/opensmile.yaml"
     params:

@@ -23,7 +23,7 @@ rule evaluate_model:
         "logs/evaluate_model/{corpus}/{model}.log",
     benchmark:
         "benchmarks/evaluate_model/{corpus}/{model}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -118,6 +118,7 @@ rule plot_evaluation:
         "logs/plot_evaluation/{corpus}/{model}.log",
     benchmark:
         "benchmarks/plot_evaluation/{corpus}/{model}.tsv"
+    priority: 1
     conda:
         "../../envs/cueprobe.yaml"
     params:

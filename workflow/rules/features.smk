@@ -15,7 +15,7 @@ rule extract_features:
         "logs/extract_features/{corpus}/{shard}.log",
     benchmark:
         "benchmarks/extract_features/{corpus}/{shard}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/opensmile.yaml"
     threads: 4
@@ -39,7 +39,7 @@ rule gather_features:
         "logs/gather_features/{corpus}.log",
     benchmark:
         "benchmarks/gather_features/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/opensmile.yaml"
     shell:

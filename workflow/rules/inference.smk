@@ -20,7 +20,7 @@ rule embed_reference_audio:
         "logs/embed_reference_audio/{corpus}.log",
     benchmark:
         "benchmarks/embed_reference_audio/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     shell:
@@ -40,7 +40,7 @@ rule train_reference_audio:
         "benchmarks/train_reference_audio/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=reference_model_constraint(),
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -67,7 +67,7 @@ rule train_reference_tokens:
         "benchmarks/train_reference_tokens/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=reference_model_constraint(),
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -104,7 +104,7 @@ rule query_token_conditions:
         "benchmarks/query_token_conditions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=unsharded_model_constraint(),
-    priority: 2
+    priority: 3
     conda:
         get_inference_env
     threads: get_inference_resource("threads")
@@ -189,7 +189,7 @@ rule gather_token_predictions:
         "benchmarks/gather_token_predictions/{corpus}/{model}.tsv"
     wildcard_constraints:
         model=sharded_model_constraint(),
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:

@@ -12,7 +12,7 @@ rule build_audio_only_condition:
         "logs/build_audio_only_condition/{corpus}.log",
     benchmark:
         "benchmarks/build_audio_only_condition/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     shell:
@@ -33,7 +33,7 @@ rule build_token_conditions:
         "logs/build_token_conditions/{corpus}.log",
     benchmark:
         "benchmarks/build_token_conditions/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:

@@ -19,7 +19,7 @@ rule assign_tokens:
         "logs/assign_tokens/{corpus}.log",
     benchmark:
         "benchmarks/assign_tokens/{corpus}.tsv"
-    priority: 1
+    priority: 2
     conda:
         "../../envs/cueprobe.yaml"
     params:
@@ -57,6 +57,7 @@ rule plot_token_distribution:
         "logs/plot_token_distribution/{corpus}.log",
     benchmark:
         "benchmarks/plot_token_distribution/{corpus}.tsv"
+    priority: 1
     localrule: True
     conda:
         "../../envs/cueprobe.yaml"
