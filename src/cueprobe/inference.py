@@ -381,7 +381,7 @@ def predictions_table(
     out = pd.DataFrame(
         {
             "utt_id": frame["utt_id"].to_numpy(),
-            "raw_output": pd.Series(raw, dtype=object),
+            "raw_output": pd.Series(raw, dtype="str"),  # as a table read back (gathered shards)
             "pred": parsed["pred"].to_numpy(),
             "parse_status": parsed["parse_status"].to_numpy(),
             "model_id": info.model_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -458,6 +459,8 @@ def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
         pd.testing.assert_frame_equal(
             io.read_table(joined[c], "predictions"), io.read_table(single[c], "predictions")
         )
+        # the same bytes too (raw_output was Arrow string unsharded, large_string gathered)
+        assert joined[c].read_bytes() == single[c].read_bytes(), c
     # a shard given twice: refused naming the shard tables, before anything is written
     # (the duplicate was found writing the first output, and named that)
     redo = {c: tmp_path / f"redo_{c}.parquet" for c in both}
@@ -588,14 +591,18 @@ def test_a_second_job_on_a_journal_in_use_fails_at_once(tables, trained, tmp_pat
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held.write("pid 4242 on node7 (since 2026-11-24 10:00:00)\n")
+        held.write("pid 4242 on node7 (since 2026-11-24T10:00:00Z)\n")
         held.flush()
         assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"{_journal(out)} is in use by pid 4242 on node7" in err and "Wait for it" in err
     assert not out.exists()
     assert main(argv) == 0  # released: the job runs
-    assert "pid" in lock.read_text()
+    # the holder's time in UTC, whatever the job's time zone (it was local time, unmarked)
+    stamp = re.fullmatch(r"pid \d+ on \S+ \(since (\S+)\)\n", lock.read_text())[1]
+    written = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+    now = datetime.datetime.now(datetime.UTC)
+    assert abs((now - written).total_seconds()) < 600
 
 
 def test_a_job_whose_inputs_change_under_it_writes_no_predictions(

@@ -484,7 +484,7 @@ def _journal_lock(journal: Path) -> Iterator[None]:
         else:
             f.seek(0)
             f.truncate()
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # UTC: no local zone
             f.write(f"pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n")
             f.flush()
         yield  # closing the file releases the lock (on a crash too)
