@@ -238,7 +238,7 @@ def write_json(obj: Any, path: PathLike) -> None:
     """Write strict JSON (NaN becomes null) with sorted keys (byte-stable), atomically."""
     text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, default=_json_default)
     text += "\n"
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_text(text: str, path: PathLike) -> None:
@@ -254,7 +254,7 @@ def write_bytes(data: bytes, path: PathLike) -> None:
 def read_json(path: PathLike) -> Any:
     """Read a JSON file; one that is not JSON fails naming it."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not a JSON file: {err}") from None
 

@@ -853,3 +853,21 @@ def test_a_base_file_key_an_override_cannot_unset_is_a_warning_not_a_refusal(tmp
     assert "corpora.c1.demo: ignored: the iemocap adapter reads no demo options" in out
     assert "adapter: null" not in out and "models.alm.adapter" not in out  # null: no value
     assert "corpora.c1.root: /" not in out  # the real root is read
+
+
+def test_a_config_beyond_ascii_plans_whatever_the_locale(tmp_path):
+    """Planning read each config file in the locale's encoding to look for duplicate
+    keys: a synonym `wütend` failed it with UnicodeDecodeError where Python runs without
+    UTF-8 (Snakemake itself reads the config as UTF-8)."""
+    text = BASE % ", labels: {angry: [wütend], sad: [traurig], happy: [], neutral: []}"
+    (tmp_path / "c.yaml").write_text(text, encoding="utf-8")
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [bindir / "snakemake", "-n", "--snakefile", REPO / "Snakefile", "--directory",
+         tmp_path, "--configfile", tmp_path / "c.yaml"],
+        capture_output=True, text=True, encoding="utf-8", errors="replace",
+        env=os.environ  # Python in ASCII: no UTF-8 mode, C locale not coerced to C.UTF-8
+        | {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+        | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

@@ -168,3 +168,27 @@ def test_a_json_file_that_is_not_json_is_named(tmp_path):
     bad.write_text("n_bins: 3\n")
     with pytest.raises(ValueError, match=r"edges.json is not a JSON file: Expecting value"):
         io.read_json(bad)
+
+
+def test_json_and_text_are_utf8_whatever_the_locale(tmp_path):
+    """``read_json`` decoded in the locale's encoding: a UTF-8 file was "not a JSON file"
+    where Python runs in ASCII (Latin-1 would have misread it silently)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "x.json").write_bytes('{"angry": ["wütend"]}'.encode())
+    code = (
+        "import sys; from cueprobe import io; "
+        "assert io.read_json(sys.argv[1]) == {'angry': ['w\\u00fctend']}; "
+        "io.write_text('\\u00e9', sys.argv[2])"
+    )
+    src = Path(io.__file__).parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, tmp_path / "x.json", tmp_path / "y.txt"],
+        capture_output=True, text=True,
+        env=os.environ | {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0",
+                          "PYTHONPATH": str(src)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "y.txt").read_bytes() == "é".encode()

@@ -62,7 +62,7 @@ fail_on(
     [
         p
         for f in workflow.configfiles
-        for p in yaml_surprises(Path(f).read_text(), str(f))
+        for p in yaml_surprises(Path(f).read_text(encoding="utf-8"), str(f))
     ]
 )
 fail_on(unquoted_names(config) + non_finite_numbers(config))  # YAML's surprises

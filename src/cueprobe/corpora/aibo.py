@@ -43,7 +43,7 @@ def read_aibo(
     if not label_file.exists():
         raise CorpusError(f"FAU-Aibo label file not found: {label_file}")
     entries = []
-    for lineno, line in enumerate(label_file.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(label_file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _LINE.match(line)

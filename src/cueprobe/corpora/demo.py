@@ -145,7 +145,7 @@ def make_demo_iemocap(root: PathLike, *, n_per_speaker: int, seed: int) -> pd.Da
             path = root / f"Session{session}/dialog/EmoEvaluation/{dialog}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             header = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
-            path.write_text(header + "".join(blocks))
+            path.write_text(header + "".join(blocks), encoding="utf-8")
     params = pd.DataFrame(rows)
     params.to_csv(root / "generating_params.csv", index=False)
     return params
@@ -205,7 +205,7 @@ def make_demo_aibo(root: PathLike, *, n_per_speaker: int, seed: int) -> pd.DataF
                 rows.append(_params_row(chunk_id, spk, cls, vp))
     label_file = root / "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
     label_file.parent.mkdir(parents=True, exist_ok=True)
-    label_file.write_text("".join(lines))
+    label_file.write_text("".join(lines), encoding="utf-8")
     params = pd.DataFrame(rows)
     params.to_csv(root / "generating_params.csv", index=False)
     return params

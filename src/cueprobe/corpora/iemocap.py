@@ -41,7 +41,9 @@ def parse_emo_evaluation(path: Path) -> list[tuple[int, str, str]]:
     a line that starts like a turn but does not parse is an error naming file and line.
     """
     turns = []
-    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for lineno, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+    ):
         if not line.startswith("["):
             continue
         m = _TURN.match(line)
