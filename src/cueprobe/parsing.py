@@ -90,12 +90,15 @@ def _keyed_answer(text: str, vocab: Sequence[tuple[str, str, bool]]) -> str | No
     """The answer of a list keyed by labels, None when ``text`` is none: two or more
     ``label: value`` with scores (``sad: 0.2, angry: 0.7``; the top one, if alone) or
     yes/no (``Angry: no`` ... ``Sad: yes``; the one yes); "" when the list names no single
-    answer. Its first key was taken as the first sentence: a wrong label."""
+    answer. Its first key was taken as the first sentence: a wrong label. A single key
+    denied (``Angry: no``) is "" too: it was that label, the key read as a first sentence."""
     low = _APOSTROPHE.sub("", text.lower())
     values: dict[str, str] = {}
     for word, label, _ in vocab:
         for m in re.finditer(rf"(?<!\w){re.escape(word)}{_KEYED_VALUE}", low):
             values.setdefault(label, m.group(1))
+    if len(values) == 1 and next(iter(values.values())) in ("no", "false"):
+        return ""
     if len(values) < 2:
         return None
     flags = [v in ("yes", "no", "true", "false") for v in values.values()]

@@ -260,10 +260,41 @@ LABELS = {"angry": ["anger", "mad"], "happy": ["happiness", "excited"], "neutral
         ("The speaker isn‘t happy.", ("", "unparsed")),
         ("The speaker isnʼt happy.", ("", "unparsed")),
         ("The speaker doesn`t sound sad.", ("", "unparsed")),
+        # one key denied: it was that label ("Angry" read as a first sentence)
+        ("Angry: no", ("", "unparsed")),
+        ("Sad: no.", ("", "unparsed")),
+        ("Sad: false", ("", "unparsed")),
+        ("Sad: yes", ("sad", "mention")),
+        ("sad: yes, angry: 0.3", ("", "unparsed")),  # scores and yes/no mixed
+        ("sad: 0.9, angry: 0.1, sad: 0.0", ("sad", "mention")),  # a key's first value
+        # clause and sentence bounds: a negation reaches no label past them
+        ("The speaker sounds sad but not hysterical.", ("sad", "mention")),
+        ("No doubt, the speaker is sad.", ("sad", "mention")),
+        ("Not sure - but sad.", ("sad", "mention")),
+        ("Sad! Not angry.", ("sad", "mention")),
+        ("Sad\nThe voice is low, not angry.", ("sad", "mention")),
+        ("Excited. Not sad.", ("happy", "mention")),  # a synonym as the first sentence
+        ("The voice is calm, without anger.", ("", "unparsed")),
     ],
 )
 def test_parse_answer(text, expected):
     assert parse_answer(text, LABELS) == expected
+
+
+#: every word and phrase that negates a label after it, written out here, not read from
+#: the parser (a word dropped from its list turned "The voice is hardly angry." angry)
+NEGATIONS = (
+    "not no non un never neither nor without nothing none nobody hardly barely lack lacks "
+    "lacking absence absent cannot isnt arent wasnt werent dont doesnt didnt cant wont "
+    "wouldnt shouldnt couldnt aint hasnt havent hadnt".split()
+    + ["anything but", "far from", "instead of", "isn't", "wasn’t"]
+)
+
+
+@pytest.mark.parametrize("negation", NEGATIONS)
+def test_each_negation_governs_the_label_after_it(negation):
+    assert parse_answer(f"The voice is {negation} angry.", LABELS) == ("", "unparsed")
+    assert parse_answer(f"The voice is {negation} calm, and angry.", LABELS)[0] == "angry"
 
 
 def test_other_is_fau_aibos_rest_as_a_whole_answer_only():
