@@ -85,6 +85,73 @@ def test_corrupt_and_conflict_use_only_the_voice_quality_values_the_rule_gives()
     assert set(out["VOICE_QUALITY"]) == {"BREATHY"}
 
 
+#: DESIGN.md's default opposite map, written out (the schema's default must agree)
+DESIGN_VQ = {
+    "BREATHY": "PRESSED",
+    "PRESSED": "BREATHY",
+    "MODAL": "ROUGH",
+    "ROUGH": "MODAL",
+    "CREAKY": "BREATHY",
+    "UNVOICED": "UNVOICED",
+}
+LEVELS = {
+    "ENERGY": ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"],
+    "PITCH": ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"],
+    "DYNAMICS": ["VERY_STATIC", "STATIC", "MID", "DYNAMIC", "VERY_DYNAMIC"],
+    "BRIGHTNESS": ["VERY_DARK", "DARK", "MID", "BRIGHT", "VERY_BRIGHT"],
+    "FORMANTS": ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"],
+}
+
+
+def test_conflict_maps_every_voice_quality_and_every_level_as_designed():
+    """Only BREATHY rows were checked: a map applied wrongly to CREAKY (-> CREAKY) or to
+    the middle levels passed every test."""
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    schema = yaml.safe_load((repo / "workflow/schemas/config.schema.yaml").read_text())
+    default = schema["properties"]["interventions"]["properties"]["conflict_voice_quality"]
+    assert default["default"] == DESIGN_VQ
+    rows = [
+        {"utt_id": f"u{i}", **{c: v[i] for c, v in LEVELS.items()}, "VOICE_QUALITY": vq}
+        for i, vq in enumerate(list(DESIGN_VQ)[:5])
+    ]
+    rows.append({**rows[2], "utt_id": "u5", "VOICE_QUALITY": "UNVOICED"})
+    out = conflict(pd.DataFrame(rows), n_bins=5, voice_quality_map=DESIGN_VQ)
+    for c, levels in LEVELS.items():
+        assert out[c].tolist() == [*levels[::-1], "MID"], c
+    assert out["VOICE_QUALITY"].tolist() == list(DESIGN_VQ.values())
+
+
+def test_corrupt_replaces_each_position_independently_and_uniformly():
+    """Only p = 0, p = 1, nesting and determinism were tested: a replacement drawn from
+    the hit's own uniform (biased to the low levels), one hit or one draw for a whole
+    row, or the last value drawn twice as often, all passed."""
+    n = 20_000
+    mid = {c: "MID" for c in LEVELS} | {"VOICE_QUALITY": "MODAL"}
+    tokens = pd.DataFrame([{"utt_id": f"u{i}", **mid} for i in range(n)])
+    vocab = {**LEVELS, "VOICE_QUALITY": list(DESIGN_VQ)}  # the rule's six values
+    for p in (0.5, 1.0):
+        out = corrupt(tokens, n_bins=5, p=p, rng=np.random.default_rng(7))
+        changed = pd.DataFrame({c: out[c] != mid[c] for c in vocab})
+        for c, values in vocab.items():
+            k = len(values)
+            # a hit keeps its value with 1/k: the share changed is p (k - 1) / k
+            assert abs(changed[c].mean() - p * (k - 1) / k) < 0.015, (p, c)
+            hit_values = out[c][changed[c]].value_counts(normalize=True)
+            assert set(hit_values.index) == set(values) - {mid[c]}, (p, c)
+            assert (hit_values - 1 / (k - 1)).abs().max() < 0.02, (p, c)
+        if p < 1:  # which positions are hit: independent across a row's concepts
+            corr = np.corrcoef(changed.to_numpy(dtype=float), rowvar=False)
+            assert np.abs(corr[np.triu_indices(6, 1)]).max() < 0.03
+        # and what they are replaced by: two levels hit in one row agree 1 time in 4
+        both = changed["ENERGY"] & changed["PITCH"]
+        agree = (out["ENERGY"][both] == out["PITCH"][both]).mean()
+        assert abs(agree - 1 / 4) < 0.03, p
+
+
 def test_token_string_and_audio_only():
     kw = dict(n_bins=5, groups=None, voice_quality_map=VQ, template="{concept}={value}")
     aligned = build_condition("aligned", pd.DataFrame([ROW]), separator="; ", rng=None, **kw)
