@@ -224,6 +224,15 @@ def test_prepare_signal_never_reaches_plus_one():
         prepare_signal(np.zeros((2, 2, 2)), 16000)
 
 
+def test_full_scale_is_not_clipped_only_past_it():
+    """A 16-bit file's -32768 reads as exactly -1.0: full scale, not past it (a clipped
+    file has no say in the token edges). `>=` passed every test."""
+    for full in (-1.0, 1.0, -32768 / 32768, 32767 / 32768):
+        assert prepare_signal(np.array([full, 0.5]), 16000)[1] is False, full
+    for past in (-1.0001, 1.0001):
+        assert prepare_signal(np.array([past, 0.5]), 16000)[1] is True, past
+
+
 def test_threads_give_the_same_table(demo):
     manifest, feats = demo
     again = extract_features(manifest, min_duration_s=0.06, n_workers=2)

@@ -650,3 +650,101 @@ def test_edges_with_a_nan_centre_survive_a_json_file(demo, tmp_path):
     )
     again = assign_tokens(f, manifest, back, **OPTS)
     pd.testing.assert_frame_equal(again, tok)
+
+
+def _robust_by_hand(x: np.ndarray) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    return med, q3 - q1
+
+
+def test_concept_scores_are_the_signed_means_of_their_descriptors_z(demo):
+    """A BRIGHTNESS descriptor dropped (or a FORMANTS one) passed every test."""
+    manifest, features, _ = demo
+    tok, _ = tokenize(features, manifest, n_bins=5, fit_on="all", gender_specific=[], **OPTS)
+    fit = features[features["status"] == "ok"]
+
+    def z(d: str) -> np.ndarray:
+        med, iqr = _robust_by_hand(fit[d].to_numpy(float))
+        return (features[d].to_numpy(float) - med) / iqr
+
+    want = {
+        "ENERGY": z("Loudness_sma3"),
+        "PITCH": z("F0semitoneFrom27.5Hz_sma3nz"),
+        "DYNAMICS": z("spectralFlux_sma3"),
+        "BRIGHTNESS": (
+            z("alphaRatio_sma3")
+            - z("hammarbergIndex_sma3")
+            + z("slope0-500_sma3")
+            + z("slope500-1500_sma3")
+        )
+        / 4,
+        "FORMANTS": (z("F1frequency_sma3nz") + z("F2frequency_sma3nz") + z("F3frequency_sma3nz"))
+        / 3,
+    }
+    by_id = tok.set_index("utt_id").loc[features["utt_id"]]
+    for concept, score in want.items():
+        np.testing.assert_allclose(by_id[f"score_{concept}"], score, rtol=1e-9, err_msg=concept)
+
+
+def test_gender_edges_are_fitted_on_that_genders_finite_scores():
+    """Two fitting clips of one gender without a PITCH score (no F0 frame) made that
+    gender's edges all NaN when they were not left out: every woman VERY_LOW."""
+    f, m = _pitch_corpus()
+    f0 = "F0semitoneFrom27.5Hz_sma3nz"
+    f.loc[[0, 1], f0] = np.nan  # two women of the fitting set
+    tok, edges = tokenize(f, m, n_bins=5, fit_on="train", gender_specific=["PITCH"], **OPTS)
+    women = (m["gender"] == "F") & (m["split"] == "train")
+    score = tok.loc[women.to_numpy(), "score_PITCH"].to_numpy()
+    score = score[np.isfinite(score)]
+    assert len(score) == 28
+    want = np.percentile(score, [20, 40, 60, 80])
+    np.testing.assert_allclose(edges.edges["PITCH"]["F"], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("status", ["silent", "unreadable", "too_short"])
+def test_a_file_not_analysed_has_no_measured_voice_quality(status):
+    """Figure 1 counts measured tokens only: a silent or unreadable file's UNVOICED was
+    counted as a measurement by a rule no test pinned."""
+    f, m = _vq_features([{}, {"status": status, "voiced_ratio": np.nan}])
+    if status != "too_short":
+        f.loc[1, list(EGEMAPS_LLDS)] = np.nan
+    tok = assign_tokens(f, m, _vq_edges(), **OPTS)
+    assert tok["VOICE_QUALITY"].tolist() == ["MODAL", "UNVOICED"]
+    assert measured_tokens(tok)["VOICE_QUALITY"].tolist() == [True, False]
+
+
+def test_a_voice_quality_from_a_missing_descriptor_is_not_measured():
+    f, m = _vq_features([{}, {"jitterLocal_sma3nz": np.nan}])
+    tok = assign_tokens(f, m, _vq_edges(), **OPTS)
+    assert "nan_vq:" in tok["flag"].iloc[1]
+    assert measured_tokens(tok)["VOICE_QUALITY"].tolist() == [True, False]
+
+
+def test_each_voice_quality_cue_fires_at_its_threshold_not_before():
+    """The cues sat at 2t in the rule's test: BREATHY's h1h2 at 1.5 t (or a floor read
+    as `>` instead of `>=`) passed it. Each cue here sits just past t (CREAKY's jitter:
+    t/2), then just short of it; the voiced ratio at the floor is voiced."""
+    j, s, h = "jitterLocal_sma3nz", "shimmerLocaldB_sma3nz", "HNRdBACF_sma3nz"
+    h12, h13, f0 = "logRelF0-H1-H2_sma3nz", "logRelF0-H1-A3_sma3nz", "F0semitoneFrom27.5Hz_sma3nz"
+    e = 0.01  # the rule's threshold t is 1 on these unit-scaled descriptors
+    cases = {
+        "ROUGH": ({j: 1 + e, s: 1 + e}, {j: 1 + e, s: 1 - e}),
+        "BREATHY": ({h: -1 - e, h12: 1 + e}, {h: -1 - e, h12: 1 - e}),
+        "PRESSED": ({h12: -1 - e, h13: -1 - e}, {h12: -1 - e, h13: -1 + e}),
+        "CREAKY": ({f0: -1 - e, j: 0.5 + e}, {f0: -1 - e, j: 0.5 - e}),
+    }
+    for value, (past, short) in cases.items():
+        f, m = _vq_features([past, short])
+        assert assign_tokens(f, m, _vq_edges(), **OPTS)["VOICE_QUALITY"].tolist() == [
+            value,
+            "MODAL",
+        ], value
+    # the other cue of each two-cue clause short of t too
+    for past in ({j: 1 - e, s: 1 + e}, {h: -1 + e, h12: 1 + e}, {h12: -1 + e, h13: -1 - e}):
+        f, m = _vq_features([past])
+        assert assign_tokens(f, m, _vq_edges(), **OPTS)["VOICE_QUALITY"].tolist() == ["MODAL"]
+    floor = VoiceQualityRule().unvoiced_floor
+    f, m = _vq_features([{"voiced_ratio": floor}, {"voiced_ratio": np.nextafter(floor, 0)}])
+    tok = assign_tokens(f, m, _vq_edges(), **OPTS)
+    assert tok["VOICE_QUALITY"].tolist() == ["MODAL", "UNVOICED"]
