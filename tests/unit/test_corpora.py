@@ -683,3 +683,27 @@ def test_a_sheet_without_a_split_column_is_all_test(tmp_path, write_wav):
     sheet.write_text("path,label,speaker\na.wav,angry,s1\n")
     manifest, _ = build_manifest("csv", sheet, labels={"angry": []})
     assert manifest["split"].tolist() == ["test"]
+
+
+@pytest.mark.parametrize("layout", ["iemocap", "aibo"])
+def test_manifest_paths_are_the_root_as_written(tmp_path, monkeypatch, layout):
+    """Paths were resolved: the demo's manifest (root `resources/demo/...`) held the clone's
+    absolute folder, so two clones' results differed, a moved project pointed at the old
+    place, and a corpus behind links (git-annex, DataLad) listed its object store."""
+    import shutil
+
+    from cueprobe.corpora.demo import make_demo_aibo
+    from cueprobe.corpora.demo import make_demo_iemocap
+
+    make = make_demo_iemocap if layout == "iemocap" else make_demo_aibo
+    make(tmp_path / "a/corpus", n_per_speaker=5, seed=3)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    manifests = []
+    for where in ("a", "b"):
+        monkeypatch.chdir(tmp_path / where)
+        manifests.append(build_manifest(layout, Path("corpus")))
+    pd.testing.assert_frame_equal(manifests[0][0], manifests[1][0])
+    assert all(p.startswith("corpus/") for p in manifests[0][0]["path"])
+    (tmp_path / "link").symlink_to(tmp_path / "a/corpus")
+    linked, _ = build_manifest(layout, tmp_path / "link")
+    assert all(p.startswith(f"{tmp_path / 'link'}/") for p in linked["path"])

@@ -75,7 +75,7 @@ def read_aibo(
         split = "test" if school == "Mont" else ("dev" if speaker in dev else "train")
         row = {
             "utt_id": chunk_id,
-            "path": str((root / "wav" / f"{chunk_id}.wav").resolve()),
+            "path": str(root / "wav" / f"{chunk_id}.wav"),
             "speaker": speaker,
             "gender": "unknown",
             "session": school,

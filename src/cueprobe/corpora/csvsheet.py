@@ -238,7 +238,7 @@ def read_csv_corpus(
         label = rec["label"] if canonical is None else canonical.get(rec["label"].lower())
         row = {
             "utt_id": utt_id,
-            "path": str(full.resolve()),
+            "path": str(full),
             "speaker": rec["speaker"],
             "gender": normalise_gender(rec.get("gender", "")),
             "session": rec.get("session") or rec["speaker"],

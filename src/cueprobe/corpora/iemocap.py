@@ -93,7 +93,7 @@ def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             wav = root / f"Session{int(session[3:])}/sentences/wav/{dialog}/{utt_id}.wav"
             row = {
                 "utt_id": utt_id,
-                "path": str(wav.resolve()),
+                "path": str(wav),
                 "speaker": speaker,
                 "gender": gender,
                 "session": session,
