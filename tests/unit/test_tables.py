@@ -146,6 +146,20 @@ def test_table2_dev_test_columns_and_missing_split(aibo):
     assert "| .259 | .268 | +0.009 |" in af3_row
     tex = tables.to_latex(t, kind="II", title="Table II", label="tab:2")
     assert "+0.009" in tex
+    # the run's own cells, in the header's order (UAR⁻ and UAR⁺ swapped passed), and the
+    # CSV's Holm p and speaker count from the comparison and metrics tables (the raw p and
+    # the utterance count passed)
+    minus, plus = m.loc["audio_only", "uar"], m.loc["aligned", "uar"]
+    cells = f"| AF3 | {tables.fmt_uar(minus)} | {tables.fmt_uar(plus)} | "
+    assert af3_row.startswith(cells + f"{tables.fmt_delta(plus - minus)} |")
+    c = comparisons.set_index(["model", "split", "a", "b", "role"])
+    assert af3["dev_p_holm"] == c.loc[("af3", "dev", "aligned", "audio_only", "primary"), "p_holm"]
+    assert af3["dev_p_holm"] != c.loc[("af3", "dev", "aligned", "audio_only", "primary"), "p"]
+    assert af3["dev_n_speakers"] == m.loc["aligned", "n_speakers"] == 3
+    # a quoted reference without a split is a test-set figure
+    plain = [{k: v for k, v in LITERATURE[2].items() if k != "split"}]
+    quoted = tables.table2(metrics, comparisons, models=MODELS, literature=plain).iloc[-1]
+    assert quoted["test_uar_minus"] == 0.382 and np.isnan(quoted["dev_uar_minus"])
 
 
 def test_tables_without_paper_rows_have_no_paper_columns(iemocap):
@@ -193,6 +207,8 @@ def test_number_formats():
     assert tables.fmt_p(1e-5) == "1.0e-05" and tables.fmt_p(0.000999) == "9.9e-04"
     assert tables.fmt_p(4.96e-8, latex=True) == "$4.9\\times10^{-8}$"
     assert tables.fmt_p(float("nan")) == "–"
+    # a p that rounds up to the next power of ten keeps one digit before the point
+    assert tables.fmt_p(9.99999999995e-4) == "1.0e-03"
 
 
 def test_text_outputs_are_byte_identical_on_regeneration(iemocap):
@@ -801,6 +817,20 @@ def test_table_rows_follow_the_config_and_its_groups(aibo):
     assert headings == [
         "Zero-shot models", "Fine-tuned ALMs", "Trained models (scored on held-out splits)",
         "Quoted references (not run here)",
+    ]  # fmt: skip
+
+
+def test_table_rows_keep_each_corpus_together_in_config_order():
+    """Rows sorted by group and model rank alone interleaved the corpora."""
+    evs = [evaluation(corpus, "af3", ["all"], seed) for corpus, seed in (("iemo", 1), ("aibo", 3))]
+    metrics = pd.concat([e.metrics for e in evs])
+    comparisons = pd.concat([e.comparisons for e in evs])
+    metrics = pd.concat([metrics, metrics.assign(model="qwen")])
+    comparisons = pd.concat([comparisons, comparisons.assign(model="qwen")])
+    models = {"qwen": {"label": "Qwen", "zero_shot": True}, "af3": MODELS["af3"]}  # qwen first
+    t = tables.table3(metrics, comparisons, models=models)
+    assert [f"{c}/{label}" for c, label in zip(t["corpus"], t["label"], strict=True)] == [
+        "aibo/Qwen", "aibo/AF3", "iemo/Qwen", "iemo/AF3",
     ]  # fmt: skip
 
 
