@@ -231,7 +231,52 @@ def test_spearman_p_over_the_default_grid_is_not_the_t_approximation():
     assert abs(got.pvalue - want) <= 4 * np.sqrt(want * (1 - want) / 40_000)
     assert got.pvalue > 0.05  # with this rng; the exact p is .0512 +- .0002
     assert spearman(x, y, rng=np.random.default_rng(7)) == got
+    assert spearman(x, y, rng=np.random.default_rng(8)).pvalue != got.pvalue  # rng is used
     assert spearman(x, y).pvalue == spearman(x, y).pvalue  # no rng: a fixed seed
+
+
+def test_a_permutation_p_is_never_0():
+    """12 runs of a strictly falling curve (exact p ~1e-8): no random ordering reaches its
+    |rho|, and the p counts the observed ordering, (0 + 1) / (B + 1), as scipy does;
+    hits / B printed p = 0."""
+    x = np.repeat([0.25, 0.5, 0.75, 1.0], 3)
+    y = 0.8 - 0.2 * x - 0.001 * np.tile([0, 1, 2], 4)
+    got = spearman(x, y, rng=np.random.default_rng(0))
+    assert got.rho < -0.97 and got.pvalue == 1 / (SPEARMAN_PERMUTATIONS + 1)
+
+
+def test_evaluate_rho_p_is_the_exact_spearman_p_of_the_corrupt_runs():
+    """Nothing checked the curve's p, from which the summary reads its trend verdict (a
+    halved p turned "Inconclusive" into "Trend across runs only")."""
+    rng = np.random.default_rng(0)
+    n = 288
+    manifest = pd.DataFrame(
+        {
+            "utt_id": [f"u{i:04d}" for i in range(n)],
+            "speaker": np.repeat([f"s{i}" for i in range(12)], 24),
+            "split": "test",
+            "label": np.tile(LABELS, n // 4),
+        }
+    )
+    acc = {"audio_only": 0.5, "aligned": 0.8}
+    acc |= {f"corrupt_p{q}_s{s}": 0.8 - 0.002 * q for q in (25, 50, 75, 100) for s in range(2)}
+    preds = {}
+    for name, a in acc.items():
+        pred = np.where(rng.random(n) < a, manifest["label"], "")
+        preds[name] = pd.DataFrame(
+            {"utt_id": manifest["utt_id"], "pred": pred,
+             "parse_status": np.where(pred == "", "unparsed", "exact")}
+        )  # fmt: skip
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["test"], n_resamples=200,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    runs = ev.metrics[ev.metrics["kind"] == "corrupt"]
+    assert len(runs) == 8 <= EXACT_SPEARMAN_N
+    want = _abs_rho_permutation_p(runs["p"].to_numpy(), runs["uar"].round(12).to_numpy(), np.inf)
+    assert 0.01 < want < 0.5
+    assert ev.corruption["rho_p"].iloc[0] == pytest.approx(want, abs=1e-12)
+    assert ev.corruption["rho"].iloc[0] == pytest.approx(spearmanr(runs["p"], runs["uar"])[0])
 
 
 def _naive_uar_replicates(y_true, y_pred, codes, weights, labels):
@@ -507,6 +552,36 @@ def test_distinct_resamples_are_the_multisets_of_k_speakers(k):
     assert res.n_distinct == comb(2 * k - 1, k)
 
 
+def test_a_splits_cis_do_not_depend_on_the_corrupt_runs_or_other_splits_curves():
+    """The bootstrap resamples and the Spearman orderings come from separate streams: a
+    curve's orderings drawn from the resampling stream moved the next split's CIs when
+    corrupt runs were added."""
+    manifest, preds = fake_run(
+        seed=3, n_speakers=12, split_of=lambda i: "dev" if i < 144 else "test"
+    )
+    plain = {k: v for k, v in preds.items() if not k.startswith("corrupt")}
+    kw = dict(labels=LABELS, splits=["dev", "test"], n_resamples=300, confidence_level=0.95)
+    with_curve = evaluate(preds, manifest, rng=np.random.default_rng(0), **kw)
+    without = evaluate(plain, manifest, rng=np.random.default_rng(0), **kw)
+    cols = ["split", "a", "b", "role", "ci_low", "ci_high"]
+    both = with_curve.comparisons[cols].merge(without.comparisons[cols], on=cols[:4])
+    assert len(both) == len(without.comparisons) > 0
+    np.testing.assert_array_equal(both["ci_low_x"], both["ci_low_y"])
+    np.testing.assert_array_equal(both["ci_high_x"], both["ci_high_y"])
+
+
+def test_exactly_min_ci_speakers_is_no_few_speaker_split():
+    from cueprobe.metrics import MIN_CI_SPEAKERS
+
+    manifest, preds = fake_run(seed=2, n_speakers=MIN_CI_SPEAKERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateEffectWarning)
+        evaluate(
+            preds, manifest, labels=LABELS, splits=["test"], n_resamples=200,
+            confidence_level=0.95, rng=np.random.default_rng(0),
+        )  # fmt: skip
+
+
 def test_evaluate_flags_splits_with_few_speakers():
     """Below MIN_CI_SPEAKERS a split is evaluated, with a warning and its distinct count."""
     from cueprobe.stats import MIN_CI_SPEAKERS
@@ -549,6 +624,8 @@ def test_evaluate_tables():
     assert m.loc["aligned", "n_unparsed"] == (aligned["parse_status"] == "unparsed").sum()
     assert (m["ci_low"] <= m["uar"]).all() and (m["uar"] <= m["ci_high"]).all()
     assert m.loc["corrupt_p50_s1", ["kind", "p", "seed"]].tolist() == ["corrupt", 0.5, 1]
+    for name in ("audio_only", "aligned", "conflict"):  # no p (not corrupt_p0), no seed
+        assert np.isnan(m.loc[name, "p"]) and m.loc[name, "seed"] == -1, name
 
     conf = ev.confusion
     rates = conf.groupby(["condition", "true"])["rate"].sum()
@@ -572,6 +649,7 @@ def test_evaluate_tables():
     )
     gain = primary.set_index(["a", "b"]).loc[("aligned", "audio_only")]
     assert gain["delta"] > 0 and gain["ci_low"] > 0 and gain["p"] < 1e-4
+    assert gain["family"] == "token_gain"
 
     cur = ev.corruption
     assert cur["p"].tolist() == [0.0, 0.5, 1.0]
