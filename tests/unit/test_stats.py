@@ -463,6 +463,17 @@ def test_degenerate_resamples_are_counted_and_warned():
     # P(s0 not drawn in 4 draws) = (3/4)^4 ~ 0.32
     assert 80 < res.n_degenerate < 180
     assert res.estimate == 1.0 and res.ci_low == 1.0
+    # evaluate reports the same count for every system and every comparison of the split
+    manifest, preds = fake_run(seed=1, n_speakers=8)
+    lone = (manifest["label"] == "sad") & (manifest["speaker"] != "s0")
+    manifest.loc[lone, "label"] = "neutral"  # s0 alone holds every 'sad' utterance
+    with pytest.warns(DegenerateEffectWarning, match="lack at least one class"):
+        ev = evaluate(
+            preds, manifest, labels=LABELS, splits=["test"], n_resamples=400,
+            confidence_level=0.95, rng=np.random.default_rng(0),
+        )  # fmt: skip
+    counts = set(ev.metrics["n_degenerate"]) | set(ev.comparisons["n_degenerate"])
+    assert len(counts) == 1 and 100 < counts.pop() < 180  # P(no s0 in 8 draws) = (7/8)^8 ~ 0.34
 
 
 def test_a_class_absent_from_the_split_makes_no_resample_degenerate():
@@ -505,6 +516,10 @@ def test_replicate_input_errors():
     with pytest.raises(KeyError, match="no system 'y'"):
         rep.index("y")
     assert np.isnan(percentile_ci([np.nan], confidence_level=0.9)).all()
+    # NaN replicates (a resample without a class) are left out, not propagated
+    assert percentile_ci([0.5, np.nan, 0.6, 0.7], confidence_level=0.9) == pytest.approx(
+        (0.51, 0.69)
+    )
 
 
 # --- evaluate: one (corpus, model) ----------------------------------------------
