@@ -792,6 +792,127 @@ def test_a_ci_touching_zero_is_no_verdict():
     assert _sensitivity(row, 0.05).startswith("**Inconclusive.**")
 
 
+def _row(a, b, low, high, *, bb=30, c=10, p_holm=0.001):
+    return _end(low, high, b=bb, c=c, p_holm=p_holm).iloc[0].to_dict() | {"a": a, "b": b}
+
+
+UP, DOWN, NONE = (0.02, 0.10, 30, 10), (-0.10, -0.02, 10, 30), (-0.02, 0.10, 30, 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "a", "b", "words"),
+    [
+        ("_sensitivity", "aligned", "audio_only",
+         ["**Uses the cues.**", "**Aligned tokens hurt.**", "**Inconclusive.**"]),
+        ("_fallback", "conflict", "audio_only",
+         ["**Robust fallback.**", "**Over-reliance.**", "**Inconclusive.**"]),
+        ("_format_prior", "shuffle", "audio_only",
+         ["**Format prior.**", "**Misaligned tokens hurt.**", "**No detectable format prior.**"]),
+    ],
+)  # fmt: skip
+def test_each_verdict_reads_its_comparisons_direction_alpha_and_counts(name, a, b, words):
+    """Only some directions of some verdicts were tested: a sign flipped in the format
+    prior, a 'hurt' branch dropped, the configured alpha replaced by .05, or b = c read
+    as agreeing counts all passed."""
+    from cueprobe import summary
+
+    verdict = getattr(summary, name)
+    up, down, none = words
+    for (low, high, bb, c), want in ((UP, up), (DOWN, down), (NONE, none)):
+        row = _row(a, b, low, high, bb=bb, c=c)
+        assert verdict(row, 0.05).startswith(want), (low, want)
+        # the evidence a reader checks it by: delta, CI, p and Holm p, the counts
+        assert (
+            f"ΔUAR {tables.fmt_delta((low + high) / 2)}, \x00CI\x00 "
+            f"{tables.fmt_ci(low, high)}, McNemar p = 0.0010 (Holm 0.0010; b = {bb}, c = {c})"
+        ) in verdict(row, 0.05)
+    row = _row(a, b, *UP[:2], p_holm=0.03)
+    assert verdict(row, 0.05).startswith(up)
+    assert verdict(row, 0.01).startswith(none)  # the configured alpha, not .05
+    assert verdict(row | {"p_holm": 0.05}, 0.05).startswith(none)  # p = alpha: not below
+    assert verdict(_row(a, b, *UP[:2], bb=20, c=20), 0.05).startswith(none)  # b = c
+
+
+def test_alignment_names_what_aligned_beats_and_what_beats_it():
+    from cueprobe.summary import _alignment
+
+    metrics = pd.DataFrame({"kind": ["corrupt", "corrupt"], "p": [0.5, 1.0]})
+
+    def comparisons(*sides):
+        rows = [_row("aligned", b, lo, hi, bb=bb, c=c) for b, (lo, hi, bb, c) in sides]
+        return pd.DataFrame(rows).assign(split="test", role="primary")
+
+    cases = [
+        ([UP, UP, UP], "**Content matters.** Aligned tokens beat every perturbation measured."),
+        ([UP, NONE, UP], "**Content matters in part.** Aligned tokens beat conflict, "
+                         "corrupt_p100 only."),
+        ([UP, DOWN, NONE], "**Content matters in part.** Aligned tokens beat conflict only; "
+                           "shuffle beat(s) them."),
+        ([NONE, DOWN, NONE], "**Perturbed tokens do better.**"),
+        ([NONE, NONE, NONE], "**Inconclusive.**"),
+    ]  # fmt: skip
+    for sides, want in cases:
+        comp = comparisons(*zip(["conflict", "shuffle", "corrupt_p100"], sides, strict=True))
+        assert _alignment(comp, metrics, "test", 0.05).startswith(want), want
+    comp = comparisons(*zip(["conflict", "shuffle", "corrupt_p100"], [UP] * 3, strict=True))
+    assert _alignment(comp.assign(p_holm=0.03), metrics, "test", 0.01).startswith(
+        "**Inconclusive.**"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rho", "p", "low", "high", "alpha", "verdict"),
+    [
+        (0.8, 0.001, -0.10, -0.02, 0.05, "**Inverted.** UAR rises with corruption"),
+        (0.8, 0.001, -0.02, 0.10, 0.05, "**Trend across runs only.** UAR rises with p"),
+        (-0.8, 0.001, -0.02, 0.10, 0.05, "**Trend across runs only.** UAR falls with p"),
+        (-0.8, 0.03, 0.02, 0.10, 0.01, "**Inconclusive.** Spearman's p is not below alpha"),
+        (-0.8, 0.03, 0.02, 0.10, 0.05, "**Degradation.**"),
+    ],
+)
+def test_the_degradation_verdict_reads_the_trends_sign_and_the_configured_alpha(
+    rho, p, low, high, alpha, verdict
+):
+    from cueprobe.summary import _degradation
+
+    end = _end(low, high, b=10 if high < 0 else 30, c=30 if high < 0 else 10)
+    text = _degradation(_curve(rho, p), end, "test", alpha)
+    assert text.startswith(verdict), text
+    assert f"ΔUAR {tables.fmt_delta((low + high) / 2)}, \x00CI\x00 " in text
+    assert f"Spearman ρ = {rho:+.2f}, p = {tables.fmt_p(p)} over 10 (p, seed) runs" in text
+    if verdict.startswith("**Inconclusive"):  # the far end, significant on its own
+        assert "but the curve's far end differs from aligned (its CI excludes 0)." in text
+
+
+@pytest.mark.filterwarnings("ignore::cueprobe.metrics.DegenerateEffectWarning")
+def test_each_family_gate_withholds_exactly_the_verdicts_that_read_it():
+    """The gates of conflict, shuffle and the corruption curve were untested (a level
+    dropped from one passed), and the curve's far end was judged by the family's mean:
+    its runs 85 % unparsed beside runs at 10 % still gave Alignment and Degradation
+    verdicts from wrong-by-default answers."""
+    manifest, preds = fake_run(seed=5)
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["test"], n_resamples=50,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+
+    def withheld(**rates):
+        m = ev.metrics.copy()
+        for prefix, share in rates.items():
+            m.loc[m["condition"].str.startswith(prefix), "unparsed_rate"] = share
+        text = cue_use_summary(m, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05)
+        lines = [x for x in text.splitlines() if x.startswith("- **")]
+        return [x.split("**")[1] for x in lines if "Not assessed" in x]
+
+    assert withheld() == []
+    assert withheld(conflict=0.8) == ["Alignment", "Robust fallback"]
+    assert withheld(shuffle_s0=0.9, shuffle_s1=0.9) == ["Alignment", "Format prior"]
+    assert withheld(shuffle_s0=0.9) == []  # the seeds' mean, 31 %
+    assert withheld(corrupt_p100=0.85, corrupt_p50=0.10) == ["Alignment", "Monotone degradation"]
+    assert withheld(corrupt_p50=0.85, corrupt_p100=0.10) == []  # the family's mean, 48 %
+    assert withheld(corrupt_p0=0.9) == []  # p = 0 runs are aligned's answers
+
+
 def test_table_rows_follow_the_config_and_its_groups(aibo):
     """Rows were sorted by label and every zero-shot model went under "Zero-shot models":
     the paper's Table II has qw2-audio, qw-omni, AF3, then a "Fine-tuned ALMs" group."""
