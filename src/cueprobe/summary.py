@@ -249,12 +249,24 @@ def _unreadable(m: pd.DataFrame, levels: list[str]) -> str | None:
     or more than :data:`TOLERATED_ERRORS` of them errors.
 
     ``m``: a split's metrics by condition; a level is a condition or a seed family
-    (``shuffle``, ``corrupt``: its runs with p > 0), whose runs' mean share counts.
+    (``shuffle``, ``corrupt``: its runs with p > 0), whose runs' mean share counts. The
+    corrupt family is also read at its far end (the runs of the largest p), which the
+    Alignment verdict and the Degradation confirmation compare with aligned: its runs
+    90 % unparsed passed as the family's mean (37.5 % beside runs at 20 %).
     """
     errors = m["n_error"] / m["n"] if "n_error" in m else pd.Series(0.0, index=m.index)
+    groups = []
     for level in levels:
         if level in ("shuffle", "corrupt"):
             runs = (m["kind"] == level) & ((m["p"] > 0) if level == "corrupt" else True)
+            groups.append((level, runs))
+            if level == "corrupt" and runs.any():
+                far = m.loc[runs, "p"].max()
+                groups.append((corrupt_level(far), runs & (m["p"] == far)))
+        else:
+            groups.append((level, None))
+    for level, runs in groups:
+        if runs is not None:
             share = m.loc[runs, "unparsed_rate"].mean() if runs.any() else 0.0
             error = errors[runs].mean() if runs.any() else 0.0
         else:
