@@ -793,7 +793,8 @@ def test_a_ci_touching_zero_is_no_verdict():
 
 
 def _row(a, b, low, high, *, bb=30, c=10, p_holm=0.001):
-    return _end(low, high, b=bb, c=c, p_holm=p_holm).iloc[0].to_dict() | {"a": a, "b": b}
+    row = _end(low, high, b=bb, c=c, p_holm=p_holm).iloc[0].to_dict() | {"a": a, "b": b}
+    return row | {"p": p_holm / 4}  # the raw p below its Holm p, as Holm makes it
 
 
 UP, DOWN, NONE = (0.02, 0.10, 30, 10), (-0.10, -0.02, 10, 30), (-0.02, 0.10, 30, 10)
@@ -824,13 +825,15 @@ def test_each_verdict_reads_its_comparisons_direction_alpha_and_counts(name, a, 
         # the evidence a reader checks it by: delta, CI, p and Holm p, the counts
         assert (
             f"ΔUAR {tables.fmt_delta((low + high) / 2)}, \x00CI\x00 "
-            f"{tables.fmt_ci(low, high)}, McNemar p = 0.0010 (Holm 0.0010; b = {bb}, c = {c})"
+            f"{tables.fmt_ci(low, high)}, McNemar p = {tables.fmt_p(0.001 / 4)} (Holm 0.0010; "
+            f"b = {bb}, c = {c})"
         ) in verdict(row, 0.05)
     row = _row(a, b, *UP[:2], p_holm=0.03)
     assert verdict(row, 0.05).startswith(up)
     assert verdict(row, 0.01).startswith(none)  # the configured alpha, not .05
     assert verdict(row | {"p_holm": 0.05}, 0.05).startswith(none)  # p = alpha: not below
     assert verdict(_row(a, b, *UP[:2], bb=20, c=20), 0.05).startswith(none)  # b = c
+    assert verdict(_row(a, b, *DOWN[:2], bb=20, c=20), 0.05).startswith(none)
 
 
 def test_alignment_names_what_aligned_beats_and_what_beats_it():
@@ -868,6 +871,7 @@ def test_alignment_names_what_aligned_beats_and_what_beats_it():
         (-0.8, 0.001, -0.02, 0.10, 0.05, "**Trend across runs only.** UAR falls with p"),
         (-0.8, 0.03, 0.02, 0.10, 0.01, "**Inconclusive.** Spearman's p is not below alpha"),
         (-0.8, 0.03, 0.02, 0.10, 0.05, "**Degradation.**"),
+        (-0.8, 0.3, -0.10, -0.02, 0.05, "**Inconclusive.** Spearman's p is not below alpha"),
     ],
 )
 def test_the_degradation_verdict_reads_the_trends_sign_and_the_configured_alpha(
@@ -882,6 +886,8 @@ def test_the_degradation_verdict_reads_the_trends_sign_and_the_configured_alpha(
     assert f"Spearman ρ = {rho:+.2f}, p = {tables.fmt_p(p)} over 10 (p, seed) runs" in text
     if verdict.startswith("**Inconclusive"):  # the far end, significant on its own
         assert "but the curve's far end differs from aligned (its CI excludes 0)." in text
+    else:
+        assert "far end differs from aligned (its CI excludes 0)." not in text
 
 
 @pytest.mark.filterwarnings("ignore::cueprobe.metrics.DegenerateEffectWarning")
@@ -911,6 +917,78 @@ def test_each_family_gate_withholds_exactly_the_verdicts_that_read_it():
     assert withheld(corrupt_p100=0.85, corrupt_p50=0.10) == ["Alignment", "Monotone degradation"]
     assert withheld(corrupt_p50=0.85, corrupt_p100=0.10) == []  # the family's mean, 48 %
     assert withheld(corrupt_p0=0.9) == []  # p = 0 runs are aligned's answers
+
+
+@pytest.mark.filterwarnings("ignore::cueprobe.metrics.DegenerateEffectWarning")
+def test_the_summary_table_shows_each_conditions_own_numbers():
+    """The WA column showing UAR (class-balanced fake runs make them equal), the CI's
+    upper end showing UAR, the families' worst unparsed share showing their mean, the
+    format-prior verdict reading audio-only vs shuffle, errors at exactly the tolerated
+    share, or the few-speaker note at exactly 5 speakers all passed every test."""
+    manifest, preds = fake_run(seed=5, n_speakers=5, per=40)  # 200 utterances
+    ev = evaluate(
+        preds, manifest, labels=LABELS, splits=["test"], n_resamples=50,
+        confidence_level=0.95, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    m = ev.metrics.copy()
+    m["wa"] = m["uar"] + 0.1
+    shuffles = m["kind"] == "shuffle"
+    m.loc[shuffles, "unparsed_rate"] = [0.30, 0.02, 0.01]
+    m.loc[m["condition"] == "aligned", "n_error"] = m["n"] // 100  # exactly 1 %: tolerated
+    text = cue_use_summary(m, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05)
+    rows = m.set_index("condition")
+    for cond in ("audio_only", "aligned", "conflict"):
+        r = rows.loc[cond]
+        assert (
+            f"| {cond} | {tables.fmt_uar(r.uar)} | {tables.fmt_ci(r.ci_low, r.ci_high)} | "
+            f"{tables.fmt_uar(r.wa)} | {r.unparsed_rate:.1%} |"
+        ) in text
+    sub = m[shuffles]
+    assert (
+        f"| shuffle (3 runs, mean) | {tables.fmt_uar(sub.uar.mean())} | – | "
+        f"{tables.fmt_uar(sub.wa.mean())} | ≤ 30.0% |"
+    ) in text
+    assert "Not assessed" not in text and "Only 5 speaker" not in text
+    fmt = next(x for x in text.splitlines() if x.startswith("- **Format prior**"))
+    shuffle = ev.comparisons.set_index(["a", "b"]).loc[("shuffle", "audio_only")]
+    assert f"ΔUAR {tables.fmt_delta(shuffle['delta'])}," in fmt
+    m.loc[m["condition"] == "aligned", "n_error"] += 1  # past 1 %
+    text = cue_use_summary(m, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert text.count("Not assessed: 1.5% of the aligned answers are errors") == 3
+    m.loc[m["condition"] == "aligned", "n_error"] = 0
+    m.loc[shuffles, "n_error"] = [60, 0, 0]  # the seeds' mean, 10 %, not their least
+    text = cue_use_summary(m, ev.comparisons, ev.corruption, corpus="c", model="m", alpha=0.05)
+    assert text.count("Not assessed: 10.0% of the shuffle answers are errors") == 2
+
+
+def test_alarms_stay_with_their_split_and_fire_at_their_thresholds():
+    """Errors and a constant audio-only label of dev were reported under test too (or
+    lost), half the audio-only answers unparsed raised no alarm at `>`, one parsed
+    answer counted as a constant label, and two absent classes counted as one."""
+    from cueprobe.summary import answer_alarms
+
+    metrics = pd.DataFrame(
+        {"split": ["dev", "dev", "test", "test"],
+         "condition": ["audio_only", "aligned", "audio_only", "aligned"],
+         "unparsed_rate": [0.5, 0.0, 0.49, 0.0], "n": [40, 40, 40, 40],
+         "n_error": [0, 5, 0, 0], "n_classes": [2, 2, 4, 4],
+         "absent_classes": ["happy;sad", "happy;sad", "", ""]}
+    )  # fmt: skip
+    confusion = pd.DataFrame(
+        {"split": ["dev", "dev", "test", "test", "test"], "condition": "audio_only",
+         "true": ["angry", "neutral", "angry", "neutral", "sad"],
+         "pred": ["neutral", "neutral", "neutral", "neutral", "sad"],
+         "count": [12, 8, 1, 1, 1]}
+    )  # fmt: skip
+    alarms = answer_alarms(metrics, confusion)
+    assert len(alarms["dev"]) == 4
+    assert alarms["dev"][0].startswith("5 error answer(s)") and "aligned 5" in alarms["dev"][0]
+    assert alarms["dev"][1].startswith("50.0% of the 40 audio-only answers are unparsed")
+    assert "other 2 classes (chance 1/2), not comparable with a UAR over all 4" in alarms["dev"][2]
+    assert alarms["dev"][3].startswith("every parsed audio-only answer is 'neutral' (20 ")
+    assert alarms["test"] == []  # 49 % unparsed, 3 parsed answers of two labels
+    one = confusion.assign(count=[0, 0, 1, 0, 0])  # a single parsed answer is no pattern
+    assert answer_alarms(metrics.assign(n_error=0), one)["test"] == []
 
 
 def test_table_rows_follow_the_config_and_its_groups(aibo):
