@@ -1285,3 +1285,128 @@ def test_a_token_condition_without_any_token_block_and_a_corpus_not_found_fail(
     out = tmp_path / "e.parquet"
     assert main(["embed-reference", "--manifest", str(d / "moved.parquet"), "--out", str(out)]) == 1
     assert "no audio file of" in capsys.readouterr().err and not out.exists()
+
+
+# --- what each request carries, and the journal's reading (a mutation review) -----------
+
+_T = PromptTemplates(
+    audio_only="Emotion? {labels}.", with_tokens="Emotion? {labels}.\nCues: {tokens}"
+)
+_MAN = pd.DataFrame(
+    {
+        "utt_id": ["c", "a", "b"],
+        "path": ["/x/c.wav", "/x/a.wav", "/x/b.wav"],
+        "split": ["test", "dev", "test"],
+        "label": ["angry", "sad", "happy"],
+    }
+)
+_COND = pd.DataFrame(
+    {"utt_id": ["a", "b", "c"], "token_string": ["PITCH=LOW", "PITCH=HIGH", "PITCH=MID"]}
+)
+
+
+def test_each_request_carries_its_own_rows_prompt_and_audio():
+    """Every request given the first row's prompt (the model hearing another utterance's
+    token block) passed every test: they compared two runs of the same code."""
+    frames = {
+        "aligned": build_requests(_MAN, _COND, templates=_T, labels=["sad"], splits=["all"]),
+        "audio_only": build_requests(
+            _MAN, _COND.assign(token_string=None), templates=_T, labels=["sad"],
+            splits=["all"], token_blocks=False,
+        ),
+    }  # fmt: skip
+    requests, keys = unique_requests(frames, {p: p for p in _MAN["path"]})
+    for name, frame in frames.items():
+        rows = zip(keys[name], frame["utt_id"], frame["prompt"], frame["audio_path"], strict=True)
+        for key, utt, prompt, path in rows:
+            assert (requests[key].utt_id, requests[key].prompt, requests[key].audio_path) == (
+                utt, prompt, path,
+            )  # fmt: skip
+    by_utt = dict(zip(frames["aligned"]["utt_id"], keys["aligned"], strict=True))
+    assert requests[by_utt["c"]].prompt == "Emotion? sad.\nCues: PITCH=MID"
+    assert requests[by_utt["c"]].audio_path == "/x/c.wav"
+
+
+def test_two_evaluated_splits_keep_each_rows_split_and_label():
+    frame = build_requests(_MAN, _COND, templates=_T, labels=["sad"], splits=["dev", "test"])
+    assert frame["utt_id"].tolist() == ["a", "b", "c"]
+    pred = predictions_table(
+        frame, {"a": "sad", "b": "x", "c": None}, info=BackendInfo("m", "r", "d"),
+        labels={"sad": [], "happy": [], "angry": []},
+    )  # fmt: skip
+    assert pred["split"].tolist() == ["dev", "test", "test"]
+    assert pred["label"].tolist() == ["sad", "happy", "angry"]
+
+
+def test_answers_of_a_failed_batch_keep_their_positions():
+    """A backend answering concurrently fails with the answers it got by position
+    (here 0 and 2): renumbered, they were journaled under the wrong keys."""
+
+    class Down:
+        def generate(self, batch):
+            err = ConnectionError("down")
+            err.answered = {0: "sad", 2: "happy"}
+            raise err
+
+    got = []
+    with pytest.raises(ConnectionError):
+        run_requests(
+            Down(), {"k0": 0, "k1": 1, "k2": 2}, batch_size=3, done=set(),
+            on_batch=lambda k, b, a: got.extend(zip(k, a, strict=True)),
+        )  # fmt: skip
+    assert got == [("k0", "sad"), ("k2", "happy")]
+
+
+def test_audio_dependence_shares_and_bounds():
+    """Only 50/50 splits were tested: the majority taken from the least frequent label,
+    and the min_shared and one-row bounds, passed."""
+    df = pd.DataFrame({"pred": ["sad"] * 3 + ["happy"], "prompt_sha": ["a"] * 4})
+    check = audio_dependence(df, min_shared=5)
+    assert check.majority_share == 0.75 and check.prompt_determined_share == 0.75
+    assert not audio_dependence(df.head(1)).invariant  # one utterance: nothing to compare
+    ten = pd.DataFrame({"pred": ["sad", "happy"] * 5, "prompt_sha": ["a", "b"] * 5})
+    assert audio_dependence(ten, min_shared=10).invariant  # exactly min_shared
+
+
+def test_the_last_journal_answer_of_a_key_wins_and_a_torn_line_is_cut(tmp_path):
+    """A key answered None, then asked again and answered, read as None (asked again on
+    every run); a torn last line left in place took the next append onto it."""
+    from cueprobe.cli.inference import _read_journal
+
+    header = {"model_id": "m", "revision": "r", "decoding": "d"}
+    row = {"utt_id": "u", "prompt_sha": "p", "audio_sha": "a"}
+    journal = tmp_path / "j.answers.jsonl"
+    lines = [{"header": header}, row | {"raw_output": None}, row | {"raw_output": "sad"}]
+    text = "".join(json.dumps(x) + "\n" for x in lines)
+    journal.write_text(text + '{"utt_id": "v", "pro')
+    answers, in_section = _read_journal(journal, header)
+    assert answers == {"u\tp\ta": "sad"} and in_section
+    assert journal.read_text() == text  # the next append starts on a line of its own
+
+
+def test_every_sibling_journal_is_read(tmp_path):
+    """Resharding reused only the last sibling journal's answers (GPU hours asked again)."""
+    from cueprobe.cli.inference import _read_journal
+
+    header = {"model_id": "m", "revision": "r", "decoding": "d"}
+    d = tmp_path / "journal"
+    d.mkdir()
+    for name, utt in (("tokens.jsonl", "u0"), ("tokens.shard0.jsonl", "u1")):
+        rows = [
+            {"header": header},
+            {"utt_id": utt, "prompt_sha": "p", "audio_sha": "a", "raw_output": "sad"},
+        ]
+        (d / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers, _ = _read_journal(d / "tokens.shard1.jsonl", header)
+    assert set(answers) == {"u0\tp\ta", "u1\tp\ta"}
+
+
+def test_the_reference_model_refuses_the_all_split(tables, trained, tmp_path, capsys):
+    """`all` holds its training split: scored on it, the trained model looks better."""
+    argv = _infer_argv(
+        tables, tmp_path / "p.parquet", "aligned", {"backend": "reference"},
+        "--model-files", str(trained["tokens"]),
+    )  # fmt: skip
+    argv[argv.index("--splits") + 1] = json.dumps(["all"])
+    assert main(argv) == 1
+    assert "must not be scored on it" in capsys.readouterr().err
