@@ -874,3 +874,55 @@ def test_a_job_given_gpus_that_torch_cannot_use_fails_instead_of_running_on_the_
     monkeypatch.setenv("SLURM_JOB_GPUS", "0")
     with pytest.raises(RuntimeError, match=r"SLURM_JOB_GPUS=0"):
         default_device()
+
+
+# -- what the model is asked and what is kept of its answer (a mutation review) ------------
+
+
+def test_the_prompt_ends_with_the_assistant_turn(backend: TransformersBackend, wavs) -> None:
+    """Without the generation prompt the model continues the user's turn; the template
+    test rendered its own text, so chat_text's flag was never checked."""
+    text = backend.chat_text(_requests(wavs)[0])
+    assert text.rstrip("\n").endswith("assistant"), text[-60:]
+
+
+def test_the_answer_is_the_new_tokens_decoded_plain(
+    backend: TransformersBackend, wavs, monkeypatch
+):
+    """The whole sequence decoded (prompt, label list and all: unparsed), special tokens
+    kept (`sad<|im_end|>`: a mention, not exact) or the leading space kept all passed:
+    batched, single and shared runs agreed with each other."""
+    tok = backend.processor.tokenizer
+    tail = tok(" sad", add_special_tokens=False)["input_ids"]
+    tail += [tok.convert_tokens_to_ids("<|im_end|>")]
+
+    def echo_then_sad(input_ids, **kwargs):  # what generate returns: prompt + new tokens
+        new = torch.tensor(tail).expand(input_ids.shape[0], -1)
+        return torch.cat([input_ids, new.to(input_ids)], dim=1)
+
+    monkeypatch.setattr(backend.model, "generate", echo_then_sad)
+    assert backend.generate(_requests(wavs)) == ["sad"] * 4
+
+
+def test_generation_stops_at_max_new_tokens(backend: TransformersBackend, wavs, monkeypatch):
+    """A checkpoint's own max_new_tokens (50 here) applied, while the journal's header
+    said 6."""
+    assert backend.generation_config.max_new_tokens == MAX_NEW_TOKENS
+    lengths, generate = [], backend.model.generate
+
+    def spy(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        lengths.append(out.shape[1] - kwargs["input_ids"].shape[1])
+        return out
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    monkeypatch.setattr(backend.model.generation_config, "max_new_tokens", 50)
+    monkeypatch.setattr(backend.model.generation_config, "max_length", 200)
+    backend.generate(_requests(wavs))
+    assert lengths and max(lengths) <= MAX_NEW_TOKENS
+
+
+def test_new_tokens_keeps_a_continuation_longer_than_the_prompt() -> None:
+    assert new_tokens(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[0, 5]])).tolist() == [
+        [1, 2, 3, 4]
+    ]
