@@ -269,3 +269,28 @@ def test_a_ligature_adds_no_second_font_subset_to_a_pdf(ev):
     assert _embedded_subsets(render(fig, "pdf")) == 1
     fig2 = plot_confusions(ev.confusion, ev.metrics, title="audio-flamingo-3 on c")
     assert _embedded_subsets(render(fig2, "pdf")) == 1
+
+
+def test_figure_3_draws_each_splits_own_curve_band_and_lines(ev):
+    """The band as mean +- SD, the line at the CI's low end, the aligned line at the
+    audio-only UAR, the second panel drawing the first split's curve, the run count or
+    rho's sign wrong in the legend: all passed (a mutation review)."""
+    fig = plot_corruption_curve(ev.corruption, ev.metrics, title="t")
+    assert len(fig.axes) == 2
+    for ax, split in zip(fig.axes, ["dev", "test"], strict=True):
+        cur = ev.corruption[ev.corruption["split"] == split].sort_values("p")
+        m = ev.metrics[ev.metrics["split"] == split].set_index("condition")["uar"]
+        assert ax.get_title() == f"split: {split}"
+        curve, aligned, audio = ax.get_lines()
+        np.testing.assert_allclose(curve.get_xdata(), cur["p"])
+        np.testing.assert_allclose(curve.get_ydata(), cur["uar_mean"])
+        (band,) = ax.collections
+        ys = band.get_paths()[0].vertices[:, 1]
+        np.testing.assert_allclose(sorted(set(np.round(ys, 9))), sorted(
+            set(np.round(np.r_[cur["ci_low"], cur["ci_high"]], 9))
+        ))  # fmt: skip
+        assert aligned.get_ydata()[0] == m["aligned"] and audio.get_ydata()[0] == m["audio_only"]
+        assert audio.get_label() == f"audio-only ({m['audio_only']:.3f})"
+        rho, n = cur["rho"].iloc[0], int(cur["n_runs"].iloc[0])
+        assert f"Spearman ρ = {rho:+.2f}, p = " in curve.get_label() and rho < 0
+        assert f"({n} runs)" in curve.get_label() and n == 9
