@@ -8,9 +8,11 @@ import pytest
 
 from cueprobe.figures import figure_bytes
 from cueprobe.figures import savefig_kwargs
+from cueprobe.figures.confusions import figure2_panels
 from cueprobe.figures.confusions import plot_confusions
 from cueprobe.figures.confusions import pooled_rates
 from cueprobe.figures.corruption_curve import plot_corruption_curve
+from cueprobe.metrics import OTHER
 from cueprobe.stats import evaluate
 from cueprobe.tables import fmt_uar
 from tests.unit.test_stats import LABELS
@@ -294,3 +296,34 @@ def test_figure_3_draws_each_splits_own_curve_band_and_lines(ev):
         rho, n = cur["rho"].iloc[0], int(cur["n_runs"].iloc[0])
         assert f"Spearman ρ = {rho:+.2f}, p = " in curve.get_label() and rho < 0
         assert f"({n} runs)" in curve.get_label() and n == 9
+
+
+def test_figure_2_pools_each_panels_seeds_and_names_each_split(ev):
+    """A seed family's panel drawn from its first seed (image and UAR), every annotation
+    naming the first split, a grid of p = 0 only given a corrupt panel, or the `other`
+    column shown for answers outside the panels' conditions: all passed (a mutation
+    review)."""
+    fig = plot_confusions(ev.confusion, ev.metrics, title="t")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    m = ev.metrics.set_index(["split", "condition"])["uar"]
+    seeds = [f"shuffle_s{s}" for s in range(3)]
+    for row, split in enumerate(["dev", "test"]):
+        ax = axes[4 * row + 1]
+        assert ax.get_title() == "shuffle"
+        (image,) = ax.get_images()
+        want = pooled_rates(ev.confusion, split, seeds).reindex(
+            index=LABELS, columns=[*LABELS, OTHER]
+        )
+        np.testing.assert_allclose(np.asarray(image.get_array()), want.to_numpy())
+        uar = fmt_uar(np.mean([m[split, s] for s in seeds]))
+        assert f"UAR {uar} ({split})" in [t.get_text() for t in ax.texts]
+    assert figure2_panels(["aligned", "corrupt_p0"], [0.0, 0.0]) == [("aligned", "aligned")]
+    # an answer outside the label set in audio_only (no panel of its own): no `other` column
+    extra = pd.DataFrame(
+        [{"split": "dev", "condition": "audio_only", "true": "sad", "pred": OTHER, "count": 3,
+          "rate": 0.1}]
+    )  # fmt: skip
+    confusion = pd.concat([ev.confusion[ev.confusion["pred"] != OTHER], extra])
+    fig = plot_confusions(confusion, ev.metrics, title="t")
+    (image,) = fig.axes[0].get_images()
+    assert np.asarray(image.get_array()).shape == (len(LABELS), len(LABELS))
