@@ -748,3 +748,38 @@ def test_each_voice_quality_cue_fires_at_its_threshold_not_before():
     f, m = _vq_features([{"voiced_ratio": floor}, {"voiced_ratio": np.nextafter(floor, 0)}])
     tok = assign_tokens(f, m, _vq_edges(), **OPTS)
     assert tok["VOICE_QUALITY"].tolist() == ["MODAL", "UNVOICED"]
+
+
+def test_figure_1_frequencies_and_heading_leave_filled_tokens_out():
+    """Frequencies over measured and filled clips (summing to 0.75), the heading's
+    filled count or n per emotion taken wrongly, or two voice qualities swapped in the
+    figure's order: all passed (a mutation review)."""
+    from cueprobe.figures.token_distribution import _heading
+
+    vocab = vocabularies(3)
+    assert vocab["VOICE_QUALITY"] == ["MODAL", "BREATHY", "PRESSED", "ROUGH", "CREAKY", "UNVOICED"]
+    tokens = pd.DataFrame({"utt_id": [f"u{i}" for i in range(5)]})
+    for concept in ORDINAL_CONCEPTS:
+        tokens[concept.value] = "MID"
+        tokens[f"score_{concept}"] = 0.0
+    tokens["PITCH"] = ["LOW", "LOW", "MID", "MID", "HIGH"]
+    tokens.loc[[2, 3], "score_PITCH"] = np.nan  # filled in: no F0 measured
+    tokens["VOICE_QUALITY"], tokens["flag"] = "MODAL", ""
+    # the happy clip was not analysed: every token of it filled in
+    tokens.loc[4, [f"score_{c}" for c in ORDINAL_CONCEPTS]] = np.nan
+    tokens.loc[4, ["PITCH", "VOICE_QUALITY", "flag"]] = ["MID", "UNVOICED", "too_short"]
+    manifest = pd.DataFrame({"utt_id": tokens["utt_id"], "label": ["sad"] * 4 + ["happy"]})
+    freqs = token_frequencies(tokens, manifest, vocabularies=vocab, labels=["sad", "happy"])
+    pitch = freqs[freqs["concept"] == "PITCH"].set_index(["label", "value"])
+    assert pitch.loc[("sad", "LOW"), ["count", "n_label", "n_filled", "freq"]].tolist() == [
+        2, 2, 2, 1.0,
+    ]  # fmt: skip
+    sums = freqs[freqs["n_label"] > 0].groupby(["concept", "label"])["freq"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    assert freqs.loc[freqs["label"] == "happy", "freq"].isna().all()  # nothing measured
+    heading = _heading(freqs, "t")
+    assert heading[2] == "sad n=4, happy n=1"
+    assert heading[3] == (
+        "not counted, no measurement (token filled in): ENERGY 1, PITCH 3, DYNAMICS 1, "
+        "BRIGHTNESS 1, FORMANTS 1, VOICE_QUALITY 1"
+    )
