@@ -17,6 +17,7 @@ from cueprobe.parsing import parse_answers
 from cueprobe.prompts import PromptTemplates
 from cueprobe.prompts import build_prompt
 from cueprobe.prompts import prompt_sha
+from tests.property.test_interventions_properties import VQ_MAP
 
 ROW = {
     "utt_id": "u1",
@@ -85,15 +86,8 @@ def test_corrupt_and_conflict_use_only_the_voice_quality_values_the_rule_gives()
     assert set(out["VOICE_QUALITY"]) == {"BREATHY"}
 
 
-#: DESIGN.md's default opposite map, written out (the schema's default must agree)
-DESIGN_VQ = {
-    "BREATHY": "PRESSED",
-    "PRESSED": "BREATHY",
-    "MODAL": "ROUGH",
-    "ROUGH": "MODAL",
-    "CREAKY": "BREATHY",
-    "UNVOICED": "UNVOICED",
-}
+#: DESIGN.md's default opposite map, written out there (the schema's default must agree)
+DESIGN_VQ = VQ_MAP
 LEVELS = {
     "ENERGY": ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"],
     "PITCH": ["VERY_LOW", "LOW", "MID", "HIGH", "VERY_HIGH"],
