@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import soundfile
@@ -30,6 +32,9 @@ evaluation: {{n_resamples: 200}}
 def test_csv_corpus_end_to_end(demo_run, tmp_path):
     manifest = io.read_table(demo_run / "results/demo_iemocap/manifest.parquet", "manifest")
     sheet = manifest[["path", "label", "speaker", "gender", "split"]].copy()
+    # the demo's paths are relative to its working directory (its root is written so)
+    assert not any(Path(p).is_absolute() for p in sheet["path"])
+    sheet["path"] = [str(demo_run / p) for p in sheet["path"]]
     sheet.loc[0, "label"] = "bored"  # outside the label set: excluded with its reason
     folder = tmp_path / "my data"
     folder.mkdir()
