@@ -926,3 +926,29 @@ def test_new_tokens_keeps_a_continuation_longer_than_the_prompt() -> None:
     assert new_tokens(torch.tensor([[1, 2, 3, 4]]), torch.tensor([[0, 5]])).tolist() == [
         [1, 2, 3, 4]
     ]
+
+
+def test_only_failures_in_a_row_stop_the_job(
+    backend: TransformersBackend, wavs, monkeypatch, tmp_path
+):
+    """Failures alternating with answers (fail, ok, fail, ok, fail) stopped the job as
+    three in a row when a lone success did not reset the count (a mutation review)."""
+    from cueprobe.backends import hf
+
+    monkeypatch.setattr(hf, "FAILED_FILES_IN_ROW", 3)
+    monkeypatch.setattr(backend, "_failed_files", set())
+    monkeypatch.setattr(backend, "_failed_in_row", 0)
+    monkeypatch.setattr(backend, "share_prefix", False)
+    monkeypatch.setattr(backend, "_generate_batch", lambda reqs: 1 / 0)  # every batch fails
+    calls = []
+
+    def every_other(inputs):  # alone: fail, answer, fail, answer, fail
+        calls.append(1)
+        if len(calls) % 2:
+            raise RuntimeError("model failed")
+        return ["sad"]
+
+    monkeypatch.setattr(backend, "_answer", every_other)
+    files = [shutil.copy(wavs[0], tmp_path / f"f{i}.wav") for i in range(5)]
+    reqs = [Request(f"u{i}", str(f), "Emotion?", f"k{i}") for i, f in enumerate(files)]
+    assert backend.generate(reqs) == [None, "sad", None, "sad", None]

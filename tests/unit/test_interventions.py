@@ -231,6 +231,23 @@ def test_prompts():
         PromptTemplates("Pick: {labels}.", "Be careful. Pick: {labels}.\nCues: {tokens}")
 
 
+def test_prompt_sha_tells_apart_what_the_model_reads_differently():
+    """Texts that differ only in trailing whitespace, or in where the system text ends
+    and the prompt begins, are different inputs to a model: one sha for both passed, as
+    did a built prompt stripped of its template's final newline (a mutation review)."""
+    import hashlib
+
+    t = PromptTemplates("Labels: {labels}.\n", system="Be brief.")
+    assert build_prompt(t, labels=["sad"], token_string=None) == "Labels: sad.\n"
+    want = hashlib.sha256(b"Be brief.\0Labels: sad.\n").hexdigest()[:16]  # system, NUL, prompt
+    assert prompt_sha(t, "Labels: sad.\n") == want
+    assert prompt_sha(t, "Labels: sad.") != want
+    moved = PromptTemplates("Labels: {labels}.\n", system="Be brief.\n")
+    assert prompt_sha(moved, "Labels: sad.\n") != want
+    shifted = PromptTemplates("x {labels}", system="Be brief.L")
+    assert prompt_sha(shifted, "abels: sad.\n") != want
+
+
 def test_condition_grid_refuses_what_its_names_cannot_carry():
     """The p a corruption applies is read back from its name (whole percent): 0.004 ran
     as corrupt_p0, i.e. as aligned; a repeated p or seed failed with Snakemake's
