@@ -712,35 +712,26 @@ def test_manifest_paths_are_the_root_as_written(tmp_path, monkeypatch, layout):
 # --- what no test pinned (a mutation review) ------------------------------------------------
 
 
-def _wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> None:
-    import numpy as np
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = int(round(seconds * rate))
-    sf.write(path, 0.3 * np.sin(np.arange(n) / rate * 900), rate, subtype="PCM_16")
-
-
-def _iemocap(root: Path, sessions=range(1, 6)) -> None:
+def _iemocap(root: Path, write_wav, sessions=range(1, 6)) -> None:
     for s in sessions:
         d = f"Ses0{s}F_impro01"
         f = root / f"Session{s}/dialog/EmoEvaluation/{d}.txt"
         f.parent.mkdir(parents=True)
         f.write_text(f"[1.0 - 2.0]\t{d}_M000\tneu\t[2.5, 2.5, 2.5]\n")
-        _wav(root / f"Session{s}/sentences/wav/{d}/{d}_M000.wav")
+        write_wav(root / f"Session{s}/sentences/wav/{d}/{d}_M000.wav")
 
 
-def _aibo(root: Path, lines: list[str]) -> None:
+def _aibo(root: Path, lines: list[str], write_wav) -> None:
     labels = root / "labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
     labels.parent.mkdir(parents=True)
     labels.write_text("".join(line + "\n" for line in lines))
     for line in lines:
-        _wav(root / "wav" / f"{line.split()[0]}.wav")
+        write_wav(root / "wav" / f"{line.split()[0]}.wav")
 
 
-def test_iemocap_session_5_alone_is_test_and_every_session_is_needed(tmp_path):
+def test_iemocap_session_5_alone_is_test_and_every_session_is_needed(tmp_path, write_wav):
     """Session 4 as test too, or a tree without Session 1 read as Sessions 2-5, passed."""
-    _iemocap(tmp_path / "full")
+    _iemocap(tmp_path / "full", write_wav)
     m, _ = build_manifest("iemocap", tmp_path / "full")
     assert dict(zip(m["session"], m["split"], strict=True)) == {
         "Ses01": "train", "Ses02": "train", "Ses03": "train", "Ses04": "train", "Ses05": "test",
@@ -748,16 +739,16 @@ def test_iemocap_session_5_alone_is_test_and_every_session_is_needed(tmp_path):
     assert m["speaker"].tolist() == [f"Ses0{s}M" for s in range(1, 6)]  # the turn's speaker (M)
     for missing in range(1, 6):
         root = tmp_path / f"no{missing}"
-        _iemocap(root, sessions=[s for s in range(1, 6) if s != missing])
+        _iemocap(root, write_wav, sessions=[s for s in range(1, 6) if s != missing])
         with pytest.raises(CorpusError, match=f"Session{missing}"):
             build_manifest("iemocap", root)
 
 
-def test_aibo_defaults_and_an_empty_dev_speakers_list(tmp_path):
+def test_aibo_defaults_and_an_empty_dev_speakers_list(tmp_path, write_wav):
     """`dev_speakers: []` (the IS2009 split: no dev) moved two Ohm children to dev, and
     the real adapter's default classes were never checked (only demo-aibo's)."""
     ohm = [f"Ohm_{c:02d}_001_00 {'NAEPR'[c % 5]} 1.0" for c in range(1, 27)]
-    _aibo(tmp_path, [*ohm, "Mont_01_001_00 N 1.0"])
+    _aibo(tmp_path, [*ohm, "Mont_01_001_00 N 1.0"], write_wav)
     m, _ = build_manifest("aibo", tmp_path, dev_speakers=[])
     assert m.groupby("split")["speaker"].nunique().to_dict() == {"test": 1, "train": 26}
     assert set(corpus_labels({"adapter": "aibo", "labels": None})) == {
@@ -765,10 +756,10 @@ def test_aibo_defaults_and_an_empty_dev_speakers_list(tmp_path):
     }  # fmt: skip
 
 
-def test_an_aibo_label_subset_excludes_the_other_classes_with_their_reason(tmp_path):
+def test_an_aibo_label_subset_excludes_the_other_classes_with_their_reason(tmp_path, write_wav):
     lines = ["Ohm_01_001_00 N 1.0", "Ohm_02_001_00 A 1.0", "Ohm_03_001_00 R 1.0",
              "Ohm_04_001_00 P 1.0", "Mont_01_001_00 N 1.0", "Mont_02_001_00 R 1.0"]  # fmt: skip
-    _aibo(tmp_path, lines)
+    _aibo(tmp_path, lines, write_wav)
     labels = {"angry": [], "neutral": [], "positive": []}
     m, x = build_manifest("aibo", tmp_path, labels=labels, n_dev_speakers=1)
     assert set(m["label"]) == {"angry", "neutral", "positive"}
@@ -776,12 +767,12 @@ def test_an_aibo_label_subset_excludes_the_other_classes_with_their_reason(tmp_p
     assert all(r.startswith("label_not_in_set: rest") for r in x["reason"])
 
 
-def test_csv_sheets_from_spreadsheets_and_configs_in_capitals(tmp_path):
+def test_csv_sheets_from_spreadsheets_and_configs_in_capitals(tmp_path, write_wav):
     """A sheet saved as Excel's "CSV UTF-8" (a byte-order mark), configured classes in
     capitals, a speaker in dev and test, an empty file, a 48 kHz clip and an unsorted
     sheet: each passed some mutant of the reader."""
     for name in "abcd":
-        _wav(tmp_path / f"{name}.wav")
+        write_wav(tmp_path / f"{name}.wav")
     sheet = tmp_path / "s.csv"
     sheet.write_bytes("path,label,speaker\na.wav,sad,s1\n".encode("utf-8-sig"))
     assert build_manifest("csv", sheet, labels=["sad"])[0]["utt_id"].tolist() == ["a"]
@@ -795,7 +786,7 @@ def test_csv_sheets_from_spreadsheets_and_configs_in_capitals(tmp_path):
     import soundfile as sf
 
     sf.write(tmp_path / "empty.wav", [], 16000, subtype="PCM_16")
-    _wav(tmp_path / "hi.wav", seconds=0.503, rate=48000)
+    write_wav(tmp_path / "hi.wav", duration_s=0.503, sr=48000)
     sheet.write_text("path,label,speaker\nc.wav,sad,s1\nz.wav,sad,s1\nempty.wav,sad,s2\n"
                      "hi.wav,sad,s2\nb.wav,sad,s2\n")  # fmt: skip
     m, x = build_manifest("csv", sheet, labels=["sad"])
