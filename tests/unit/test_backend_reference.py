@@ -287,6 +287,62 @@ def test_from_files_revision_names_the_weights(model_files):
     assert ReferenceBackend.from_files([model_files["audio"]]).info.revision == a.info.revision
 
 
+def test_the_revision_is_the_files_whatever_their_order(corpus, model_files, tmp_path):
+    """`--model-files` in any order name the same weights, so the same revision (and
+    the answer journal's answers are found again); other files, another one."""
+    import itertools
+
+    from cueprobe import io
+    from cueprobe.backends.reference import embedding_table
+
+    manifest, _, _ = corpus
+    table = embedding_table(manifest["utt_id"][:4], manifest["path"][:4])
+    io.write_table(table, tmp_path / "logmel.parquet", "embeddings")
+    files = [model_files["tokens"], tmp_path / "logmel.parquet", model_files["audio"]]
+    revisions = {
+        ReferenceBackend.from_files(order).info.revision for order in itertools.permutations(files)
+    }
+    assert len(revisions) == 1
+    assert ReferenceBackend.from_files(files[:2]).info.revision not in revisions
+
+
+def _unreadable(path: Path, how: str, model_files, monkeypatch) -> None:
+    good = Path(model_files["audio"]).read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "cut short":  # a copy interrupted; save() itself writes atomically
+        path.write_bytes(good[: len(good) // 2])
+    elif how == "not a pickle":
+        path.write_bytes(b"ENERGY=HIGH; PITCH=LOW\n")
+    else:  # older: a sklearn `pipeline` field, and sklearn not in the cueprobe env
+        import sys
+        import types
+
+        module = types.ModuleType("old_sklearn")
+        Pipeline = type("Pipeline", (), {"__module__": "old_sklearn"})
+        module.Pipeline = Pipeline
+        monkeypatch.setitem(sys.modules, "old_sklearn", module)
+        old = object.__new__(ReferenceClassifier)
+        state = dict(ReferenceClassifier.load(model_files["audio"]).__dict__)
+        state["pipeline"] = Pipeline()
+        del state["model"]
+        object.__setattr__(old, "__dict__", state)
+        path.write_bytes(pickle.dumps(old, protocol=5))
+        monkeypatch.delitem(sys.modules, "old_sklearn")
+
+
+@pytest.mark.parametrize("how", ["empty", "cut short", "not a pickle", "older, needs sklearn"])
+def test_a_model_file_that_cannot_be_unpickled_is_named(model_files, tmp_path, monkeypatch, how):
+    """EOFError, UnpicklingError or ModuleNotFoundError came out of `cueprobe infer` as a
+    traceback naming no file (main reports ValueError and OSError in one line only)."""
+    path = tmp_path / "reference_audio.pkl"
+    _unreadable(path, how, model_files, monkeypatch)
+    with pytest.raises(ValueError, match=rf"{path} cannot be read as a reference classifier"):
+        ReferenceClassifier.load(path)
+    with pytest.raises(ValueError, match="Delete it to retrain"):
+        ReferenceBackend.from_files([model_files["tokens"], path])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -347,7 +347,14 @@ class ReferenceClassifier:
     def load(path: str | Path) -> ReferenceClassifier:
         """Load a classifier written by :meth:`save` (only load files this pipeline wrote)."""
         with open(path, "rb") as f:
-            obj = pickle.load(f)
+            try:
+                obj = pickle.load(f)
+            except Exception as err:  # EOFError, UnpicklingError, ImportError ...: a traceback
+                raise ValueError(  # naming no file; an older file needs sklearn, not installed
+                    f"{path} cannot be read as a reference classifier ({type(err).__name__}: "
+                    f"{err}): damaged, cut short, not a classifier, or written by an older "
+                    "cueprobe. Delete it to retrain."
+                ) from None
         if not isinstance(obj, ReferenceClassifier):
             raise ValueError(f"{path} does not hold a ReferenceClassifier.")
         if not isinstance(getattr(obj, "model", None), dict):
