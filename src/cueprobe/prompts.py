@@ -11,6 +11,9 @@ import hashlib
 import string
 from collections.abc import Sequence
 
+#: how a template writes a brace of its own (a JSON answer format, say)
+_LITERAL_BRACES = "a literal brace is written twice: 'Answer as {{\"emotion\": ...}}'."
+
 
 @dataclasses.dataclass(frozen=True)
 class PromptTemplates:
@@ -22,6 +25,12 @@ class PromptTemplates:
     then None and asking for it is an error. Given both, ``with_tokens`` must be
     ``audio_only`` with one token block inserted (:func:`inserted_block`), so that token
     conditions and audio-only differ in the block alone.
+
+    A brace of the text itself (a JSON answer format) is written twice, as in
+    :meth:`str.format`: ``'Answer as {{"emotion": ...}}'``. ``system`` None sends no
+    system turn, so the chat template adds its default one; an empty ``system`` would
+    send an empty turn, another prompt that :func:`prompt_sha` could not tell from
+    None's, and is refused.
     """
 
     audio_only: str | None = None
@@ -29,17 +38,32 @@ class PromptTemplates:
     system: str | None = None
 
     def __post_init__(self) -> None:
+        if self.system == "":
+            # sent as an empty system turn, which is not what null (the chat template's
+            # default system turn) sends, but hashed alike by prompt_sha: the answer
+            # journal gave the one setting's answers to the other
+            raise ValueError(
+                "prompts.system is '': write null to keep the chat template's default system "
+                "turn (Qwen2-Audio's and Qwen2.5-Omni's: 'You are a helpful assistant.'), or "
+                "the system text to send instead; an empty system turn is not supported."
+            )
         for name, text, required in (
             ("audio_only", self.audio_only, {"labels"}),
             ("with_tokens", self.with_tokens, {"labels", "tokens"}),
         ):
             if text is None:
                 continue
-            fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            try:
+                fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            except ValueError as err:  # a lone brace: str.format's message names no template
+                raise ValueError(
+                    f"prompts.{name} is not a valid template ({err}): {_LITERAL_BRACES}"
+                ) from None
             if fields != required:
+                hint = f" {_LITERAL_BRACES}" if fields - required else ""
                 raise ValueError(
                     f"prompts.{name} must use exactly the fields {sorted(required)}, "
-                    f"it uses {sorted(fields)}."
+                    f"it uses {sorted(fields)}.{hint}"
                 )
         if self.audio_only is not None and self.with_tokens is not None:
             # a token condition vs audio_only must differ by the token block only, or every

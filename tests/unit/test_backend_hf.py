@@ -470,6 +470,23 @@ def test_system_prompt_replaces_the_template_default(
     assert len(backend.generate(_requests(wavs))) == len(wavs)
 
 
+@pytest.mark.parametrize("arch", ["qwen2_audio", "qwen2_5_omni"])
+def test_no_system_prompt_is_the_templates_default_and_an_empty_one_an_empty_turn(
+    model_dirs: dict[str, str], wavs: list[str], arch: str
+) -> None:
+    """None leaves the Qwen templates' default system turn; "" sends an empty one, another
+    prompt (config `prompts.system` refuses "", which prompt_sha hashed as None)."""
+    texts = {}
+    for system in (None, ""):
+        backend = TransformersBackend(
+            model_dirs[arch], architecture=arch, dtype="float32", system_prompt=system, device="cpu"
+        )
+        texts[system] = backend.chat_text(Request("u", wavs[0], "Emotion?", "u"))
+    assert texts[None].startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
+    assert texts[""].startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user\n")
+    assert texts[""].count("<|im_start|>system") == 1
+
+
 # -- architecture independent -----------------------------------------------------------------
 
 

@@ -232,6 +232,77 @@ def test_build_requests_errors(tables):
         select_splits(manifest, [])
 
 
+def test_a_literal_brace_in_a_template_is_written_twice_or_refused_naming_the_template(tables):
+    """A JSON answer format in a template: a single brace opens a field and is refused,
+    naming the template (a lone brace was str.format's bare message, naming none); written
+    twice, it reaches the model as one brace, in both formats (left untested before)."""
+    json_like = 'Answer as {{"emotion": "<one of {labels}>"}}.'
+    for single, fields in (
+        ('Answer as {"emotion": ...}, one of {labels}.', r"\['\"emotion\"', 'labels'\]"),
+        (json_like.replace("{{", "{").replace("}}", "}"), r"\['\"emotion\"'\]"),  # {labels} in it
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"prompts.audio_only must use exactly the fields \['labels'\], it uses "
+            rf"{fields}\. a literal brace is written twice",
+        ):
+            PromptTemplates(audio_only=single)
+    for name, text in (
+        ("audio_only", "Answer in JSON } one of {labels}."),
+        ("with_tokens", 'Answer as {"emotion" one of {labels}. Cues: {tokens}'),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"prompts.{name} is not a valid template \(.*\): a literal brace"
+        ):
+            PromptTemplates(**{name: text})
+    templates = PromptTemplates(json_like, json_like + "\nCues: {tokens}")
+    manifest = io.read_table(tables / "manifest.parquet", "manifest")
+    kw = dict(templates=templates, labels=list(LABELS), splits=["test"])
+    want = f'Answer as {{"emotion": "<one of {LABEL_LIST}>"}}.'
+    plain = build_requests(
+        manifest, io.read_table(tables / "audio_only.parquet", "conditions"), **kw
+    )
+    assert set(plain["prompt"]) == {want}
+    aligned = io.read_table(tables / "aligned.parquet", "conditions").set_index("utt_id")
+    cued = build_requests(manifest, aligned.reset_index(), **kw)
+    assert list(cued["prompt"]) == [
+        f"{want}\nCues: {aligned.loc[u, 'token_string']}" for u in cued["utt_id"]
+    ]
+
+
+def test_an_empty_system_text_is_refused_not_answered_from_the_default_system_turns_journal(
+    tables, tmp_path, capsys
+):
+    """system: '' sent an empty system turn (both backends), null none (the chat template
+    then adds its default one: another prompt), but prompt_sha hashed both alike: a run
+    with '' after one with null asked nothing and wrote null's answers as its own."""
+    from cueprobe.backends.base import Request
+    from cueprobe.backends.openai_compat import OpenAIBackend
+    from tests.unit.test_backend_openai import ChatServer
+
+    with pytest.raises(ValueError, match=r"prompts.system is '': write null"):
+        PromptTemplates(audio_only="{labels}", system="")
+    # the backends themselves: "" an empty system turn, None none (the hf test: the same)
+    wav = str(io.read_table(tables / "manifest.parquet", "manifest")["path"].iloc[0])
+    for system, first in (("", {"role": "system", "content": ""}), (None, None)):
+        backend = OpenAIBackend("http://127.0.0.1:9", "m", api_key=None, system_prompt=system)
+        messages = backend.payload(Request("u", wav, "Pick.", "u"))["messages"]
+        assert messages[0] == first if first else messages[0]["role"] == "user"
+        backend.close()
+    out = tmp_path / "o.parquet"
+    model = {"backend": "openai", "model_id": "m", "concurrency": 1}
+    for system, asked in ((None, 16), ("", 0)):
+        argv = _infer_argv(tables, out, "audio_only", model)
+        argv[argv.index("--prompts") + 1] = json.dumps(
+            {"audio_only": TEMPLATES.audio_only, "system": system}
+        )
+        with ChatServer() as server:
+            code = main([*argv, "--base-url", server.url])
+            assert len(server.bodies) == asked
+        assert code == (0 if system is None else 1)
+    assert "prompts.system is ''" in capsys.readouterr().err
+
+
 # -- running and assembling -------------------------------------------------------------------
 
 

@@ -222,7 +222,8 @@ class TransformersBackend:
         in the model's own repository (``adapter == model_id``), else ``"main"``. Recorded
         in ``info.decoding``, so answers of another adapter revision are not reused.
     system_prompt : str or None
-        System turn; ``None`` leaves the chat template's default.
+        System turn; ``None`` leaves the chat template's default, ``""`` sends an empty
+        one (config ``prompts.system`` refuses it: :class:`cueprobe.prompts.PromptTemplates`).
     device : str or None
         Torch device; ``None`` picks ``"cuda"`` when available, else ``"cpu"``.
     share_prefix : bool, default: True

@@ -103,7 +103,9 @@ class OpenAIBackend:
     timeout_s : float, default: 120
         Per-call timeout.
     system_prompt : str or None
-        System message; None sends none.
+        System message; None sends none, so the server's chat template adds its default
+        system turn, as the ``transformers`` backend's does; ``""`` sends an empty one
+        (config ``prompts.system`` refuses it: :class:`cueprobe.prompts.PromptTemplates`).
     seed : int, default: 0
         ``seed`` field of each call (servers that sample honour it; greedy needs none).
     backoff_s, max_backoff_s : float
