@@ -61,6 +61,17 @@ def test_a_shard_past_the_shards_is_refused(tmp_path, capsys):
     assert "--shard 3 must be below --n-shards 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("shard", "n_shards"), [(1, 1), (2, 2), (5, 2)])
+def test_a_shard_at_or_past_n_shards_is_refused(tmp_path, capsys, shard, n_shards):
+    """Shards count from 0: `--shard 1 --n-shards 1` would have answered every utterance
+    as if it were the only shard (the test above, 3 of 1, left the boundary untested)."""
+    out = str(tmp_path / "o.parquet")
+    argv = ["infer", "--manifest", "m", "--condition", "c", "--out", out]
+    argv += ["--model-config", "{}", "--labels", "{}", "--prompts", "{}", "--splits", "[]"]
+    assert main([*argv, "--shard", str(shard), "--n-shards", str(n_shards)]) == 1
+    assert f"--shard {shard} must be below --n-shards {n_shards}" in capsys.readouterr().err
+
+
 def test_labels_are_a_json_list_or_mapping_in_every_stage():
     """infer took `--labels '["angry", ...]'` (which manifest takes) and died with
     AttributeError: 'list' object has no attribute 'items'."""

@@ -552,6 +552,48 @@ def test_infer_cli_many_conditions_and_shards_equal_one_condition_jobs(
     assert "--out needs one path per --condition (2), got 1." in capsys.readouterr().err
 
 
+def test_gathered_shards_are_one_whole_layout_even_with_more_shards_than_utterances(
+    tables, trained, tmp_path, capsys
+):
+    """More shards than utterances leaves some shard tables empty: gathered, they give
+    the unsharded table. A shard table left out (or one of another `shards:` setting,
+    not re-run) lost its utterances with exit code 0; it is refused, naming the shards."""
+    model = {"backend": "reference", "batch_size": 4}
+    files = ["--model-files", str(trained["audio"])]
+    single = tmp_path / "single.parquet"
+    assert main(_infer_argv(tables, single, "audio_only", model, *files)) == 0
+
+    def shard(k: int, n: int) -> Path:
+        out = tmp_path / f"n{n}.shard{k}.parquet"
+        argv = _infer_argv(tables, out, "audio_only", model, *files)
+        del argv[argv.index("--check-out") : argv.index("--check-out") + 2]
+        assert main([*argv, "--shard", str(k), "--n-shards", str(n)]) == 0
+        return out
+
+    def gather(parts: list[Path]) -> int:
+        out = tmp_path / "joined.parquet"
+        out.unlink(missing_ok=True)
+        argv = ["gather-predictions", "--parts", *map(str, parts), "--condition", "audio_only"]
+        return main([*argv, "--out", str(out), "--check-out", str(tmp_path / "joined.json")])
+
+    n = 20  # 16 evaluated utterances
+    parts = [shard(k, n) for k in range(n)]
+    sizes = [len(io.read_table(p, "prediction_shard")) for p in parts]
+    assert sum(sizes) == 16 and 0 in sizes
+    assert gather(parts) == 0
+    assert (tmp_path / "joined.parquet").read_bytes() == single.read_bytes()
+    full, empty = sizes.index(max(sizes)), sizes.index(0)
+    for k in (full, empty, n - 1):  # an empty one too: nothing tells it from a full one
+        assert gather(parts[:k] + parts[k + 1 :]) == 1
+        assert f"shard(s) [{k}] of {n} are not among the {n - 1} shard tables" in (
+            capsys.readouterr().err
+        )
+        assert not (tmp_path / "joined.parquet").exists()
+    # the tables of two layouts (`shards: 2`, then 20 with the first two not re-run)
+    assert gather([shard(0, 2), shard(1, 2), *parts[2:]]) == 1
+    assert "the shard tables are of 2 layouts (--n-shards [2, 20])" in capsys.readouterr().err
+
+
 def test_embeddings_computed_once_serve_training_and_inference(
     tables, trained, tmp_path, monkeypatch, capsys
 ):

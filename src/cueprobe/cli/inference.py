@@ -649,6 +649,8 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
         log.info("%s: %d predictions -> %s; parse status %s", name, len(predictions), out, status)
     if args.n_shards > 1:
         long = pd.concat(shard_tables, ignore_index=True)
+        # in the file's metadata, which an empty shard keeps too: gather checks the layout
+        long.attrs = {"shard": args.shard, "n_shards": args.n_shards}
         io.write_table(long, args.out[0], "prediction_shard")
         log.info("%d predictions -> %s", len(long), args.out[0])
 
@@ -683,10 +685,13 @@ def _gather(args: argparse.Namespace) -> None:
 
     outs = one_per(args.out, args.condition, flag="--out", per="--condition")
     checks = one_per(args.check_out, args.condition, flag="--check-out", per="--condition")
-    parts = pd.concat(
-        [io.read_table(p, "prediction_shard").assign(part=str(p)) for p in args.parts],
-        ignore_index=True,
-    )
+    tables = [io.read_table(p, "prediction_shard") for p in args.parts]
+    _check_layout(args.parts, [t.attrs for t in tables])
+    # an empty shard (more shards than utterances) has untyped columns: concatenated, they
+    # made the gathered table's columns object, other bytes than the unsharded table's
+    given = [t.assign(part=str(p)) for p, t in zip(args.parts, tables, strict=True)]
+    parts = pd.concat([t for t in given if len(t)] or given, ignore_index=True)
+    parts.attrs = {}  # the shard's number is no part of the predictions (same bytes as unsharded)
     unknown = sorted(set(parts["condition"]) - set(args.condition))
     if unknown:
         raise ValueError(f"the shard tables hold conditions not asked for: {unknown}.")
@@ -713,4 +718,38 @@ def _gather(args: argparse.Namespace) -> None:
         _write_check(predictions, out, check_out)
         log.info(
             "%s: %d predictions from %d shards -> %s", name, len(predictions), len(args.parts), out
+        )
+
+
+def _check_layout(parts: Sequence[Path], attrs: Sequence[dict[str, Any]]) -> None:
+    """The shard tables are the whole of one layout: one ``--n-shards``, every shard.
+
+    A part left out (or the tables of another ``shards:`` setting, left by a run that
+    did not re-run them) lost its utterances without a word; a part an older cueprobe
+    wrote records no shard, and then the layout is not checked.
+    """
+    layout = {
+        str(p): (a.get("shard"), a.get("n_shards")) for p, a in zip(parts, attrs, strict=True)
+    }
+    untagged = [p for p, (_, n) in layout.items() if n is None]
+    if untagged:
+        log.warning(
+            "%d shard table(s) record no shard (written by an older cueprobe, e.g. %s): "
+            "whether every shard is given is not checked",
+            len(untagged),
+            untagged[0],
+        )
+        return
+    sizes = sorted({n for _, n in layout.values()})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the shard tables are of {len(sizes)} layouts (--n-shards {sizes}): "
+            + ", ".join(f"{p} (shard {k} of {n})" for p, (k, n) in layout.items())
+        )
+    missing = sorted(set(range(sizes[0])) - {k for k, _ in layout.values()})
+    if missing:
+        raise ValueError(
+            f"shard(s) {missing[:10]} of {sizes[0]} are not among the {len(layout)} shard "
+            f"tables given ({next(iter(layout))}, ...): their utterances would be missing "
+            "from the predictions."
         )
