@@ -71,18 +71,24 @@ def exclusion_note(corpus: str, excluded: pd.DataFrame, path: str | Path) -> str
 
 
 def existing_form(path: Path) -> Path:
-    """``path``, or its other Unicode normalisation (NFC/NFD) where only that one exists.
+    """``path``, or the spelling on disk of its parts in the other Unicode normalisation
+    (NFC/NFD), where only that one exists.
 
     A sheet or label file typed in NFC (``é`` one code point) names files that an archive
     made on macOS stores in NFD (``e`` + combining accent): they were `missing_audio`.
+    Each part is matched on its own: an archive unpacked into a folder made on Linux
+    (``Études/``, NFC) holds NFD names, so neither form of the whole path exists.
     """
     if path.exists():
         return path
-    for form in ("NFC", "NFD"):
-        other = Path(unicodedata.normalize(form, str(path)))
-        if other != path and other.exists():
-            return other
-    return path
+    found = Path(path.anchor)
+    for part in path.parts[1:] if path.anchor else path.parts:
+        forms = dict.fromkeys(unicodedata.normalize(form, part) for form in ("NFC", "NFD"))
+        on_disk = [found / f for f in (part, *forms) if (found / f).exists()]
+        if not on_disk:
+            return path
+        found = on_disk[0]
+    return found
 
 
 def audio_duration(path: Path) -> tuple[float | None, str | None]:

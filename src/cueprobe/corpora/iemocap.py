@@ -38,15 +38,24 @@ def parse_emo_evaluation(path: Path) -> list[tuple[int, str, str]]:
     """Return ``(line number, utt_id, category)`` for every turn line of one EmoEvaluation file.
 
     Header (``%``), evaluator (``C-E2:``, ``A-E3:`` ...) and blank lines are skipped;
-    a line that starts like a turn but does not parse is an error naming file and line.
+    a line that starts like a turn but does not parse is an error naming file and line,
+    and so is one that names an utterance in a field but does not start like a turn (an
+    indented or BOM-led turn line is read): such a turn was left out without a trace.
     """
     turns = []
     for lineno, line in enumerate(
         path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
     ):
-        if not line.startswith("["):
+        text = line.lstrip("\ufeff \t")
+        if not text.startswith("["):
+            named = [f.strip() for f in text.split("\t") if _UTT.match(f.strip())]
+            if named:
+                raise CorpusError(
+                    f"{path}:{lineno}: line names utterance {named[0]!r} but does not start "
+                    f"with [START - END] as a turn line does: {line!r}"
+                )
             continue
-        m = _TURN.match(line)
+        m = _TURN.match(text)
         if m is None:
             raise CorpusError(f"{path}:{lineno}: cannot parse turn line {line!r}")
         turns.append((lineno, m["utt"], m["emo"]))
