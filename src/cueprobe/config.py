@@ -430,11 +430,22 @@ def adapter_conflicts(
                     if lab.lower() not in summary.train_labels
                 ]
                 if refs and "train" in summary.splits and lacking:
+                    classes = {lab.lower() for lab in cfg.get("labels") or {}}
+                    others = sorted(summary.train_labels - classes - {""})
+                    # a sheet labelled with the synonyms (anger for angry): the advice
+                    # above would be wrong; say what the rows hold instead
+                    hint = (
+                        f"; its train rows hold {others[:8]}, which are not classes of "
+                        "labels (the label column holds the class names; the synonyms only "
+                        "match a model's answers)"
+                        if others
+                        else ""
+                    )
                     out.append(
                         f"corpora.{name}: the reference model(s) {refs} train on its train "
                         f"split, but the sheet's train rows have no class {lacking}: the "
                         "classifier could never answer it; leave it out of labels, or give "
-                        "the train split speakers who have it"
+                        f"the train split speakers who have it{hint}"
                     )
         known = corpus_splits(cfg)  # None: unknown (its manifest job will say why)
         have, what = known or (set(), "")

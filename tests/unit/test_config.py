@@ -151,6 +151,31 @@ def test_a_class_the_train_rows_lack_fails_at_planning_with_a_reference_model(tm
     ) in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
 
 
+def test_a_sheet_labelled_with_the_synonyms_is_told_what_its_train_rows_hold(tmp_path):
+    """A sheet whose label column holds synonyms (anger for angry) got only "leave it out
+    of labels, or give the train split speakers who have it": wrong advice; the message
+    now names the rows' own classes and says the column holds class names."""
+    from cueprobe.config import adapter_conflicts
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "path,label,speaker,split\na.wav,anger,s1,train\nb.wav,Sad,s1,train\n"
+        "c.wav,happiness,s1,train\nd.wav,sad,s2,test\n"
+    )
+    cfg = {"adapter": "csv", "root": str(sheet), "labels": {"angry": ["anger"], "sad": []}}
+    refs = {"reference": {"backend": "reference", "zero_shot": False}}
+    (problem,) = adapter_conflicts({"c": cfg}, refs)
+    assert problem.endswith(
+        "sheet's train rows have no class ['angry']: the classifier could never answer it; "
+        "leave it out of labels, or give the train split speakers who have it; its train "
+        "rows hold ['anger', 'happiness'], which are not classes of labels (the label "
+        "column holds the class names; the synonyms only match a model's answers)"
+    )
+    sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nd.wav,angry,s2,test\n")
+    (problem,) = adapter_conflicts({"c": cfg}, refs)
+    assert problem.endswith("give the train split speakers who have it")
+
+
 def test_gender_specific_bins_on_a_sheet_of_other_genders_fail_at_planning(tmp_path):
     """Genders that are neither F nor M (here `child`) pooled every edge after the feature
     stage; a mutant that only refused an all-`unknown` sheet passed."""
