@@ -8,13 +8,18 @@ paired speaker-clustered bootstrap CI and the exact McNemar p (raw and Holm)
 from the evaluation stage.
 
 Paper values (config ``tables.paper``) are keyed by the model's ``paper_row``
-and then by ``table2_{dev,test}_uar_{minus,plus}`` or ``table3_uar_{minus,plus}``.
+and then by ``table2_{dev,test}_uar_{minus,plus}`` or ``table3_uar_{minus,plus}``;
+they stand beside the rows of the paper's own corpus only (``paper_corpora``: a
+corpus read from a CSV sheet beside IEMOCAP in Table III gets none). A quoted
+literature row names the corpus its UAR is on (config ``corpus``, default the
+paper's: :data:`PAPER_CORPUS`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +38,9 @@ GROUPS = {
 }
 
 TABLE2_SPLITS = ("dev", "test")
+
+#: the corpus of each of the paper's tables: its reported and quoted values are on it
+PAPER_CORPUS = {"II": "FAU-Aibo", "III": "IEMOCAP"}
 
 
 def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +117,22 @@ def _paper_value(paper: Mapping[str, Mapping[str, float]], row: str | None, key:
     return float(paper.get(row, {}).get(key, float("nan")))
 
 
+def _paper_rows(rows: pd.DataFrame, paper_corpora: Collection[str] | None) -> pd.Series:
+    """Each row's ``paper_row``, or None where its corpus is not the paper's."""
+    if paper_corpora is None:
+        return rows["paper_row"]
+    return rows["paper_row"].where(rows["corpus"].isin(list(paper_corpora)), None)
+
+
+def _quoted_row(ref: Mapping[str, Any], table: str) -> dict[str, Any]:
+    """The columns a quoted literature row shares in both tables."""
+    return {
+        "corpus": "", "model": "", "label": ref["name"], "group": "quoted", "rank": -1,
+        "quoted": True, "source": ref["source"], "paper_row": None,
+        "quoted_on": ref.get("corpus") or PAPER_CORPUS[table],
+    }  # fmt: skip
+
+
 def _order(df: pd.DataFrame) -> pd.DataFrame:
     """Groups as the paper has them (zero-shot, the config's own groups in the order
     their models come, trained, quoted); within a group, corpus then config order."""
@@ -129,6 +153,7 @@ def table2(
     models: Mapping[str, Mapping[str, Any]],
     literature: Sequence[Mapping[str, Any]] = (),
     paper: Mapping[str, Mapping[str, float]] | None = None,
+    paper_corpora: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Table II: dev and test UAR^-, UAR^+, delta per (corpus, model).
 
@@ -140,10 +165,14 @@ def table2(
     models : mapping
         Per model: ``label``, ``paper_row``, ``zero_shot`` (config ``models``).
     literature : sequence of mapping
-        Config ``tables.literature``; rows with ``table: II`` are added, quoted.
+        Config ``tables.literature``; rows with ``table: II`` are added, quoted, with
+        the corpus they are on in ``quoted_on`` (their ``corpus``, else FAU-Aibo).
     paper : mapping, optional
         Config ``tables.paper``; adds ``*_paper`` columns when any model has a
         ``paper_row``.
+    paper_corpora : collection of str, optional
+        The corpora that are the paper's own (FAU-Aibo here, IEMOCAP in Table III):
+        only their rows get the paper's values. None: every corpus of the table.
 
     Returns
     -------
@@ -182,8 +211,7 @@ def table2(
                 f"literature row {ref['name']!r} of Table II has split {split!r}; "
                 f"one of {TABLE2_SPLITS}."
             )
-        row = {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "rank": -1}
-        row |= {"quoted": True, "source": ref["source"], "paper_row": None}
+        row = _quoted_row(ref, "II")
         row[f"{split}_uar_minus"] = ref["uar"]
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -196,7 +224,8 @@ def table2(
             "n_speakers", "absent_classes",
         )
     ]  # fmt: skip
-    out = out.reindex(columns=[*cols, "rank", "paper_row"])
+    out = out.reindex(columns=[*cols, "quoted_on", "rank", "paper_row"])
+    out["paper_row"] = _paper_rows(out, paper_corpora)
     if out["paper_row"].notna().any():
         for split in TABLE2_SPLITS:
             for c in ("uar_minus", "uar_plus"):
@@ -216,13 +245,15 @@ def table3(
     models: Mapping[str, Mapping[str, Any]],
     literature: Sequence[Mapping[str, Any]] = (),
     paper: Mapping[str, Mapping[str, float]] | None = None,
+    paper_corpora: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Table III: UAR^-, UAR^+, delta with 95% CIs and p per (corpus, model).
 
     Each model is reported on its evaluated split (``all`` for zero-shot
     models, ``test`` for trained ones; column ``split``). Literature rows with
     ``table: III`` are added as quoted, with their UAR in ``uar_minus`` (no
-    tokens). Parameters as in :func:`table2`.
+    tokens) and their corpus in ``quoted_on`` (their ``corpus``, else IEMOCAP).
+    Parameters as in :func:`table2`.
     """
     paper = paper or {}
     gains = _gain_rows(metrics, comparisons)
@@ -239,18 +270,16 @@ def table3(
         if ref.get("table") != "III":
             continue
         rows.append(
-            {"corpus": "", "model": "", "label": ref["name"], "group": "quoted", "rank": -1}
-            | {"quoted": True}
-            | {"source": ref["source"], "split": ref.get("split", ""), "uar_minus": ref["uar"]}
-            | {"paper_row": None}
-        )  # fmt: skip
+            _quoted_row(ref, "III") | {"split": ref.get("split", ""), "uar_minus": ref["uar"]}
+        )
     cols = [
         "corpus", "model", "label", "group", "quoted", "source", "split", "n", "n_speakers",
         "absent_classes", "uar_minus", "uar_minus_ci_low", "uar_minus_ci_high",
         "uar_plus", "uar_plus_ci_low", "uar_plus_ci_high",
         "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm",
     ]  # fmt: skip
-    out = pd.DataFrame(rows).reindex(columns=[*cols, "rank", "paper_row"])
+    out = pd.DataFrame(rows).reindex(columns=[*cols, "quoted_on", "rank", "paper_row"])
+    out["paper_row"] = _paper_rows(out, paper_corpora)
     if out["paper_row"].notna().any():
         for c in ("uar_minus", "uar_plus"):
             out[f"{c}_paper"] = [_paper_value(paper, r, f"table3_{c}") for r in out["paper_row"]]
@@ -384,7 +413,7 @@ def _display(
 ) -> tuple[list[str], list[tuple]]:
     """Header and rows of strings; a row is ``(group, cells)``."""
     paper = any(c.endswith("_paper") for c in table.columns)
-    several = table.loc[~table["quoted"], "corpus"].nunique() > 1
+    several = _several_corpora(table)
     minus, plus, delta = ("UAR⁻", "UAR⁺", "Δ")  # to_latex's _tex sets them in math
     if kind == "II":
         header = ["Model"]
@@ -413,12 +442,7 @@ def _display(
             header += [f"paper {minus}", f"paper {plus}", f"paper {delta}"]
     rows = []
     for rec in table.to_dict("records"):
-        name = rec["label"]
-        if several and not rec["quoted"]:
-            name = f"{rec['corpus']} / {name}"
-        if rec["quoted"]:
-            name += " †"
-        cells = [name]
+        cells = [_name(rec, several) + (" †" if rec["quoted"] else "")]
         if kind == "II":
             for split in TABLE2_SPLITS:
                 lack = " §" if _absent(rec, f"{split}_absent_classes") else ""
@@ -457,6 +481,17 @@ def _display(
     return header, rows
 
 
+def _several_corpora(table: pd.DataFrame) -> bool:
+    """Whether the table's run rows are of more than one corpus (then named with it)."""
+    return table.loc[~table["quoted"], "corpus"].nunique() > 1
+
+
+def _name(rec: Mapping[str, Any], several: bool) -> str:
+    """A row's name in the table and its notes: ``corpus / label`` when the table holds
+    several corpora (two notes on ``reference (test)`` told them apart by nothing)."""
+    return f"{rec['corpus']} / {rec['label']}" if several and not rec["quoted"] else rec["label"]
+
+
 def _absent(rec: Mapping[str, Any], column: str) -> str:
     """The classes a run row's split lacks (``;``-joined), or ``""``."""
     value = rec.get(column)
@@ -465,13 +500,14 @@ def _absent(rec: Mapping[str, Any], column: str) -> str:
 
 def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> list[str]:
     notes = []
+    several = _several_corpora(table)
     splits = TABLE2_SPLITS if kind == "II" else (None,)
     for rec in table.to_dict("records"):
         for split in splits:
             column = f"{split}_absent_classes" if split else "absent_classes"
             if lack := _absent(rec, column):
                 notes.append(
-                    f"§ {rec['label']} ({split or rec['split']}): no utterance of "
+                    f"§ {_name(rec, several)} ({split or rec['split']}): no utterance of "
                     f"{', '.join(lack.split(';'))} in this split; its UARs average the other "
                     "classes (another chance level), not comparable with a UAR over all."
                 )
@@ -487,7 +523,7 @@ def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> li
             if _few_speakers(rec):
                 k = int(rec["n_speakers"])
                 notes.append(
-                    f"‡ {rec['label']} ({rec['split']}): {k} speaker(s), fewer than "
+                    f"‡ {_name(rec, several)} ({rec['split']}): {k} speaker(s), fewer than "
                     f"{MIN_CI_SPEAKERS}; its CIs do not estimate between-speaker variation "
                     "(too few distinct speaker resamples); p (McNemar, per utterance) speaks "
                     "for these speakers' utterances only."
@@ -495,7 +531,9 @@ def _notes(table: pd.DataFrame, kind: str, confidence_level: float = 0.95) -> li
     else:
         notes.append("Δ = UAR⁺ − UAR⁻; – : not scored on that split.")
     for rec in table[table["quoted"]].to_dict("records"):
-        notes.append(f"† {rec['label']}: quoted from {rec['source']}, not run here.")
+        notes.append(
+            f"† {rec['label']}: quoted from {rec['source']}, on {rec['quoted_on']}; not run here."
+        )
     return notes
 
 

@@ -896,3 +896,42 @@ def test_a_config_beyond_ascii_plans_whatever_the_locale(tmp_path):
         | {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_the_papers_values_go_to_the_papers_corpora_only(tmp_path):
+    """make-table gets, per table, the corpora the paper's adapter reads (IEMOCAP's for
+    Table III, FAU-Aibo's for II): a CSV sheet or a demo beside them got the paper's
+    IEMOCAP numbers on its rows."""
+    (tmp_path / "iemo").mkdir()
+    labels = tmp_path / "kids/labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt"
+    labels.parent.mkdir(parents=True)
+    labels.touch()
+    sheet = tmp_path / "s.csv"
+    rows = "a.wav,sad,s1,train\nb.wav,happy,s1,train\nc.wav,sad,s2,test\n"
+    sheet.write_text("path,label,speaker,split\n" + rows)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+seed: 1
+corpora:
+  iemo: {{adapter: iemocap, root: {tmp_path / "iemo"}}}
+  mine: {{adapter: csv, root: {sheet}, labels: {{sad: [], happy: []}}}}
+  d: {{adapter: demo-iemocap}}
+  kids: {{adapter: aibo, root: {tmp_path / "kids"}}}
+  d2: {{adapter: demo-aibo}}
+models:
+  reference: {{backend: reference, zero_shot: false}}
+"""
+    )
+    proc = _snakemake(
+        "-n", "-p", "--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile",
+        cfg,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    given = {
+        re.search(r"--table (II+)", block)[1]: json.loads(
+            re.search(r"--paper-corpora '([^']*)'", block)[1]
+        )
+        for block in _shell_commands(proc, "make_table")
+    }
+    assert given == {"II": ["kids"], "III": ["iemo"]}

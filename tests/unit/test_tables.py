@@ -75,6 +75,60 @@ def aibo():
     )
 
 
+def test_the_papers_values_stand_beside_the_papers_corpus_only(iemocap, aibo):
+    """A CSV corpus beside IEMOCAP in Table III got the paper's IEMOCAP numbers on its
+    rows too, its few-speaker note read like IEMOCAP's ("‡ Reference (test)" twice), and
+    a quoted UAR did not say which corpus it is on."""
+    metrics, comparisons, _ = iemocap
+    mine = [
+        frame.assign(corpus="mine") for frame in (metrics, comparisons)
+    ]  # the same runs, another corpus
+    both = [
+        pd.concat([a, b], ignore_index=True)
+        for a, b in zip((metrics, comparisons), mine, strict=True)
+    ]
+    literature = [
+        *LITERATURE,
+        {"table": "III", "name": "Ours 2025", "uar": 0.5, "source": "[9]", "corpus": "mine"},
+    ]
+    kw = dict(models=MODELS, literature=literature, paper=PAPER)
+    t = tables.table3(*both, **kw, paper_corpora=["iemo"]).set_index(["corpus", "label"])
+    assert t.loc[("iemo", "AF3"), "uar_minus_paper"] == 0.754
+    assert np.isnan(t.loc[("mine", "AF3"), "uar_minus_paper"])
+    assert np.isnan(t.loc[("mine", "AF3"), "delta_paper"])
+    assert t.loc[("", "CLAP"), "quoted_on"] == "IEMOCAP"
+    assert t.loc[("", "Ours 2025"), "quoted_on"] == "mine"
+    # without paper_corpora (a table of one corpus): every corpus is the paper's
+    every = tables.table3(*both, **kw).set_index(["corpus", "label"])
+    assert every.loc[("mine", "AF3"), "uar_minus_paper"] == 0.754
+    # no corpus of the paper's: no paper columns at all
+    none = tables.table3(*both, **kw, paper_corpora=[])
+    assert not any(c.endswith("_paper") for c in none.columns)
+
+    md = tables.to_markdown(t.reset_index(), kind="III", title="t")
+    rows = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
+    assert rows["| iemo / AF3"].endswith("| .754 | .776 | +0.022 |")
+    assert rows["| mine / AF3"].endswith("| – | – | – |")
+    assert "† CLAP: quoted from [26], on IEMOCAP; not run here." in md
+    assert "† Ours 2025: quoted from [9], on mine; not run here." in md
+    few = tables.to_markdown(t.reset_index().assign(n_speakers=2.0), kind="III", title="t")
+    assert "‡ iemo / Reference (test):" in few and "‡ mine / Reference (test):" in few
+    assert "‡ Reference (test)" not in few
+
+    # Table II alike: FAU-Aibo's values beside FAU-Aibo's rows only
+    a_metrics, a_comparisons = aibo
+    pair = [
+        pd.concat([f, f.assign(corpus="kids")], ignore_index=True)
+        for f in (a_metrics, a_comparisons)
+    ]
+    t2 = tables.table2(*pair, **kw, paper_corpora=["aibo"]).set_index(["corpus", "label"])
+    assert t2.loc[("aibo", "AF3"), "dev_uar_minus_paper"] == 0.259
+    assert np.isnan(t2.loc[("kids", "AF3"), "dev_uar_minus_paper"])
+    assert t2.loc[("", "IS09 baseline"), "quoted_on"] == "FAU-Aibo"
+    md2 = tables.to_markdown(t2.reset_index(), kind="II", title="t")
+    assert "† IS09 baseline: quoted from [23], on FAU-Aibo; not run here." in md2
+
+
 def test_table3_rows_values_and_quoted_references(iemocap):
     metrics, comparisons, _ = iemocap
     t = tables.table3(metrics, comparisons, models=MODELS, literature=LITERATURE, paper=PAPER)
@@ -93,7 +147,7 @@ def test_table3_rows_values_and_quoted_references(iemocap):
 
     md = tables.to_markdown(t, kind="III", title="Table III")
     assert "| AF3 | all |" in md and "CLAP †" in md
-    assert "† CLAP: quoted from [26], not run here." in md
+    assert "† CLAP: quoted from [26], on IEMOCAP; not run here." in md
     assert (
         f"{tables.fmt_uar(af3['uar_minus'])} | {tables.fmt_ci(af3['uar_minus_ci_low'], af3['uar_minus_ci_high'])}"
         in md

@@ -685,6 +685,23 @@ def get_paper_json(wildcards):
     return json.dumps(config["tables"]["paper"], sort_keys=True)
 
 
+#: the paper's own corpus of each table, by adapter: its values stand beside these only
+_PAPER_ADAPTER = {"2": "aibo", "3": "iemocap"}
+
+
+def get_paper_corpora_json(wildcards):
+    """The table's corpora read by the paper's own corpus's adapter (not a CSV sheet's,
+    not a demo's), as one JSON argument."""
+    adapter = _PAPER_ADAPTER[wildcards.table]
+    return json.dumps(
+        [
+            c
+            for c in table_corpora(wildcards.table)
+            if corpora.loc[c, "adapter"] == adapter
+        ]
+    )
+
+
 def get_model_label(wildcards):
     return config["models"][wildcards.model]["label"] or wildcards.model
 

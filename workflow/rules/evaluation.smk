@@ -85,12 +85,14 @@ rule make_table:
         models=get_models_table_json,
         literature=get_literature_json,
         paper=get_paper_json,
+        paper_corpora=get_paper_corpora_json,
         confidence_level=config["evaluation"]["confidence_level"],
     shell:
         "python -m cueprobe make-table --table {params.numeral:q}"
         " --metrics {input.metrics:q} --comparisons {input.comparisons:q}"
         " --models {params.models:q} --literature {params.literature:q}"
-        " --paper {params.paper:q} --confidence-level {params.confidence_level}"
+        " --paper {params.paper:q} --paper-corpora {params.paper_corpora:q}"
+        " --confidence-level {params.confidence_level}"
         " --csv-out {output.csv:q} --md-out {output.md:q} --tex-out {output.tex:q} 2> {log:q}"
 
 

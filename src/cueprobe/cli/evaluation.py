@@ -65,6 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--literature", type=json.loads, default=[], help="JSON tables.literature")
     p.add_argument("--paper", type=json.loads, default={}, help="JSON tables.paper")
     p.add_argument(
+        "--paper-corpora",
+        type=json.loads,
+        default=None,
+        help="JSON list: the corpora that are the paper's own (its values stand beside their "
+        "rows only); default: every corpus",
+    )
+    p.add_argument(
         "--confidence-level", type=LEVEL, default=0.95, help="the evaluation's: names the CIs"
     )
     p.add_argument("--csv-out", type=Path, required=True)
@@ -161,7 +168,12 @@ def _make_table(args: argparse.Namespace) -> None:
             )
     build = tables.table2 if args.table == "II" else tables.table3
     table = build(
-        metrics, comparisons, models=args.models, literature=args.literature, paper=args.paper
+        metrics,
+        comparisons,
+        models=args.models,
+        literature=args.literature,
+        paper=args.paper,
+        paper_corpora=args.paper_corpora,
     )
     title = {
         "II": "UAR without (UAR⁻) and with (UAR⁺) appended concept tokens, dev and test; "
