@@ -140,8 +140,9 @@ def _format_prior(row: dict | None, alpha: float) -> str:
     verdict = {
         1: "**Format prior.** A misaligned token block still helps: part of the token gain "
         "comes from the block's presence, not its content.",
-        0: "**No detectable format prior.** Shuffled tokens are not significantly different "
-        f"from none ({_undecided(row, alpha)}).",
+        0: "**Inconclusive.** Shuffled tokens are not significantly different from none "
+        f"({_undecided(row, alpha)}); this does not show that the block's presence alone "
+        "does nothing.",
         -1: "**Misaligned tokens hurt.** Shuffled tokens fall below audio-only.",
     }[d]
     return f"{verdict} {_evidence(row)}."

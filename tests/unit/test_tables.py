@@ -862,7 +862,7 @@ UP, DOWN, NONE = (0.02, 0.10, 30, 10), (-0.10, -0.02, 10, 30), (-0.02, 0.10, 30,
         ("_fallback", "conflict", "audio_only",
          ["**Robust fallback.**", "**Over-reliance.**", "**Inconclusive.**"]),
         ("_format_prior", "shuffle", "audio_only",
-         ["**Format prior.**", "**Misaligned tokens hurt.**", "**No detectable format prior.**"]),
+         ["**Format prior.**", "**Misaligned tokens hurt.**", "**Inconclusive.**"]),
     ],
 )  # fmt: skip
 def test_each_verdict_reads_its_comparisons_direction_alpha_and_counts(name, a, b, words):
@@ -888,6 +888,9 @@ def test_each_verdict_reads_its_comparisons_direction_alpha_and_counts(name, a, 
     assert verdict(row | {"p_holm": 0.05}, 0.05).startswith(none)  # p = alpha: not below
     assert verdict(_row(a, b, *UP[:2], bb=20, c=20), 0.05).startswith(none)  # b = c
     assert verdict(_row(a, b, *DOWN[:2], bb=20, c=20), 0.05).startswith(none)
+    # no verdict is read as "no effect" (the format prior's said "No detectable format
+    # prior" beside a CI excluding 0): the page says the data cannot tell
+    assert "does not show" in verdict(row, 0.01)
 
 
 def test_alignment_names_what_aligned_beats_and_what_beats_it():
