@@ -134,7 +134,14 @@ def _path_problem(path: str, what: str) -> str | None:
     if path.startswith("~"):  # nothing in a job expands it (from_pretrained neither)
         return ": write the full path (no ~)"
     if not Path(path).exists():
-        return f" does not exist ({what})"
+        # a relative path is read from the folder Snakemake runs in (its --directory),
+        # not from where the config file or the shell is
+        where = (
+            ""
+            if Path(path).is_absolute()
+            else f"; read from {Path.cwd()}, where the workflow runs (--directory): write it absolute"
+        )
+        return f" does not exist ({what}{where})"
     return None
 
 

@@ -238,10 +238,25 @@ def test_a_relative_checkpoint_path_without_dot_slash_is_checked_at_planning(tmp
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert f"models.a.model_id: ckpts/qwen/audio does not exist in {tmp_path} (the folder" in out
-    assert "models.b.model_id: ckpts\\qwen does not exist (a local checkpoint folder)" in out
-    assert "models.c.model_id: ckpt/ does not exist (a local checkpoint folder)" in out
+    where = f"; read from {tmp_path}, where the workflow runs (--directory): write it absolute)"
+    assert f"models.b.model_id: ckpts\\qwen does not exist (a local checkpoint folder{where}" in out
+    assert f"models.c.model_id: ckpt/ does not exist (a local checkpoint folder{where}" in out
     ok = _dry_run(tmp_path, BASE % "" + "".join(model.format(name=n, id=i) for n, i in hub))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_relative_root_that_is_absent_says_where_it_was_read_from(tmp_path):
+    """A relative `root` is read from the workflow's --directory, not from the shell's
+    folder or the config's: "does not exist" alone sent users looking at the right file."""
+    text = (BASE % "").replace(
+        "{adapter: demo-iemocap}", "{adapter: csv, root: mine/sheet.csv, labels: {a: [], b: []}}"
+    )
+    proc = _dry_run(tmp_path, text)
+    assert proc.returncode != 0
+    assert (
+        "corpora.c1.root: mine/sheet.csv does not exist (adapter csv reads it; read from "
+        f"{tmp_path}, where the workflow runs (--directory): write it absolute)"
+    ) in proc.stdout + proc.stderr
 
 
 def test_real_corpus_needs_a_root(tmp_path):
