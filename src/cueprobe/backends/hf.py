@@ -762,7 +762,14 @@ def default_device() -> str:
     A torch build for a newer CUDA than the node's driver supports (the lock's is CUDA
     13.0, driver >= 580) sees no GPU: the job ran a 7B model on 4 CPUs until its time
     limit, silently. ``CUDA_VISIBLE_DEVICES=""`` (or ``-1``) asks for the CPU.
+
+    On a workstation with several GPUs the job first claims a free one
+    (:func:`cueprobe.backends.gpus.claim_gpu`), before torch starts CUDA: every job ran
+    on card 0.
     """
+    from cueprobe.backends.gpus import claim_gpu
+
+    claim_gpu()
     if torch.cuda.is_available():
         return "cuda"
     if "SLURM_JOB_ID" in os.environ:  # what SLURM allocated (CUDA_VISIBLE_DEVICES may be
