@@ -34,6 +34,8 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     >>> names = {"properties": {"models": {"propertyNames": {"pattern": "^[A-Za-z0-9_.-]+$"}}}}
     >>> print(*schema_errors({"models": {"Qwen/Qwen2-Audio": {}}}, names))
     models: 'Qwen/Qwen2-Audio' does not match '^[A-Za-z0-9_.-]+$' (a name is a folder name in results/: letters, digits, _ . -, the hub id goes in model_id)
+    >>> print(*schema_errors({"tokens": {}}, {"required": ["seed"]}))
+    config: 'seed' is a required property (a --configfile replaces config/config.yaml: to change a few keys, give both, `--configfile config/config.yaml mine.yaml`)
     """
     import jsonschema
 
@@ -46,7 +48,7 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     errors = sorted(
         validator.iter_errors(config), key=jsonschema.exceptions.relevance, reverse=True
     )
-    out = []
+    out, told = [], False
     for err in errors:
         best = jsonschema.exceptions.best_match([err])
         key = ".".join(map(str, best.absolute_path)) or "config"
@@ -55,6 +57,13 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
             hint = (  # `Qwen/Qwen2-Audio` as a model's name: its jobs' folders
                 " (a name is a folder name in results/: letters, digits, _ . -"
                 + (", the hub id goes in model_id)" if key == "models" else ")")
+            )
+        elif best.validator == "required" and key == "config" and not told:
+            told = True
+            # `--configfile bins.yaml` alone replaces the default config, never extends it
+            hint = (
+                " (a --configfile replaces config/config.yaml: to change a few keys, give "
+                "both, `--configfile config/config.yaml mine.yaml`)"
             )
         out.append(f"{key}: {best.message}{hint}")
     return out

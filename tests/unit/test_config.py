@@ -950,3 +950,18 @@ models:
         for block in _shell_commands(proc, "make_table")
     }
     assert given == {"II": ["kids"], "III": ["iemo"]}
+
+
+def test_a_configfile_of_a_few_keys_alone_is_told_to_come_after_the_default(tmp_path):
+    """`--configfile bins.yaml` replaces config/config.yaml (Snakemake's rule here), so
+    a file of the keys to change, given alone, lacked seed, corpora and models: the
+    message said so three times and not why."""
+    proc = _dry_run(tmp_path, "tokens: {n_bins: 3}\n")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert (
+        "config: 'seed' is a required property (a --configfile replaces config/config.yaml: "
+        "to change a few keys, give both, `--configfile config/config.yaml mine.yaml`)"
+    ) in out
+    assert out.count("--configfile replaces") == 1
+    assert "config: 'models' is a required property\n" in out
