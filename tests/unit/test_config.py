@@ -174,6 +174,13 @@ def test_a_sheet_labelled_with_the_synonyms_is_told_what_its_train_rows_hold(tmp
     sheet.write_text("path,label,speaker,split\na.wav,sad,s1,train\nd.wav,angry,s2,test\n")
     (problem,) = adapter_conflicts({"c": cfg}, refs)
     assert problem.endswith("give the train split speakers who have it")
+    # a blank label cell, or a class written in capitals, is no synonym the rows hold
+    sheet.write_text(
+        "path,label,speaker,split\na.wav,sad,s1,train\nb.wav,,s1,train\nd.wav,angry,s2,test\n"
+    )
+    for labels in (cfg["labels"], {"Angry": [], "Sad": []}):
+        (problem,) = adapter_conflicts({"c": cfg | {"labels": labels}}, refs)
+        assert problem.endswith("give the train split speakers who have it"), problem
 
 
 def test_gender_specific_bins_on_a_sheet_of_other_genders_fail_at_planning(tmp_path):
@@ -751,6 +758,29 @@ def test_a_base_url_without_its_scheme_fails_at_planning():
     )
     config["models"]["alm"]["base_url"] = "http://localhost:8000/v1"
     assert schema_errors(config, schema) == []
+
+
+def test_the_configfile_hint_is_for_a_missing_top_level_key_only():
+    """The hint that a --configfile replaces config/config.yaml explains a missing seed,
+    corpora or models; on a corpus's missing adapter or a misspelt top-level key it
+    would send the user to the wrong fix."""
+    from cueprobe.config import schema_errors
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    config = yaml.safe_load(BASE % "")
+    config["corpora"]["c1"] = {}
+    config["tokenz"] = {"n_bins": 3}
+    assert schema_errors(config, schema) == [
+        "config: Additional properties are not allowed ('tokenz' was unexpected)",
+        "corpora.c1: 'root' is a required property",
+        "corpora.c1: 'adapter' is a required property",
+    ]
+    del config["seed"]
+    assert schema_errors(config, schema)[:2] == [
+        "config: Additional properties are not allowed ('tokenz' was unexpected)",
+        "config: 'seed' is a required property (a --configfile replaces config/config.yaml: "
+        "to change a few keys, give both, `--configfile config/config.yaml mine.yaml`)",
+    ]
 
 
 # -- the config fuzz review's findings: each passed planning (or failed with a traceback)

@@ -103,3 +103,38 @@ def test_the_transformers_backend_claims_its_card_before_cuda_starts(tmp_path, h
     assert seen == ["0"]
     assert (Path(tmp_path) / "gpu0.lock").exists()
     assert default_device() == "cuda" and seen == ["0", "0"]  # claimed once per process
+
+
+def test_a_job_waits_for_a_card_until_another_job_frees_it(tmp_path, held, caplog, monkeypatch):
+    """Every card held (another run's jobs): the job waits as long as it takes, as it
+    waits for any resource (patience None, the backend's call), polling every wait_s and
+    warning once, not every poll; a wait that raised at once would fail the job."""
+    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == 0
+    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == 1
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            held[-2].close()  # the job on card 0 ends, three polls in
+
+    monkeypatch.setattr(gpus.time, "sleep", sleep)
+    env: dict[str, str] = {}
+    with caplog.at_level("WARNING", logger=gpus.__name__):
+        assert gpus.claim_gpu(2, locks=tmp_path, environ=env, wait_s=7.0) == 0
+    assert env == {"CUDA_VISIBLE_DEVICES": "0"} and slept == [7.0, 7.0, 7.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"all 2 GPUs are held by other cueprobe jobs (locks in {tmp_path}): waiting for one"
+    ]
+
+
+def test_the_lock_folder_is_made_where_absent_and_is_the_users_own(tmp_path, held):
+    """The first job on a machine finds no lock folder (the default is under the
+    temporary folder, per user: another user's folder there is not writable)."""
+    import os
+    import tempfile
+
+    locks = tmp_path / "fresh" / "cueprobe-gpus"
+    assert gpus.claim_gpu(2, locks=locks, environ={}) == 0
+    assert (locks / "gpu0.lock").exists()
+    assert gpus.lock_dir() == Path(tempfile.gettempdir()) / f"cueprobe-gpus-{os.getuid()}"

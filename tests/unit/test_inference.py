@@ -270,6 +270,22 @@ def test_a_literal_brace_in_a_template_is_written_twice_or_refused_naming_the_te
     ]
 
 
+def test_a_template_missing_a_field_is_not_told_to_double_its_braces():
+    """The literal-brace advice is for a field too many (a brace of the text read as a
+    field); a template that left out {tokens} was told it too, which misleads."""
+    for kw, uses in (
+        ({"with_tokens": "Pick one of {labels}."}, "['labels']"),
+        ({"audio_only": "Pick one."}, "[]"),
+    ):
+        with pytest.raises(ValueError) as err:
+            PromptTemplates(**kw)
+        (name,) = kw
+        fields = "['labels', 'tokens']" if name == "with_tokens" else "['labels']"
+        assert str(err.value) == (
+            f"prompts.{name} must use exactly the fields {fields}, it uses {uses}."
+        )
+
+
 def test_an_empty_system_text_is_refused_not_answered_from_the_default_system_turns_journal(
     tables, tmp_path, capsys
 ):
@@ -592,6 +608,53 @@ def test_gathered_shards_are_one_whole_layout_even_with_more_shards_than_utteran
     # the tables of two layouts (`shards: 2`, then 20 with the first two not re-run)
     assert gather([shard(0, 2), shard(1, 2), *parts[2:]]) == 1
     assert "the shard tables are of 2 layouts (--n-shards [2, 20])" in capsys.readouterr().err
+
+
+def test_a_shard_table_given_twice_in_place_of_another_is_counted_as_given():
+    """`--parts s0 s0` for two shards: shard 1 is missing, and the message counted 1
+    shard table given (the distinct paths), not the 2 the command line gave."""
+    from cueprobe.cli.inference import _check_layout
+
+    tag = {"shard": 0, "n_shards": 2}
+    with pytest.raises(
+        ValueError, match=r"shard\(s\) \[1\] of 2 are not among the 2 shard tables given \(s0,"
+    ):
+        _check_layout([Path("s0"), Path("s0")], [tag, tag])
+
+
+def test_shard_tables_of_an_older_cueprobe_are_gathered_with_a_warning(
+    tables, trained, tmp_path, caplog
+):
+    """Shard tables written before they recorded their shard (a run upgraded between its
+    infer and gather jobs) are gathered as before, unchecked and said so: they crashed
+    the layout check (None beside a number), alone or beside a newer one."""
+    model = {"backend": "reference", "batch_size": 4}
+    files = ["--model-files", str(trained["audio"])]
+    single = tmp_path / "single.parquet"
+    assert main(_infer_argv(tables, single, "audio_only", model, *files)) == 0
+    parts = []
+    for k in range(2):
+        parts.append(tmp_path / f"shard{k}.parquet")
+        argv = _infer_argv(tables, parts[-1], "audio_only", model, *files)
+        del argv[argv.index("--check-out") : argv.index("--check-out") + 2]
+        assert main([*argv, "--shard", str(k), "--n-shards", "2"]) == 0
+    out = tmp_path / "joined.parquet"
+    gather = ["gather-predictions", "--parts", *map(str, parts), "--condition", "audio_only"]
+    gather += ["--out", str(out), "--check-out", str(tmp_path / "joined.json")]
+    for untagged in ([parts[1]], parts):  # beside a newer one, then all of them
+        for path in untagged:
+            table = io.read_table(path, "prediction_shard")
+            table.attrs = {}  # as an older cueprobe wrote it
+            io.write_table(table, path, "prediction_shard")
+        out.unlink(missing_ok=True)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(gather) == 0
+        assert f"{len(untagged)} shard table(s) record no shard (written by an older " in (
+            caplog.text
+        )
+        assert f"e.g. {untagged[0]})" in caplog.text
+        assert out.read_bytes() == single.read_bytes()
 
 
 def test_embeddings_computed_once_serve_training_and_inference(

@@ -129,6 +129,50 @@ def test_the_papers_values_stand_beside_the_papers_corpus_only(iemocap, aibo):
     assert "† IS09 baseline: quoted from [23], on FAU-Aibo; not run here." in md2
 
 
+def test_make_table_gives_the_papers_values_to_the_corpora_it_is_told(iemocap, tmp_path):
+    """The rule passes --paper-corpora (the corpora of the paper's adapter): make-table
+    dropping it put the paper's IEMOCAP numbers beside a CSV corpus's rows again, and a
+    quoted row of a table of several corpora read " / CLAP"; without the flag every
+    corpus is the paper's, as before the flag existed."""
+    from cueprobe import io
+    from cueprobe.cli import main
+
+    metrics, comparisons, _ = iemocap
+    for frame, kind in ((metrics, "metrics"), (comparisons, "comparisons")):
+        both = pd.concat([frame, frame.assign(corpus="mine")], ignore_index=True)
+        io.write_table(both, tmp_path / f"{kind}.parquet", kind)
+    argv = ["make-table", "--table", "III", "--models", json.dumps(MODELS)]
+    argv += ["--literature", json.dumps(LITERATURE), "--paper", json.dumps(PAPER)]
+    for kind in ("metrics", "comparisons"):
+        argv += [f"--{kind}", str(tmp_path / f"{kind}.parquet")]
+    for kind in ("csv", "md", "tex"):
+        argv += [f"--{kind}-out", str(tmp_path / f"t.{kind}")]
+
+    def rows(*extra: str) -> dict[str, str]:
+        assert main([*argv, *extra]) == 0
+        md = (tmp_path / "t.md").read_text()
+        return {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
+
+    told = rows("--paper-corpora", json.dumps(["iemo"]))
+    assert told["| iemo / AF3"].endswith("| .754 | .776 | +0.022 |")
+    assert told["| mine / AF3"].endswith("| – | – | – |")
+    assert {"| CLAP †", "| ParaCLAP †"} <= set(told)  # quoted: no corpus before the name
+    every = rows()
+    assert every["| mine / AF3"].endswith("| .754 | .776 | +0.022 |")
+
+
+def test_a_note_on_a_class_a_split_lacks_names_the_corpus_in_a_table_of_several(iemocap):
+    """Two "§ AF3 (all)" notes told a table's two corpora apart by nothing."""
+    metrics, comparisons, _ = iemocap
+    other = metrics.assign(corpus="mine", absent_classes="sad"), comparisons.assign(corpus="mine")
+    t = tables.table3(
+        pd.concat([metrics, other[0]]), pd.concat([comparisons, other[1]]), models=MODELS
+    )
+    md = tables.to_markdown(t, kind="III", title="t")
+    assert "§ mine / AF3 (all): no utterance of sad in this split" in md
+    assert "§ AF3" not in md and "§ iemo /" not in md
+
+
 def test_table3_rows_values_and_quoted_references(iemocap):
     metrics, comparisons, _ = iemocap
     t = tables.table3(metrics, comparisons, models=MODELS, literature=LITERATURE, paper=PAPER)

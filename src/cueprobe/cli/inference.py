@@ -749,7 +749,7 @@ def _check_layout(parts: Sequence[Path], attrs: Sequence[dict[str, Any]]) -> Non
     missing = sorted(set(range(sizes[0])) - {k for k, _ in layout.values()})
     if missing:
         raise ValueError(
-            f"shard(s) {missing[:10]} of {sizes[0]} are not among the {len(layout)} shard "
+            f"shard(s) {missing[:10]} of {sizes[0]} are not among the {len(parts)} shard "
             f"tables given ({next(iter(layout))}, ...): their utterances would be missing "
             "from the predictions."
         )
