@@ -25,14 +25,14 @@ def test_jobs_get_different_cards_and_a_freed_card_is_claimed_again(tmp_path, he
     """Two model jobs under `--resources gpu=2` both ran on card 0 (CUDA counts from 0
     in every process; Snakemake names no card): each now takes a free one."""
     envs = [{}, {}, {}]
-    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[0]) == 0
-    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[1]) == 1
+    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[0]) == "0"
+    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[1]) == "1"
     assert [e.get("CUDA_VISIBLE_DEVICES") for e in envs] == ["0", "1", None]
     with pytest.raises(TimeoutError, match=rf"all 2 GPUs stayed held .*{tmp_path}"):
         gpus.claim_gpu(2, locks=tmp_path, environ=envs[2], wait_s=0.01, patience_s=0.05)
     assert "CUDA_VISIBLE_DEVICES" not in envs[2]
     held[-2].close()  # the job on card 0 ends
-    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[2]) == 0
+    assert gpus.claim_gpu(2, locks=tmp_path, environ=envs[2]) == "0"
 
 
 def test_a_card_held_by_another_process_is_left_to_it(tmp_path, held):
@@ -48,11 +48,11 @@ def test_a_card_held_by_another_process_is_left_to_it(tmp_path, held):
     try:
         assert other.stdout.readline().split() == ["0", "0"]
         env: dict[str, str] = {}
-        assert gpus.claim_gpu(3, locks=tmp_path, environ=env) == 1
+        assert gpus.claim_gpu(3, locks=tmp_path, environ=env) == "1"
         assert env == {"CUDA_VISIBLE_DEVICES": "1"}
     finally:
         other.communicate("")  # it ends: its lock goes with it
-    assert gpus.claim_gpu(3, locks=tmp_path, environ={}) == 0
+    assert gpus.claim_gpu(3, locks=tmp_path, environ={}) == "0"
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_the_transformers_backend_claims_its_card_before_cuda_starts(tmp_path, h
         monkeypatch.setenv(var, "")  # recorded, so the claim's value is undone after
         monkeypatch.delenv(var)
     monkeypatch.setattr(gpus, "gpu_count", lambda: 2)
-    monkeypatch.setattr(gpus, "lock_dir", lambda: tmp_path)
+    monkeypatch.setattr(gpus, "lock_dir", lambda environ=None: tmp_path)
     seen = []
     monkeypatch.setattr(
         torch.cuda,
@@ -109,8 +109,8 @@ def test_a_job_waits_for_a_card_until_another_job_frees_it(tmp_path, held, caplo
     """Every card held (another run's jobs): the job waits as long as it takes, as it
     waits for any resource (patience None, the backend's call), polling every wait_s and
     warning once, not every poll; a wait that raised at once would fail the job."""
-    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == 0
-    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == 1
+    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == "0"
+    assert gpus.claim_gpu(2, locks=tmp_path, environ={}) == "1"
     slept = []
 
     def sleep(seconds: float) -> None:
@@ -121,7 +121,7 @@ def test_a_job_waits_for_a_card_until_another_job_frees_it(tmp_path, held, caplo
     monkeypatch.setattr(gpus.time, "sleep", sleep)
     env: dict[str, str] = {}
     with caplog.at_level("WARNING", logger=gpus.__name__):
-        assert gpus.claim_gpu(2, locks=tmp_path, environ=env, wait_s=7.0) == 0
+        assert gpus.claim_gpu(2, locks=tmp_path, environ=env, wait_s=7.0) == "0"
     assert env == {"CUDA_VISIBLE_DEVICES": "0"} and slept == [7.0, 7.0, 7.0]
     assert [r.getMessage() for r in caplog.records] == [
         f"all 2 GPUs are held by other cueprobe jobs (locks in {tmp_path}): waiting for one"
@@ -132,9 +132,31 @@ def test_the_lock_folder_is_made_where_absent_and_is_the_users_own(tmp_path, hel
     """The first job on a machine finds no lock folder (the default is under the
     temporary folder, per user: another user's folder there is not writable)."""
     import os
-    import tempfile
 
     locks = tmp_path / "fresh" / "cueprobe-gpus"
-    assert gpus.claim_gpu(2, locks=locks, environ={}) == 0
+    assert gpus.claim_gpu(2, locks=locks, environ={}) == "0"
     assert (locks / "gpu0.lock").exists()
-    assert gpus.lock_dir() == Path(tempfile.gettempdir()) / f"cueprobe-gpus-{os.getuid()}"
+    assert gpus.lock_dir({}) == Path("/tmp") / f"cueprobe-gpus-{os.getuid()}"
+    # a SLURM job's card numbers are its own: two jobs on one node both see "0,1"
+    slurm = gpus.lock_dir({"SLURM_JOB_ID": "42"})
+    assert slurm == Path("/tmp") / f"cueprobe-gpus-{os.getuid()}-slurm42"
+
+
+def test_a_job_that_may_use_several_listed_cards_takes_one_of_them(tmp_path, held):
+    """`CUDA_VISIBLE_DEVICES=2,3 snakemake --resources gpu=2` (or a local Snakemake in a
+    SLURM allocation of two GPUs) put both jobs on card 2: the claim was off whenever
+    the variable was set. One listed card, or the CPU, is still left alone."""
+    envs = [{"CUDA_VISIBLE_DEVICES": "2,3"} for _ in range(3)]
+    assert gpus.claim_gpu(locks=tmp_path, environ=envs[0]) == "2"
+    assert gpus.claim_gpu(locks=tmp_path, environ=envs[1]) == "3"
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "3", "2,3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu2.lock", "gpu3.lock"]
+    with pytest.raises(TimeoutError, match="all 2 GPUs"):
+        gpus.claim_gpu(locks=tmp_path, environ=envs[2], wait_s=0.01, patience_s=0.02)
+    uuids = {"CUDA_VISIBLE_DEVICES": "GPU-8f1c, GPU-77aa", "SLURM_JOB_ID": "9"}
+    assert gpus.claim_gpu(locks=tmp_path, environ=uuids) == "GPU-8f1c"
+    assert uuids["CUDA_VISIBLE_DEVICES"] == "GPU-8f1c"
+    for given in ("0", "", "-1", "-1,0"):
+        env = {"CUDA_VISIBLE_DEVICES": given}
+        assert gpus.claim_gpu(4, locks=tmp_path, environ=env) is None
+        assert env == {"CUDA_VISIBLE_DEVICES": given}
