@@ -56,10 +56,11 @@ class FeatureStatus(enum.StrEnum):
 
     OK = "ok"
     TOO_SHORT = "too_short"  # under ``min_duration_s`` or MIN_FRAMES frames, or all-NaN
-    SILENT = "silent"  # digital silence: every sample rounds to 0 in 16 bit
+    SILENT = "silent"  # digital silence, dithered or not: no sample past 2 steps of 16 bit
     UNREADABLE = "unreadable"  # the audio could not be read or decoded
-    # past full scale as analysed (mono, at the analysis rate), so clipped to [-1, 1]:
-    # loudness and spectrum are distorted; the file gets tokens (flagged), no say in the edges
+    # past full scale by more than 1 dB as analysed (mono, at the analysis rate), so clipped
+    # to [-1, 1]: loudness and spectrum are distorted; the file gets tokens (flagged), no
+    # say in the edges
     CLIPPED = "clipped"
 
 

@@ -6,9 +6,16 @@ frames is wrong for the voiced-only descriptors, because openSMILE writes 0.0 in
 unvoiced frames (Eyben et al. 2016, Sec. 3.1: F0, jitter, shimmer, HNR and the
 harmonic/formant descriptors are "computed on voiced regions only"). So:
 
-* ``Loudness``, spectral flux, MFCC 1-4: mean over all frames;
+* ``Loudness``, spectral flux, MFCC 1-4: mean over all frames of the LLD stream (the
+  trailing flush frames of the F0 tracker included: on this 25 ms stream they are real
+  frames, and eGeMAPS' ``loudness_sma3_amean`` even counts 3 frames past the LLD
+  output's end; dropping them cut the last 60 ms of every file, 1.4 % off that
+  functional in the median demo file, 4.4 % at most, against 0.9 % and 2.0 %);
 * F0 (semitones), jitter, shimmer, HNR, H1-H2, H1-A3: mean of the non-zero frames, as
-  eGeMAPS' own ``*_amean`` functionals (``nonZeroFuncts = 1``);
+  eGeMAPS' own ``*_amean`` functionals (``nonZeroFuncts = 1``), less openSMILE's floor
+  (-201, a log of nothing): H1-A3 takes it in voiced frames whose 25 ms window is still
+  digital silence at a voice onset, and two such frames moved a file's mean by 6 dB
+  (eGeMAPS' amean counts them);
 * the formant amplitudes (``F1-F3amplitudeLogRelF0``): mean over the frames with F0 > 0
   where openSMILE measured one: it writes 0.0 in some voiced frames (no measurement) and
   its floor, -201, in unvoiced frames (not 0.0), so eGeMAPS' own ``*_amean`` (non-zero
@@ -17,9 +24,12 @@ harmonic/formant descriptors are "computed on voiced regions only"). So:
   IEMOCAP, the column was mostly a copy of the voiced ratio). On the almost fully
   voiced demo files both equal ``F*amplitudeLogRelF0_sma3nz_amean`` to 1e-3;
 * formant frequencies and bandwidths F1-F3 and spectral balance (alpha ratio,
-  Hammarberg index, slopes 0-500 and 500-1500 Hz): frames with F0 > 0, as eGeMAPS'
-  voiced ``*V_sma3nz_amean`` functionals (the formants' ``*_sma3nz_amean``: to
-  1e-3 Hz in 36 of the 39 demo files, within 3.4 Hz in all).
+  Hammarberg index, slopes 0-500 and 500-1500 Hz): frames with F0 > 0 that hold a
+  value (not 0.0), as eGeMAPS' voiced ``*V_sma3nz_amean`` functionals and the formants'
+  ``*_sma3nz_amean`` (both ``nonZeroFuncts = 1``). openSMILE's F0 window (60 ms) reaches
+  a voice before its 25 ms spectral window does, so a voice after digital silence has
+  voiced frames with F1 = 0 Hz and alpha ratio 0.0: averaged in, they put F1 25 Hz and
+  F2 70 Hz below eGeMAPS' functionals, and the Hammarberg index 1.5 dB.
 
 Files without a voiced frame get NaN for the voiced-only columns and
 ``voiced_ratio`` 0. Every file gets a :class:`FeatureStatus`; none is dropped.
@@ -79,16 +89,18 @@ AMPLITUDE_LLDS: tuple[str, ...] = (
 )
 #: openSMILE's value for a formant amplitude it cannot measure in an unvoiced frame
 AMPLITUDE_FLOOR = -201.0
-#: averaged over the frames with F0 > 0
+#: averaged over the frames with F0 > 0 that hold a value (not 0.0)
 VOICED_LLDS: tuple[str, ...] = tuple(
     c for c in EGEMAPS_LLDS if c not in (*ALL_FRAME_LLDS, *NONZERO_LLDS, *AMPLITUDE_LLDS)
 )
 
-#: openSMILE's LLD stream carries frames flushed at end of input (pitch tracker and
-#: 3-frame smoother look-ahead) that its own eGeMAPSv02 functionals never see.
-#: Measured with opensmile 2.6.0 on demo files: without these 3 frames the
+#: openSMILE's LLD stream carries F0-tracked frames flushed at end of input (pitch
+#: tracker and 3-frame smoother look-ahead) that its own eGeMAPSv02 functionals never
+#: see. Measured with opensmile 2.6.0 on demo files: without these 3 frames the
 #: non-zero means equal ``*_amean`` to ~1e-8 in 38 of 39 files (one frame off in
 #: the last); with them jitter means are up to 7 % off. See tests/unit/test_features.py.
+#: Only the F0-tracked and voiced means drop them: the all-frame LLDs (loudness, flux,
+#: MFCCs) come from the 25 ms stream, where these are real frames.
 TRAILING_FLUSH_FRAMES = 3
 
 #: fewer analysis frames than this (10 ms apart, after the flush frames: clips under
@@ -102,6 +114,23 @@ ANALYSIS_RATE = 16000
 
 #: openSMILE converts float samples with ``int16(x * 32768)``: +1.0 wraps to -32768
 _INT16_MAX = 32767 / 32768
+
+#: a signal whose every sample is within this many 16-bit steps of 0 as openSMILE gets
+#: it is ``silent``: digital silence, or dithered digital silence (TPDF dither, which sox
+#: adds by default when it cuts the bit depth, is +-1 step; rounding adds one). openSMILE
+#: finds no voice there (a voice peaking at 128 steps, -48 dBFS, had no voiced frame),
+#: but such a file was ``ok``: in the token edges, and not named at the end of the run,
+#: while the same file of exact zeros was ``silent``.
+SILENT_PEAK_LSB = 2
+
+#: a signal past full scale by more than this (1 dB) is ``clipped``. Resampling a file
+#: that peaks at full scale overshoots a little (band-limiting changes its peaks): of
+#: 80 synthetic 44.1/48 kHz voices peak-normalised to 32767, 42 % went past 1.0 at 16 kHz,
+#: by 2.3 % at most; they were all ``clipped`` (out of the token edges, flagged, and
+#: warned about as float files in int16 scale) for a clip that removes nothing
+#: audible. A float file in int16 scale, one at twice full scale, or a full-scale
+#: square wave whose Gibbs ripples go 16 % past it, stay ``clipped``.
+CLIP_TOLERANCE = 10 ** (1 / 20)
 
 
 #: statuses of a file that was analysed: it gets tokens from its features (``clipped``
@@ -163,7 +192,8 @@ def prepare_signal(
     samples: np.ndarray, sampling_rate: int, *, target_rate: int = ANALYSIS_RATE
 ) -> tuple[np.ndarray, bool]:
     """Mono float32 samples at ``target_rate`` inside [-1, 32767/32768], and whether the
-    signal went past full scale (then the clip distorts it).
+    signal went past full scale by more than :data:`CLIP_TOLERANCE` (then the clip
+    distorts it).
 
     Channels (``samples`` of shape ``(n,)`` or ``(n, channels)``) are averaged,
     other rates are resampled (polyphase), and samples are clipped so that
@@ -172,7 +202,7 @@ def prepare_signal(
     halved by the mix, a resampled loud file may overshoot.
     """
     mono = to_mono(samples, int(sampling_rate), target_rate=target_rate)
-    past = bool(mono.size) and float(np.max(np.abs(mono))) > 1.0
+    past = bool(mono.size) and float(np.max(np.abs(mono))) > CLIP_TOLERANCE
     return np.clip(mono, -1.0, _INT16_MAX).astype(np.float32), past
 
 
@@ -185,13 +215,14 @@ def summarise_llds(lld: pd.DataFrame, *, drop_trailing: int = TRAILING_FLUSH_FRA
         openSMILE's eGeMAPSv02 LLDs of one file, columns named as
         :data:`cueprobe.define.EGEMAPS_LLDS`.
     drop_trailing : int, default: TRAILING_FLUSH_FRAMES
-        Frames flushed at end of input that openSMILE's functionals ignore; at
-        least one frame is always kept.
+        F0-tracked frames flushed at end of input that openSMILE's functionals ignore
+        (left out of every mean but the all-frame ones); at least one frame is always
+        kept.
 
     Returns
     -------
     dict
-        The 25 means, ``n_frames`` (frames averaged) and ``voiced_ratio``
+        The 25 means, ``n_frames`` (F0-tracked frames averaged) and ``voiced_ratio``
         (share of those frames with F0 > 0).
     """
     missing = [c for c in EGEMAPS_LLDS if c not in lld.columns]
@@ -203,22 +234,25 @@ def summarise_llds(lld: pd.DataFrame, *, drop_trailing: int = TRAILING_FLUSH_FRA
 def _summarise(values: np.ndarray, drop_trailing: int) -> dict:
     """:func:`summarise_llds` on an array of shape (n_frames, 25) in EGEMAPS_LLDS order."""
     n = len(values) - drop_trailing if len(values) > drop_trailing else min(len(values), 1)
+    every = values
     values = values[:n]
     out: dict[str, Any] = {}
     if n == 0 or np.isnan(values).all():
         return {c: math.nan for c in EGEMAPS_LLDS} | {"n_frames": 0, "voiced_ratio": 0.0}
     col = {c: values[:, i] for i, c in enumerate(EGEMAPS_LLDS)}
     voiced = col[F0_LLD] > 0
-    for c in ALL_FRAME_LLDS:
-        out[c] = float(np.mean(col[c]))
-    for c in NONZERO_LLDS:
-        nz = col[c][col[c] != 0]
-        out[c] = float(nz.mean()) if nz.size else math.nan
-    for c in VOICED_LLDS:
-        out[c] = float(col[c][voiced].mean()) if voiced.any() else math.nan
+
+    def mean(x: np.ndarray) -> float:
+        return float(x.mean()) if x.size else math.nan
+
+    for c in ALL_FRAME_LLDS:  # the 25 ms stream: its last frames are real ones
+        out[c] = float(np.mean(every[:, EGEMAPS_LLDS.index(c)]))
+    for c in NONZERO_LLDS:  # 0.0: unvoiced or not measured; the floor: a log of nothing
+        out[c] = mean(col[c][(col[c] != 0) & (col[c] > AMPLITUDE_FLOOR + 1)])
+    for c in VOICED_LLDS:  # 0.0 in a voiced frame: nothing measured (digital silence)
+        out[c] = mean(col[c][voiced & (col[c] != 0)])
     for c in AMPLITUDE_LLDS:
-        measured = col[c][voiced & (col[c] != 0) & (col[c] > AMPLITUDE_FLOOR + 1)]
-        out[c] = float(measured.mean()) if measured.size else math.nan
+        out[c] = mean(col[c][voiced & (col[c] != 0) & (col[c] > AMPLITUDE_FLOOR + 1)])
     out = {c: out[c] for c in EGEMAPS_LLDS}
     out["n_frames"] = int(n)
     out["voiced_ratio"] = float(voiced.mean())
@@ -238,13 +272,17 @@ def extract_signal(
     """
     x, clipped = prepare_signal(samples, sampling_rate)
     nan_row = {c: math.nan for c in EGEMAPS_LLDS} | {"n_frames": 0, "voiced_ratio": 0.0}
-    if x.size < min_duration_s * ANALYSIS_RATE or x.size == 0:
+    # less a hair: 4.03 s * 16000 is 64480.00000000001, so a clip of exactly 4.03 s
+    # was too short for min_duration_s=4.03
+    if x.size < min_duration_s * ANALYSIS_RATE - 1e-6 or x.size == 0:
         return nan_row | {"status": FeatureStatus.TOO_SHORT.value}
     frames = smile(x, ANALYSIS_RATE)[0].T  # (n_frames, 25), columns as smile.feature_names
     row = _summarise(frames.astype(np.float64, copy=False), TRAILING_FLUSH_FRAMES)
     if row["n_frames"] < MIN_FRAMES:
         return nan_row | {"n_frames": row["n_frames"], "status": FeatureStatus.TOO_SHORT.value}
-    silent = float(np.max(np.abs(x))) < 1 / 32768
+    # the 16-bit steps openSMILE gets (it truncates x * 32768); x is inside [-1, 1)
+    peak_lsb = int(np.max(np.abs((x * np.float32(32768)).astype(np.int32))))
+    silent = peak_lsb <= SILENT_PEAK_LSB
     status = FeatureStatus.SILENT if silent else FeatureStatus.OK
     return row | {"status": (FeatureStatus.CLIPPED if clipped else status).value}
 
@@ -308,8 +346,8 @@ def extract_features(
         if row["status"] == FeatureStatus.CLIPPED:
             log.warning(
                 "audio %s goes past full scale as analysed (mono, %d Hz; file peak %.3g: a "
-                "float file in int16 scale?): clipped to [-1, 1], so its loudness and "
-                "spectrum are distorted (status clipped)",
+                "float file in int16 scale?), by more than 1 dB: clipped to [-1, 1], so its "
+                "loudness and spectrum are distorted (status clipped)",
                 path,
                 ANALYSIS_RATE,
                 float(np.max(np.abs(samples))),

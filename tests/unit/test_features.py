@@ -9,16 +9,23 @@ import opensmile
 import pandas as pd
 import pytest
 import soundfile as sf
+from scipy.signal import lfilter
+from scipy.signal import resample_poly
 
 from cueprobe import io
+from cueprobe.audio import to_mono
 from cueprobe.cli import main
 from cueprobe.corpora import build_manifest
 from cueprobe.corpora.demo import make_demo_iemocap
+from cueprobe.corpora.synth import VoiceParams
+from cueprobe.corpora.synth import synthesize
 from cueprobe.define import EGEMAPS_LLDS
+from cueprobe.features import CLIP_TOLERANCE
 from cueprobe.features import F0_LLD
 from cueprobe.features import NONZERO_LLDS
 from cueprobe.features import VOICED_LLDS
 from cueprobe.features import extract_features
+from cueprobe.features import extract_signal
 from cueprobe.features import prepare_signal
 from cueprobe.features import select_shard
 from cueprobe.features import shard_of
@@ -91,7 +98,8 @@ def test_plain_mean_over_unvoiced_zeros_is_not_what_we_compute():
     out = summarise_llds(lld, drop_trailing=2)  # frames 0..7
     assert out["n_frames"] == 8
     assert out["voiced_ratio"] == pytest.approx(0.5)
-    assert out["Loudness_sma3"] == pytest.approx(np.mean(np.arange(8.0)))
+    # the all-frame LLDs keep the flush frames: on their 25 ms stream those are real frames
+    assert out["Loudness_sma3"] == pytest.approx(np.mean(np.arange(10.0)))
     assert out["jitterLocal_sma3nz"] == 1.0  # non-zero frames only
     for k, c in enumerate(masked):  # the F0 > 0 frames only, never the unvoiced values
         assert out[c] == pytest.approx((1 + 2 + 3 + 4 + k) / 4), c
@@ -226,10 +234,12 @@ def test_prepare_signal_never_reaches_plus_one():
 
 def test_full_scale_is_not_clipped_only_past_it():
     """A 16-bit file's -32768 reads as exactly -1.0: full scale, not past it (a clipped
-    file has no say in the token edges). `>=` passed every test."""
-    for full in (-1.0, 1.0, -32768 / 32768, 32767 / 32768):
+    file has no say in the token edges). `>=` passed every test. Nor is a resampling
+    overshoot of up to 1 dB (:data:`CLIP_TOLERANCE`)."""
+    assert CLIP_TOLERANCE == pytest.approx(1.122, abs=1e-3)  # 1 dB
+    for full in (-1.0, 1.0, -32768 / 32768, 32767 / 32768, 1.02, -CLIP_TOLERANCE, CLIP_TOLERANCE):
         assert prepare_signal(np.array([full, 0.5]), 16000)[1] is False, full
-    for past in (-1.0001, 1.0001):
+    for past in (-CLIP_TOLERANCE * 1.0001, CLIP_TOLERANCE * 1.0001, 2.0):
         assert prepare_signal(np.array([past, 0.5]), 16000)[1] is True, past
 
 
@@ -351,3 +361,182 @@ def test_sub_lsb_noise_is_silent(tmp_path):
     sf.write(tmp_path / "hiss.wav", x, 16000, subtype="FLOAT")
     manifest = pd.DataFrame({"utt_id": ["h"], "path": [str(tmp_path / "hiss.wav")]})
     assert extract_features(manifest, min_duration_s=0.06)["status"].tolist() == ["silent"]
+
+
+def _voice(f0: float = 180.0, *, scale: float = 0.5) -> np.ndarray:
+    """One second of the demo's source-filter voice at 16 kHz (F1-F3 near 600/1300/2500 Hz)."""
+    params = VoiceParams(f0_hz=f0, f0_range_st=3.0, level_db=-20.0, tilt=0.0, jitter=0.01,
+                         shimmer=0.05, breathiness=0.08, rate_hz=4.0, formant_scale=1.0,
+                         duration_s=1.0)  # fmt: skip
+    return scale * synthesize(params, rng=np.random.default_rng(0)).astype(np.float64)
+
+
+def _smile(level: str = "LowLevelDescriptors"):
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=getattr(opensmile.FeatureLevel, level),
+    )
+
+
+def test_voiced_frames_without_a_value_are_not_averaged():
+    """openSMILE writes 0.0 for a formant (or alpha ratio) it found nothing for in a voiced
+    frame, and its floor, -201, for H1-A3 there: averaged in, as F0 > 0 alone did."""
+    lld = pd.DataFrame(np.ones((6, len(EGEMAPS_LLDS))), columns=list(EGEMAPS_LLDS))
+    lld.loc[0, F0_LLD] = 0.0  # frame 0 unvoiced; frames 1-5 voiced
+    masked = ["F1frequency_sma3nz", "F2bandwidth_sma3nz", "alphaRatio_sma3", "slope0-500_sma3"]
+    for c in masked:
+        lld[c] = [-7.0, 0.0, 500.0, 0.0, 600.0, 700.0]  # 0.0 in voiced frames 1 and 3
+    for c in ("logRelF0-H1-A3_sma3nz", "logRelF0-H1-H2_sma3nz", "HNRdBACF_sma3nz"):
+        lld[c] = [0.0, -201.0, 10.0, 0.0, 20.0, 30.0]  # the floor in voiced frame 1
+    out = summarise_llds(lld, drop_trailing=0)
+    for c in masked:
+        assert out[c] == pytest.approx(600.0), c
+    for c in ("logRelF0-H1-A3_sma3nz", "logRelF0-H1-H2_sma3nz", "HNRdBACF_sma3nz"):
+        assert out[c] == pytest.approx(20.0), c
+    lld[masked] = 0.0  # voiced, but nothing measured: NaN, as without a voiced frame
+    assert all(math.isnan(summarise_llds(lld, drop_trailing=0)[c]) for c in masked)
+
+
+def test_a_voice_after_digital_silence_keeps_its_formants_and_h1_a3():
+    """openSMILE's 60 ms F0 window reaches a voice before its 25 ms spectral window does:
+    after digital silence, voiced frames with F1 = 0 Hz and H1-A3 at -201. Averaged in,
+    F1 was 22 Hz and F2 65 Hz below eGeMAPS' own functionals, H1-A3 10 dB below the bare
+    voice's."""
+    bare = _voice(260.0)
+    x = np.concatenate([np.zeros(8000), bare, np.zeros(8000)])
+    frames = _smile().process_signal(x.astype(np.float32), 16000)
+    voiced = frames[F0_LLD] > 0
+    assert ((frames["F1frequency_sma3nz"] == 0) & voiced).sum() >= 2  # what this is about
+    assert ((frames["logRelF0-H1-A3_sma3nz"] < -200) & voiced).sum() >= 2
+    smile = _smile()
+    out = extract_signal(x[:, None], 16000, smile=smile, min_duration_s=0.06)
+    ref = _smile("Functionals").process_signal(x.astype(np.float32), 16000).iloc[0]
+    for c in [f"F{i}{k}_sma3nz" for i in (1, 2, 3) for k in ("frequency", "bandwidth")]:
+        assert out[c] == pytest.approx(ref[f"{c}_amean"], rel=5e-3), c  # nonZeroFuncts
+    assert out["hammarbergIndex_sma3"] == pytest.approx(
+        ref["hammarbergIndexV_sma3nz_amean"], abs=1.0
+    )
+    h1a3 = "logRelF0-H1-A3_sma3nz"
+    alone = extract_signal(bare[:, None], 16000, smile=smile, min_duration_s=0.06)
+    assert abs(out[h1a3] - alone[h1a3]) < 4.0, (out[h1a3], alone[h1a3])
+
+
+def test_all_frame_means_keep_the_last_frames(demo):
+    """Loudness, flux: the 25 ms stream's last frames are real (eGeMAPS' loudness_sma3_amean
+    counts 3 more past the LLD output's end). Dropping the F0 tracker's 3 flush frames
+    from them too put the means 1.4 % off the functionals in the median file, 4.4 % at most."""
+    manifest, feats = demo
+    ref = _smile("Functionals").process_files(manifest["path"].tolist()).reset_index(drop=True)
+    for c, f in (
+        ("Loudness_sma3", "loudness_sma3_amean"),
+        ("spectralFlux_sma3", "spectralFlux_sma3_amean"),
+    ):
+        rel = (feats[c] / ref[f] - 1).abs()
+        assert rel.median() < 0.012 and rel.max() < 0.03, (c, rel.describe())
+
+
+@pytest.mark.parametrize("peak", [1, 2, 2.99])
+def test_dithered_digital_silence_is_silent(tmp_path, peak):
+    """Digital silence written to 16 bit with dither (sox dithers by default when it cuts
+    the bit depth) is +-1 or 2 steps of noise, not zeros: it was `ok` (in the token edges,
+    unnamed), while the same file of exact zeros was `silent`. openSMILE truncates: 2.99
+    steps is 2."""
+    rng = np.random.default_rng(0)
+    steps = np.round(rng.random(16000) - rng.random(16000))  # TPDF dither: -1, 0, 1
+    x = np.clip(steps * 2, -peak, peak) if peak > 1 else steps
+    x[100] = peak  # the peak, once
+    sf.write(tmp_path / "d.wav", x / 32768, 16000, subtype="FLOAT" if peak % 1 else "PCM_16")
+    manifest = pd.DataFrame({"utt_id": ["d"], "path": [str(tmp_path / "d.wav")]})
+    assert extract_features(manifest, min_duration_s=0.06)["status"].tolist() == ["silent"]
+
+
+def test_three_steps_of_noise_are_analysed(tmp_path):
+    """The silence line is 2 steps: 3 is noise, analysed (and unvoiced)."""
+    x = np.random.default_rng(0).integers(-3, 4, 16000)
+    sf.write(tmp_path / "n.wav", x.astype(np.int16), 16000, subtype="PCM_16")
+    manifest = pd.DataFrame({"utt_id": ["n"], "path": [str(tmp_path / "n.wav")]})
+    out = extract_features(manifest, min_duration_s=0.06)
+    assert out["status"].tolist() == ["ok"] and out["voiced_ratio"].tolist() == [0.0]
+
+
+def _voice48k(f0: float, seed: int) -> np.ndarray:
+    """A broadband voice at 48 kHz (pulses, formants, aspiration), peak at 32767/32768."""
+    sr = 48000
+    src = np.zeros(sr)
+    src[:: int(sr / f0)] = 1.0
+    y = lfilter([1.0], [1, -0.97], lfilter([1.0], [1, -0.9], src))
+    y = y + 0.3 * np.random.default_rng(seed).standard_normal(sr)
+    for f, b in ((600, 80), (1300, 100), (2500, 140), (3500, 200)):
+        r = np.exp(-np.pi * b / sr)
+        y = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * f / sr), r * r], y)
+    y = np.diff(y, prepend=0.0) * np.hanning(sr)
+    return np.round(y / np.abs(y).max() * 32767) / 32768
+
+
+def test_a_full_scale_48k_file_is_not_clipped_by_its_resampling_overshoot(tmp_path):
+    """Peak-normalised 44.1/48 kHz files overshoot full scale a little once band-limited
+    to 16 kHz (42 % of 80 synthetic voices, by up to 2.3 %): all `clipped`, out of the
+    token edges and warned about, for a clip that changes nothing audible."""
+    rows = []
+    for f0, seed in ((110, 1), (180, 1), (220, 2)):
+        x = _voice48k(f0, seed)
+        assert 1.0 < np.abs(to_mono(x, 48000, target_rate=16000)).max() < 1.01  # it overshoots
+        sf.write(tmp_path / f"{f0}.wav", x, 48000, subtype="PCM_16")
+        rows.append((str(f0), str(tmp_path / f"{f0}.wav")))
+    manifest = pd.DataFrame(rows, columns=["utt_id", "path"])
+    assert set(extract_features(manifest, min_duration_s=0.06)["status"]) == {"ok"}
+
+
+def test_a_48k_stereo_file_with_content_above_8khz_reads_as_its_16k_mono_self(tmp_path):
+    """The resampler must keep content above 8 kHz out of the speech band: a 48 kHz
+    stereo file with tones at 13 and 17.5 kHz gives its 16 kHz mono version's
+    descriptors. A resampler without a proper anti-alias filter (linear interpolation)
+    folds them to 3 and 1.5 kHz: alpha ratio 36 dB off, F1 44 %, F0 49 %."""
+    voice = _voice(180.0)
+    sf.write(tmp_path / "mono16k.wav", voice, 16000, subtype="PCM_16")
+    up = resample_poly(voice, 3, 1)
+    t = np.arange(up.size) / 48000
+    tones = 0.2 * np.sin(2 * np.pi * 13000 * t) + 0.2 * np.sin(2 * np.pi * 17500 * t)
+    sf.write(
+        tmp_path / "stereo48k.wav", np.stack([up + tones] * 2, axis=1), 48000, subtype="PCM_16"
+    )
+    manifest = pd.DataFrame(
+        {
+            "utt_id": ["mono", "stereo"],
+            "path": [str(tmp_path / f) for f in ("mono16k.wav", "stereo48k.wav")],
+        }
+    )
+    out = extract_features(manifest, min_duration_s=0.06).set_index("utt_id")
+    mono, stereo = out.loc["mono"], out.loc["stereo"]
+    assert (out["status"] == "ok").all() and stereo["voiced_ratio"] == mono["voiced_ratio"]
+    assert stereo[F0_LLD] == pytest.approx(mono[F0_LLD], abs=0.01)  # semitones
+    for c in ("Loudness_sma3", "spectralFlux_sma3", "jitterLocal_sma3nz"):
+        assert stereo[c] == pytest.approx(mono[c], rel=0.01), c
+    for c in ("HNRdBACF_sma3nz", "alphaRatio_sma3", "hammarbergIndex_sma3"):
+        assert stereo[c] == pytest.approx(mono[c], abs=1.0), c  # dB
+    for c in ("F1frequency_sma3nz", "F2frequency_sma3nz", "F3frequency_sma3nz"):
+        assert stereo[c] == pytest.approx(mono[c], rel=0.03), c
+
+
+def test_min_frames_is_the_line_between_too_short_and_ok():
+    """0.17 s (2720 samples, 13 LLD rows less 3 flush frames) is MIN_FRAMES = 10 frames:
+    `ok`; a sample less is 9 frames, too short. Nothing pinned `<` against `<=` here."""
+    voice = _voice(200.0)[4000:]
+    smile = _smile()
+    ok = extract_signal(voice[:2720, None], 16000, smile=smile, min_duration_s=0.0)
+    short = extract_signal(voice[:2719, None], 16000, smile=smile, min_duration_s=0.0)
+    assert (ok["status"], ok["n_frames"]) == ("ok", 10)
+    assert (short["status"], short["n_frames"]) == ("too_short", 9)
+    assert ok["voiced_ratio"] > 0.5 and math.isnan(short[F0_LLD])
+
+
+@pytest.mark.parametrize("min_duration_s", [0.3, 4.03])
+def test_a_clip_of_exactly_min_duration_is_kept(min_duration_s):
+    """`min_duration_s` is a floor, not a bound to exceed; and 4.03 s * 16000 is
+    64480.00000000001 in floating point: a clip of exactly 4.03 s was too short."""
+    voice = np.tile(_voice(200.0), 5)
+    n = round(min_duration_s * 16000)
+    smile = _smile()
+    at = extract_signal(voice[:n, None], 16000, smile=smile, min_duration_s=min_duration_s)
+    under = extract_signal(voice[: n - 1, None], 16000, smile=smile, min_duration_s=min_duration_s)
+    assert (at["status"], under["status"]) == ("ok", "too_short")
