@@ -487,6 +487,22 @@ def test_no_system_prompt_is_the_templates_default_and_an_empty_one_an_empty_tur
     assert texts[""].count("<|im_start|>system") == 1
 
 
+def test_a_bumped_backend_version_is_in_the_header_and_the_setup(
+    model_dirs: dict[str, str], monkeypatch
+) -> None:
+    """The journal reuses answers by header: from BACKEND_VERSION 2 on the decoding names
+    it, so the old code's answers are asked again (version 1 adds nothing: journals
+    written before it was recorded keep their answers)."""
+    from cueprobe.backends import hf
+
+    kw = dict(architecture="qwen2_audio", dtype="float32", device="cpu")
+    v1 = TransformersBackend(model_dirs["qwen2_audio"], **kw).info.decoding
+    assert "backend v" not in v1
+    monkeypatch.setattr(hf, "BACKEND_VERSION", 2)
+    assert TransformersBackend(model_dirs["qwen2_audio"], **kw).info.decoding == v1 + "; backend v2"
+    assert hf.load_setup(model_dirs["qwen2_audio"], **kw)["backend_version"] == 2
+
+
 # -- architecture independent -----------------------------------------------------------------
 
 

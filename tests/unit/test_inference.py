@@ -319,6 +319,30 @@ def test_an_empty_system_text_is_refused_not_answered_from_the_default_system_tu
     assert "prompts.system is ''" in capsys.readouterr().err
 
 
+def test_a_bumped_backend_version_asks_again_instead_of_reusing_the_old_codes_answers(
+    tables, tmp_path, monkeypatch
+):
+    """BACKEND_VERSION's comment promised that a bump stops a job taking the old code's
+    answers from the journal, but the journal keyed answers by the header alone, which
+    did not hold it: a fixed prompt rendering kept every old answer. From version 2 on
+    the header's decoding holds it; version 1 adds nothing (journals written before it
+    was recorded stay valid)."""
+    from cueprobe.backends import openai_compat
+    from tests.unit.test_backend_openai import ChatServer
+
+    out = tmp_path / "o.parquet"
+    argv = _infer_argv(tables, out, "audio_only", {"backend": "openai", "model_id": "m"})
+    asked = []
+    for version in (1, 1, 2, 2):
+        monkeypatch.setattr(openai_compat, "BACKEND_VERSION", version)
+        with ChatServer() as server:
+            assert main([*argv, "--base-url", server.url]) == 0
+            asked.append(len(server.bodies))
+    assert asked == [16, 0, 16, 0]
+    decoding = io.read_table(out, "predictions")["decoding"].unique().tolist()
+    assert decoding == ["greedy (temperature=0); max_tokens=16; seed=0; backend v2"]
+
+
 # -- running and assembling -------------------------------------------------------------------
 
 

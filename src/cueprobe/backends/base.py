@@ -55,3 +55,15 @@ class Backend(Protocol):
     def generate(self, requests: Sequence[Request]) -> list[str]:
         """Return one raw answer per request, in the order given."""
         ...
+
+
+def version_mark(version: int) -> str:
+    """The ``decoding`` suffix of a backend's code version: none for version 1, whose
+    journals were written before it was recorded (their answers stay valid).
+
+    Examples
+    --------
+    >>> version_mark(1), version_mark(2)
+    ('', '; backend v2')
+    """
+    return f"; backend v{version}" if version > 1 else ""

@@ -61,6 +61,7 @@ import torch
 from cueprobe.audio import load_audio
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
+from cueprobe.backends.base import version_mark
 from cueprobe.config import local_digest
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ log = logging.getLogger(__name__)
 MIN_AUDIO_TOKENS = 2
 #: files in a row on whose prepared inputs the model failed alone: the set-up is at fault
 FAILED_FILES_IN_ROW = 5
-#: part of :func:`load_setup`: bump it when a change here changes what a model answers or
-#: its header (decoding, stop tokens, prompt rendering), so that a job does not take the
-#: answers of the old code from the journal without loading the model
+#: bump it when a change here changes what a model answers (decoding, stop tokens, prompt
+#: rendering, how the audio is passed): part of :func:`load_setup` (a job loads the model
+#: again) and, from 2 on, of the header's ``decoding`` (the journal's answers of the old
+#: code are not reused: :func:`cueprobe.backends.base.version_mark`)
 BACKEND_VERSION = 1
 
 
@@ -329,7 +331,8 @@ class TransformersBackend:
             decoding=f"greedy; max_new_tokens={max_new_tokens}; dtype={got}{stop}"
             + (f"; adapter={adapter}" if adapter else "")
             + (f"/{adapter_subfolder}" if adapter and adapter_subfolder else "")
-            + (f"@{adapter_record}" if adapter else ""),
+            + (f"@{adapter_record}" if adapter else "")
+            + version_mark(BACKEND_VERSION),
         )
         self.sampling_rate = int(self.processor.feature_extractor.sampling_rate)
         self._audio_token_id = _audio_token_id(self.processor)

@@ -36,6 +36,7 @@ import httpx
 
 from cueprobe.backends.base import BackendInfo
 from cueprobe.backends.base import Request
+from cueprobe.backends.base import version_mark
 
 __all__ = ["OpenAIBackend", "ServerUnavailableError", "encode_wav"]
 
@@ -49,6 +50,10 @@ _REQUEST_ERROR_STATUS = frozenset({400, 413, 422})
 
 #: requests failing one after another, with no answer between them, that stop the job
 DOWN_AFTER = 5
+#: bump it when a change here changes what a server is asked (the payload, how the audio
+#: is sent): from 2 on it is part of the header's ``decoding``, so the journal's answers
+#: of the old code are not reused (:func:`cueprobe.backends.base.version_mark`)
+BACKEND_VERSION = 1
 
 
 class ServerUnavailableError(ConnectionError):
@@ -164,7 +169,8 @@ class OpenAIBackend:
         self.info = BackendInfo(
             model_id=model_id,
             revision=revision,
-            decoding=f"greedy (temperature=0); max_tokens={max_new_tokens}; seed={seed}",
+            decoding=f"greedy (temperature=0); max_tokens={max_new_tokens}; seed={seed}"
+            + version_mark(BACKEND_VERSION),
         )
 
     def close(self) -> None:
