@@ -995,3 +995,24 @@ def test_a_configfile_of_a_few_keys_alone_is_told_to_come_after_the_default(tmp_
     ) in out
     assert out.count("--configfile replaces") == 1
     assert "config: 'models' is a required property\n" in out
+
+
+def test_an_edited_iemocap_label_file_is_an_input_of_the_manifest_job(tmp_path):
+    """The IEMOCAP manifest job had no input: an edited EmoEvaluation file re-ran
+    nothing (README asked for `-R build_manifest`). Its label files are its inputs now."""
+    labels = tmp_path / "iemo/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
+    labels.parent.mkdir(parents=True)
+    labels.write_text("% header\n")
+    (labels.parent / "._Ses01F_impro01.txt").write_bytes(b"\x00")  # a macOS sidecar
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"seed: 1\ncorpora:\n  iemo: {{adapter: iemocap, root: {tmp_path / 'iemo'}}}\n"
+        "models:\n  reference: {backend: reference, zero_shot: false}\n"
+    )
+    proc = _snakemake(
+        "results/iemo/manifest.parquet", "-n", "--snakefile", REPO / "Snakefile",
+        "--directory", tmp_path, "--configfile", cfg,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (block,) = _shell_commands(proc, "build_manifest")
+    assert re.search(r"^    input: (.*)$", block, re.M)[1] == str(labels)

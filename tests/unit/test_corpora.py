@@ -12,6 +12,7 @@ from cueprobe.corpora import build_manifest
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.corpora.csvsheet import sheet_summary
+from cueprobe.corpora.iemocap import emo_evaluation_files
 from cueprobe.corpora.iemocap import speaker_of
 
 EMO_EVAL = """% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
@@ -162,6 +163,17 @@ def test_iemocap_skips_appledouble_sidecars(tmp_path, write_wav):
     sidecar.write_bytes(b"\x00\x05\x16\x07\x00\x02Mac OS X        \n[\x8f\x12\x00\x00")
     after = build_manifest("iemocap", tmp_path)
     pd.testing.assert_frame_equal(before[0], after[0])
+
+
+def test_iemocap_label_files_are_the_manifest_inputs(tmp_path, write_wav):
+    """The files the workflow gives the manifest job as input (so that Snakemake sees an
+    edited label) are exactly those the adapter reads: no sidecar, sorted."""
+    _iemocap_tree(tmp_path, write_wav)
+    (tmp_path / "Session1/dialog/EmoEvaluation/._Ses01F_impro01.txt").write_bytes(b"\x00")
+    files = emo_evaluation_files(tmp_path)
+    assert files == sorted(tmp_path.glob("Session[1-5]/dialog/EmoEvaluation/[!.]*.txt"))
+    assert files and all(not f.name.startswith(".") for f in files)
+    assert emo_evaluation_files(tmp_path / "nowhere") == []
 
 
 def test_iemocap_empty_root(tmp_path):

@@ -29,6 +29,7 @@ from cueprobe.backends.factory import with_backend_defaults
 from cueprobe.corpora import corpus_labels
 from cueprobe.corpora import eval_splits
 from cueprobe.corpora import exclusion_note
+from cueprobe.corpora.iemocap import emo_evaluation_files
 from cueprobe.config import adapter_conflicts
 from cueprobe.config import bad_answer_patterns
 from cueprobe.config import conflict_map_gaps
@@ -247,7 +248,9 @@ def get_corpus_source(wildcards):
     if row["demo"]:
         return f"{row['root']}/generating_params.csv"
     if row["reader"] == "iemocap":
-        return []  # dozens of EmoEvaluation files; the tree is read as a whole
+        # the EmoEvaluation files (151 in IEMOCAP: globbed in milliseconds), so that an
+        # edited label re-runs the manifest; the wav files are not tracked
+        return [str(p) for p in emo_evaluation_files(row["root"])]
     return str(corpus_source(config["corpora"][wildcards.corpus]))  # sheet, label file
 
 

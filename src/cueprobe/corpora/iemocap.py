@@ -76,16 +76,24 @@ def speaker_of(utt_id: str) -> tuple[str, str, str]:
     return f"{m['session']}{m['gender']}", m["gender"], m["session"]
 
 
+def emo_evaluation_files(root: Path | str) -> list[Path]:
+    """The EmoEvaluation files an IEMOCAP tree's labels are read from, sorted.
+
+    Not the ``._*.txt`` AppleDouble sidecars a copy made on macOS carries (binary: one
+    with a line starting with "[" stopped the manifest). The workflow gives them to the
+    manifest job as its input, so that Snakemake sees an edited label file.
+    """
+    return sorted(
+        p
+        for p in Path(root).glob("Session[1-5]/dialog/EmoEvaluation/*.txt")
+        if not p.name.startswith(".")
+    )
+
+
 def read_iemocap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build the manifest and the excluded table of an IEMOCAP tree."""
     root = Path(root)
-    # not the `._*.txt` AppleDouble sidecars a copy made on macOS carries (binary: one
-    # with a line starting with "[" stopped the manifest)
-    files = sorted(
-        p
-        for p in root.glob("Session[1-5]/dialog/EmoEvaluation/*.txt")
-        if not p.name.startswith(".")
-    )
+    files = emo_evaluation_files(root)
     if not files:
         raise CorpusError(
             f"no EmoEvaluation files under {root}/Session*/dialog/EmoEvaluation/: "
