@@ -1179,9 +1179,16 @@ def test_report_captions_name_their_table_and_the_grid_they_show():
     assert "one seed (no interval)" in one and "t-interval" not in one
     for name in ("figure1.rst", "figure2.rst", "summary.rst", "workflow.rst"):
         _caption(name, wildcards=seeds, config=config)
-    _caption(
-        "tokens_edges.rst",
-        wildcards=seeds,
-        config=config,
-        params={"n_bins": 5, "fit_on": "train", "gender_specific": ["PITCH"]},
-    )
+    # the rule passes gender_specific as JSON: "[]" printed "gender-specific for []"
+    edges = {
+        given: _caption(
+            "tokens_edges.rst",
+            wildcards=seeds,
+            config=config,
+            params={"n_bins": 5, "fit_on": "train", "gender_specific": given},
+        )
+        for given in ('["PITCH"]', "[]")
+    }
+    assert 'gender-specific for ["PITCH"]' in " ".join(edges['["PITCH"]'].split())
+    assert "pooled over genders for every concept" in " ".join(edges["[]"].split())
+    assert "gender-specific for" not in edges["[]"]
