@@ -41,6 +41,9 @@ TABLE2_SPLITS = ("dev", "test")
 
 #: the corpus of each of the paper's tables: its reported and quoted values are on it
 PAPER_CORPUS = {"II": "FAU-Aibo", "III": "IEMOCAP"}
+#: the adapter that reads that corpus: only its corpora get the paper's values (a CSV
+#: sheet's or a demo's do not)
+PAPER_ADAPTER = {"II": "aibo", "III": "iemocap"}
 
 
 def _gain_rows(metrics: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:

@@ -46,6 +46,7 @@ from cueprobe.config import shared_model_labels
 from cueprobe.config import unknown_paper_rows
 from cueprobe.config import unquoted_names
 from cueprobe.prompts import PromptTemplates
+from cueprobe.tables import PAPER_ADAPTER
 from cueprobe.tokens import check_token_template
 
 
@@ -688,14 +689,10 @@ def get_paper_json(wildcards):
     return json.dumps(config["tables"]["paper"], sort_keys=True)
 
 
-#: the paper's own corpus of each table, by adapter: its values stand beside these only
-_PAPER_ADAPTER = {"2": "aibo", "3": "iemocap"}
-
-
 def get_paper_corpora_json(wildcards):
-    """The table's corpora read by the paper's own corpus's adapter (not a CSV sheet's,
-    not a demo's), as one JSON argument."""
-    adapter = _PAPER_ADAPTER[wildcards.table]
+    """The table's corpora read by the paper's own corpus's adapter
+    (cueprobe.tables.PAPER_ADAPTER), as one JSON argument."""
+    adapter = PAPER_ADAPTER[get_table_numeral(wildcards)]
     return json.dumps(
         [
             c
