@@ -1204,6 +1204,22 @@ def test_infer_cli_transformers_conditions_share_prefixes_with_the_same_answers(
         pd.testing.assert_frame_equal(one, four)
 
 
+def test_an_infer_job_resolves_its_device_once(tables, tiny_qwen2_audio, tmp_path, monkeypatch):
+    """The set-up (journal check) and the backend each picked the device: two GPU claims'
+    worth of work and two "no CUDA device" notes a job. The backend now gets the device
+    the set-up resolved."""
+    from cueprobe.backends import hf
+
+    calls = []
+    real = hf.default_device
+    monkeypatch.setattr(hf, "default_device", lambda: calls.append(1) or real())
+    argv = _infer_argv(tables, tmp_path / "o.parquet", "audio_only", _hf_model(tiny_qwen2_audio))
+    assert main(argv) == 0
+    assert calls == [1]
+    assert main([*argv, "--device", "cpu"]) == 0  # a device given: none is picked
+    assert calls == [1]
+
+
 def test_a_job_the_journal_answers_whole_does_not_load_the_model(
     tables, tiny_qwen2_audio, tmp_path, monkeypatch, caplog
 ):

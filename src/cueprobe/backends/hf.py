@@ -796,13 +796,8 @@ def default_device() -> str:
             "environment, or give the model `resources: {gpu: 0}` and run it where no GPU is "
             "given (outside SLURM: CUDA_VISIBLE_DEVICES='')"
         )
-    if not _said_cpu:  # load_setup and the backend both ask: said once a job
-        log.info("no CUDA device: the model runs on the CPU")
-        _said_cpu.append(True)
+    log.info("no CUDA device: the model runs on the CPU")
     return "cpu"
-
-
-_said_cpu: list[bool] = []
 
 
 def load_setup(model_id: str, **kwargs: Any) -> dict[str, Any]:

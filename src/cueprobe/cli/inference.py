@@ -569,6 +569,8 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
         len(requests),
     )
     setup = load_setup(cfg, device=args.device)
+    # the device the set-up resolved (a GPU claimed, or the CPU), so it is resolved once
+    device = args.device or (setup or {}).get("device")
     backend, header = None, _setup_header(journal, setup)
     if header is not None:
         answers, in_section = _read_journal(journal, header, setup)
@@ -583,7 +585,7 @@ def _infer_locked(args: argparse.Namespace, journal: Path, inputs_unchanged) -> 
             system_prompt=templates.system,
             reference_files=args.model_files,
             api_key=api_key,
-            device=args.device,
+            device=device,
         )
         if dataclasses.asdict(backend.info) != header:
             header = dataclasses.asdict(backend.info)
